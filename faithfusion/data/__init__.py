@@ -1,0 +1,1 @@
+"""Scene readers into one SceneData (DriveStudio, nerfstudio, COLMAP, LLFF)."""

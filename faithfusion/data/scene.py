@@ -1,0 +1,149 @@
+"""SceneData: what every reader produces and every trainer consumes.
+
+All geometry inside a SceneData is in *scene* coordinates: the reader's world coordinates
+mapped by `SceneTransform` (a similarity: centre, rotation, uniform scale) so that the captured
+cameras fit a unit-sized region. `SceneTransform.to_world` maps any output back to metres.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+
+
+class SceneError(ValueError):
+    """A scene on disk that cannot be read: names the file and the problem."""
+
+
+@dataclass
+class SceneTransform:
+    """x_scene = scale * R (x_world - center). `scale` is scene units per world unit (metre)."""
+
+    center: Tensor  # [3]
+    rotation: Tensor  # [3, 3]
+    scale: float
+
+    @classmethod
+    def identity(cls) -> "SceneTransform":
+        return cls(torch.zeros(3), torch.eye(3), 1.0)
+
+    def points_to_scene(self, x: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+        return self.scale * (x - self.center) @ self.rotation.T
+
+    def points_to_world(self, x: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+        return (x / self.scale) @ self.rotation + self.center
+
+    def pose_to_scene(self, c2w: Tensor) -> Tensor:
+        """A world camera-to-world [4,4] into scene coordinates (rotation composed, not scaled)."""
+        out = torch.eye(4, dtype=c2w.dtype)
+        out[:3, :3] = self.rotation @ c2w[:3, :3]
+        out[:3, 3] = self.points_to_scene(c2w[:3, 3])
+        return out
+
+    def pose_to_world(self, c2w: Tensor) -> Tensor:
+        out = torch.eye(4, dtype=c2w.dtype)
+        out[:3, :3] = self.rotation.T @ c2w[:3, :3]
+        out[:3, 3] = self.points_to_world(c2w[:3, 3])
+        return out
+
+    def metres_to_scene(self, metres: float) -> float:
+        return metres * self.scale
+
+    def to_dict(self) -> dict:
+        return {"center": self.center.tolist(), "rotation": self.rotation.tolist(), "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SceneTransform":
+        return cls(torch.tensor(d["center"], dtype=torch.float32), torch.tensor(d["rotation"], dtype=torch.float32), float(d["scale"]))
+
+
+@dataclass
+class Frame:
+    """One image of the capture and everything known about it (scene coordinates)."""
+
+    image_path: Path
+    camera: Camera  # intrinsics already undistorted when `distortion` is not None
+    timestep: int = 0
+    cam_name: str = "0"
+    distortion: Tensor | None = None  # [k1, k2, p1, p2, k3] of the raw image, removed at load
+    sky_mask_path: Path | None = None
+    dynamic_mask_path: Path | None = None
+    ego_to_world: Tensor | None = None  # [4, 4] vehicle-to-scene pose, driving scenes only
+    lidar_points: Tensor | None = None  # [M, 3] scene-coordinate lidar hits of this frame's sweep
+
+
+@dataclass
+class SceneData:
+    """Frames, cameras, points and labels of one scene, in scene coordinates."""
+
+    frames: list[Frame]
+    points: Tensor  # [N, 3] initial points (lidar or SfM), may be empty [0, 3]
+    point_colors: Tensor | None  # [N, 3] in [0, 1] or None
+    transform: SceneTransform
+    train_ids: list[int]
+    test_ids: list[int]
+    source: str = ""
+    kind: str = "generic"  # "driving" scenes get sky handling and lane shifts
+    instances: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            raise SceneError(f"{self.source}: the scene has no frames")
+
+    def load_image(self, index: int, scale: float = 1.0) -> Tensor:  # [H, W, 3] float in [0, 1]
+        from faithfusion.data.images import load_frame_image
+
+        return load_frame_image(self.frames[index], scale)
+
+    def load_sky_mask(self, index: int, scale: float = 1.0) -> Tensor | None:  # [H, W] bool
+        from faithfusion.data.images import load_mask
+
+        frame = self.frames[index]
+        if frame.sky_mask_path is None:
+            return None
+        cam = frame.camera.scaled(scale)
+        return load_mask(frame.sky_mask_path, (cam.height, cam.width))
+
+    def camera(self, index: int, scale: float = 1.0) -> Camera:
+        return self.frames[index].camera.scaled(scale) if scale != 1.0 else self.frames[index].camera
+
+    def summary(self) -> dict:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "frames": len(self.frames),
+            "train": len(self.train_ids),
+            "test": len(self.test_ids),
+            "points": int(self.points.shape[0]),
+            "transform": self.transform.to_dict(),
+        }
+
+
+def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:
+    """Every `every`-th frame (0, every, 2*every, ...) held out for testing; every <= 0 keeps all."""
+    if every <= 0:
+        return list(range(n)), []
+    test = list(range(0, n, every))
+    train = [i for i in range(n) if i % every != 0]
+    return train, test
+
+
+def save_json_atomic(path: Path, payload: dict | list) -> None:
+    """Write JSON through a temporary file so that no reader sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+
+
+def to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
