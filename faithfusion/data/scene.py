@@ -115,6 +115,24 @@ class SceneData:
     def camera(self, index: int, scale: float = 1.0) -> Camera:
         return self.frames[index].camera.scaled(scale) if scale != 1.0 else self.frames[index].camera
 
+    def shifted_camera(self, index: int, metres: float, scale: float = 1.0) -> Camera:
+        """The camera of frame `index` with its ego moved `metres` to the left (negative = right).
+
+        Driving scenes shift along the ego's left axis; other scenes along the camera's own left
+        (-x in OpenCV). Metres are converted with the scene transform."""
+        from faithfusion.cameras import lane_shift_camera
+
+        frame = self.frames[index]
+        cam = self.camera(index, scale)
+        if metres == 0.0:
+            return cam
+        d = self.transform.metres_to_scene(metres)
+        if frame.ego_to_world is not None:
+            return lane_shift_camera(cam, frame.ego_to_world, d)
+        c2w = cam.camtoworld.clone()
+        c2w[:3, 3] = c2w[:3, 3] - d * c2w[:3, 0]
+        return cam.with_camtoworld(c2w)
+
     def summary(self) -> dict:
         return {
             "source": self.source,

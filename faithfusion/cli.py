@@ -1,0 +1,58 @@
+"""The `faithfusion` command: one tyro subcommand per job, each a dataclass config."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import tyro
+
+from faithfusion.render.command import RenderConfig, render_run
+from faithfusion.train.config import ReconConfig
+
+
+def _recon(cfg: ReconConfig) -> None:
+    from faithfusion.train.recon import run_recon
+
+    metrics = run_recon(cfg)
+    test = metrics.get("test", {})
+    print(
+        f"done: {metrics['steps']} steps, {metrics['num_gaussians']} Gaussians, "
+        f"{metrics['iterations_per_second']:.1f} it/s, held-out "
+        + ", ".join(f"{k} {v:.4f}" for k, v in test.items())
+        + f"  ->  {cfg.out}/metrics.json"
+    )
+
+
+def commands() -> dict[str, tuple[type, Callable]]:
+    """name -> (config dataclass, function that runs it)."""
+    table: dict[str, tuple[type, Callable]] = {
+        "recon": (ReconConfig, _recon),
+        "render": (RenderConfig, render_run),
+    }
+    try:
+        from faithfusion.synth.command import SynthConfig
+
+        table["synth"] = (SynthConfig, lambda cfg: cfg.run())
+    except ImportError:
+        pass
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    table = commands()
+    cfg = tyro.extras.subcommand_cli_from_dict(
+        {name: cls for name, (cls, _) in table.items()},
+        args=sys.argv[1:] if argv is None else argv,
+        prog="faithfusion",
+        description="FaithFusion: faithful novel-view synthesis of driving scenes.",
+    )
+    for cls, fn in table.values():
+        if type(cfg) is cls:
+            fn(cfg)
+            return
+    raise SystemExit(f"no runner for {type(cfg).__name__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Configuration of a reconstruction run (the `faithfusion recon` command's options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class LearningRates:
+    """Adam learning rates per parameter group (gsplat's simple_trainer defaults).
+
+    `means` is multiplied by the scene scale and decays exponentially to `means_final_ratio`
+    of its value over the run."""
+
+    means: float = 1.6e-4
+    means_final_ratio: float = 0.01
+    scales: float = 5e-3
+    quats: float = 1e-3
+    opacities: float = 5e-2
+    sh0: float = 2.5e-3
+    shN: float = 2.5e-3 / 20
+    sky: float = 1e-2
+
+
+@dataclass
+class InitConfig:
+    """How the Gaussians start: the scene's points plus random points for unobserved space."""
+
+    max_points: int = 300_000  # scene points kept (random subset above this)
+    random_points: int = 50_000  # extra points: half in a ball at the look-at centre, half in a far shell
+    ball_radius: float = 0.6  # in scene units (object scenes are normalised to camera radius 1)
+    shell_radius: tuple[float, float] = (2.0, 10.0)  # inner and outer radius of the far shell
+    opacity: float = 0.1
+    scale: float = 1.0
+
+
+@dataclass
+class StrategyConfig:
+    """Densification: gsplat's DefaultStrategy or MCMCStrategy, or a custom one by name."""
+
+    name: Literal["default", "mcmc", "sparsity"] = "default"
+    refine_start: int = 500
+    refine_stop: int = 15_000
+    refine_every: int = 100
+    reset_every: int = 3000
+    grow_grad2d: float = 0.0002
+    absgrad: bool = False
+    cap_max: int = 1_000_000  # MCMC: the number of Gaussians it grows to
+    prune_opa: float = 0.005
+    max_gaussians: int = 3_000_000  # safety cap for DefaultStrategy growth
+
+
+@dataclass
+class ReconConfig:
+    """Reconstruct a scene with 3D Gaussian Splatting.
+
+    Writes RUN/config.yaml, RUN/ckpt/, RUN/point_cloud.ply, RUN/renders/ and RUN/metrics.json."""
+
+    data: Path = Path("data/scene")
+    """Scene folder: DriveStudio layout, nerfstudio transforms.json, COLMAP sparse/0 or LLFF."""
+    out: Path = Path("runs/recon")
+    """Run folder to create (or to continue with --resume)."""
+    steps: int = 7000
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    scale: float = 1.0
+    """Image resolution factor applied to every camera (0.25 = quarter size)."""
+    holdout_every: int = 8
+    """Every k-th frame is held out for evaluation (0 = train on all)."""
+    cameras: tuple[int, ...] = (0, 1, 2)
+    """DriveStudio camera ids to load."""
+    sh_degree: int = 3
+    sh_degree_interval: int = 1000
+    """Raise the active SH degree by one every this many steps."""
+    ssim_lambda: float = 0.2
+    """Loss = (1 - ssim_lambda) * L1 + ssim_lambda * (1 - SSIM)."""
+    depth_lambda: float = 0.05
+    """Weight of the lidar depth loss (driving scenes with lidar)."""
+    sky_lambda: float = 0.05
+    """Weight of the loss pushing alpha to 0 on sky-mask pixels."""
+    opacity_reg: float = 0.0
+    scale_reg: float = 0.0
+    lr: LearningRates = field(default_factory=LearningRates)
+    init: InitConfig = field(default_factory=InitConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    ckpt_every: int = 2000
+    eval_every: int = 0
+    """Evaluate held-out views every this many steps (0 = only at the end)."""
+    save_renders: bool = True
+    resume: bool = False
+    """Continue from the newest checkpoint in RUN/ckpt/."""
+    overwrite: bool = False
+    """Allow writing into a non-empty run folder without --resume."""
+    seed: int = 0
+    backend: Literal["auto", "torch", "gsplat"] = "auto"
+    progress: bool = True
+    max_eval_views: int = 0
+    """Evaluate at most this many held-out views (0 = all)."""

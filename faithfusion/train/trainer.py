@@ -1,0 +1,243 @@
+"""The Trainer: one optimisation loop over view pools, shared by every method.
+
+Each step draws a pool (the captured views, or a pool of pseudo-views that a fusion schedule
+added), draws a view from it, renders, applies the losses and lets the densification strategy
+act. Methods (Difix3D, GenFusion, FaithFusion) change the pools and call `fit()` in rounds;
+they never copy this loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+from faithfusion.data.scene import SceneData
+from faithfusion.gaussians.model import GaussianModel
+from faithfusion.render import RenderOutput, render
+from faithfusion.train.config import ReconConfig
+from faithfusion.train.init import camera_extent, init_gaussians
+from faithfusion.train.losses import lidar_depth_loss, photometric_loss, sky_opacity_loss
+from faithfusion.train.optim import build_optimizers, means_lr_factor, set_means_lr
+from faithfusion.train.sky import SkyModel, pixel_directions
+from faithfusion.train.strategy import make_strategy, strategy_state_to
+from faithfusion.train.views import View, ViewPool, choose_pool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def scene_up(scene: SceneData) -> Tensor:
+    """The scene's up direction `[3]`: the ego z axis for driving scenes, else the mean camera -y."""
+    if scene.kind == "driving" and scene.frames[0].ego_to_world is not None:
+        ups = torch.stack([f.ego_to_world[:3, 2] for f in scene.frames if f.ego_to_world is not None])
+    else:
+        ups = torch.stack([-f.camera.camtoworld[:3, 1] for f in scene.frames])
+    return torch.nn.functional.normalize(ups.mean(0), dim=0)
+
+
+def real_views(scene: SceneData, ids: list[int], scale: float, device: torch.device) -> list[View]:
+    """The captured images of `ids` as training views (uint8 on `device`, masks and lidar attached)."""
+    views = []
+    for i in ids:
+        cam = scene.camera(i, scale).to(device)
+        img = scene.load_image(i, scale)
+        sky = scene.load_sky_mask(i, scale)
+        lidar = scene.frames[i].lidar_points
+        views.append(
+            View(
+                camera=cam,
+                image=(img * 255).round().to(torch.uint8).to(device),
+                sky_mask=sky.to(device) if sky is not None else None,
+                lidar=lidar.to(device) if lidar is not None else None,
+                index=i,
+            )
+        )
+    return views
+
+
+class Trainer:
+    """3DGS optimisation on a SceneData with pools of views."""
+
+    def __init__(self, scene: SceneData, cfg: ReconConfig, device: torch.device | None = None) -> None:
+        self.scene = scene
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.device)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        if not scene.train_ids:
+            raise ValueError(f"{scene.source}: no training views after the hold-out split")
+        self.model = init_gaussians(scene, cfg.init, cfg.sh_degree, self.generator).to(self.device)
+        _, radius = camera_extent([scene.frames[i].camera for i in scene.train_ids])
+        self.scene_scale = radius * 1.1
+        self.optimizers = build_optimizers(self.model, cfg.lr, self.scene_scale)
+        self.strategy = make_strategy(cfg.strategy)
+        self.strategy.initialize(self.model.params, self.optimizers, self.scene_scale)
+        self.sky: SkyModel | None = None
+        self.sky_optimizer: torch.optim.Optimizer | None = None
+        if scene.kind == "driving":
+            self.sky = SkyModel(scene_up(scene)).to(self.device)
+            self.sky_optimizer = torch.optim.Adam(self.sky.parameters(), lr=cfg.lr.sky)
+        self.real = ViewPool("real", real_views(scene, scene.train_ids, cfg.scale, self.device))
+        self.pools: list[ViewPool] = []
+        self.step = 0
+        self.train_seconds = 0.0
+        self.total_steps = cfg.steps
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def render_camera(self, camera: Camera, sh_degree: int | None = None) -> tuple[Tensor, RenderOutput]:
+        """RGB `[H, W, 3]` with the sky composited behind the Gaussians, and the raw render output."""
+        out = render(
+            self.model,
+            camera.viewmat[None],
+            camera.K[None],
+            camera.width,
+            camera.height,
+            sh_degree=sh_degree,
+            backend=self.cfg.backend,
+        )
+        rgb = out.rgb[0]
+        if self.sky is not None:
+            rgb = rgb + (1.0 - out.alpha[0]) * self.sky(pixel_directions(camera))
+        return rgb, out
+
+    def active_sh_degree(self) -> int:
+        return min(self.step // max(self.cfg.sh_degree_interval, 1), self.cfg.sh_degree)
+
+    # --- one step -------------------------------------------------------------------------
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        pool = choose_pool(self.real, self.pools, self.generator)
+        view = pool.sample(self.generator)
+        target = view.image_float(self.device)[None]  # [1, H, W, 3]
+        factor = means_lr_factor(self.step, self.total_steps, cfg.lr.means_final_ratio)
+        means_lr = cfg.lr.means * self.scene_scale * factor
+        set_means_lr(self.optimizers["means"], cfg.lr.means * self.scene_scale, factor)
+
+        rgb, out = self.render_camera(view.camera, self.active_sh_degree())
+        pred = rgb[None]
+        weight = view.weight
+        if view.mask is not None:
+            weight = view.mask.float() if weight is None else weight * view.mask.float()
+        loss = pool.loss_weight * photometric_loss(pred, target, cfg.ssim_lambda, None if weight is None else weight[None])
+        if view.lidar is not None and cfg.depth_lambda > 0:
+            depth_term = lidar_depth_loss(out.depth[0], out.alpha[0], view.lidar, view.camera)
+            if depth_term is not None:
+                loss = loss + cfg.depth_lambda * depth_term
+        if view.depth is not None:
+            valid = torch.isfinite(view.depth) & (view.depth > 0)
+            if valid.any():
+                d_err = (out.depth[0, ..., 0] - view.depth).abs() / view.depth.clamp_min(1e-3)
+                loss = loss + pool.loss_weight * cfg.depth_lambda * d_err[valid].mean()
+        if view.sky_mask is not None and cfg.sky_lambda > 0:
+            loss = loss + cfg.sky_lambda * sky_opacity_loss(out.alpha[0], view.sky_mask)
+        if cfg.opacity_reg > 0:
+            loss = loss + cfg.opacity_reg * self.model.opacities.mean()
+        if cfg.scale_reg > 0:
+            loss = loss + cfg.scale_reg * self.model.scales.mean()
+
+        self.strategy.pre_backward(self.model.params, self.optimizers, self.step, out.info)
+        loss.backward()
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.sky_optimizer is not None:
+            self.sky_optimizer.step()
+            self.sky_optimizer.zero_grad(set_to_none=True)
+        self.strategy.post_backward(self.model.params, self.optimizers, self.step, out.info, means_lr)
+        self.strategy.after_optimizer_step(self.model.params, self.optimizers, self.step, means_lr)
+        self.step += 1
+        with torch.no_grad():
+            mse = ((pred.detach().clamp(0, 1) - target) ** 2).mean().item()
+        return {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)), "pool": pool.name}
+
+    def fit(self, until: int, progress: bool = True, on_step=None) -> None:
+        """Train until `self.step == until`; `on_step(trainer, stats)` runs after every step."""
+        from faithfusion.train.progress import TrainProgress
+
+        with TrainProgress(total=until, start=self.step, enabled=progress) as bar:
+            while self.step < until:
+                t0 = time.perf_counter()
+                stats = self.train_step()
+                if self.device.type == "cuda" and self.step % 100 == 0:
+                    torch.cuda.synchronize()
+                self.train_seconds += time.perf_counter() - t0
+                bar.update(self.step, stats["loss"], stats["psnr"], len(self.model))
+                if on_step is not None:
+                    on_step(self, stats)
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, ids: list[int], render_dir: Path | None = None, metrics=None) -> dict:
+        """Held-out PSNR / SSIM / LPIPS over frames `ids`; saves pred|gt images to `render_dir`."""
+        from faithfusion.eval.metrics import Metrics
+
+        metrics = metrics or Metrics(device=self.device)
+        per_view = []
+        for k, i in enumerate(ids):
+            cam = self.scene.camera(i, self.cfg.scale).to(self.device)
+            gt = self.scene.load_image(i, self.cfg.scale).to(self.device)
+            rgb, _ = self.render_camera(cam)
+            pred = rgb.clamp(0, 1)
+            values = metrics(pred[None], gt[None])
+            values["frame"] = i
+            per_view.append(values)
+            if render_dir is not None:
+                save_side_by_side(render_dir / f"test_{i:04d}.png", pred, gt)
+        summary = {key: float(np.mean([v[key] for v in per_view])) for key in per_view[0] if key != "frame" and per_view[0][key] is not None} if per_view else {}
+        return {"mean": summary, "per_view": per_view}
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "params": self.model.state_for_save(),
+            "sh_degree": self.model.sh_degree,
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "strategy": strategy_state_to(self.strategy.state_dict(), torch.device("cpu")),
+            "sky": self.sky.state_dict() if self.sky is not None else None,
+            "sky_optimizer": self.sky_optimizer.state_dict() if self.sky_optimizer is not None else None,
+            "generator": self.generator.get_state(),
+            "train_seconds": self.train_seconds,
+            "config": asdict(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model = GaussianModel({k: v.to(self.device) for k, v in state["params"].items()}, state["sh_degree"])
+        self.optimizers = build_optimizers(self.model, self.cfg.lr, self.scene_scale)
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.strategy.load_state_dict(strategy_state_to(state["strategy"], self.device))
+        if self.sky is not None and state.get("sky") is not None:
+            self.sky.load_state_dict(state["sky"])
+            self.sky_optimizer.load_state_dict(state["sky_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+
+def save_side_by_side(path: Path, pred: Tensor, gt: Tensor) -> None:
+    """pred | gt as one PNG (uint8), written atomically."""
+    import imageio.v3 as iio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    both = torch.cat([pred, gt], dim=1).clamp(0, 1)
+    arr = (both.cpu().numpy() * 255).round().astype(np.uint8)
+    tmp = path.with_suffix(".tmp.png")
+    iio.imwrite(tmp, arr)
+    tmp.replace(path)

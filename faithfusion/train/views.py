@@ -1,0 +1,59 @@
+"""Pools of training views: the captured images, and pseudo-views added by the fusion loops.
+
+A pool holds views (camera, target image, optional per-pixel weight, mask and depth) with a
+sampling probability and a loss weight. The trainer draws a pool each step, then a view from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+
+
+@dataclass
+class View:
+    camera: Camera
+    image: Tensor  # [H, W, 3] uint8 or float in [0, 1]
+    weight: Tensor | None = None  # [H, W] per-pixel loss weight (EIG-derived), None = uniform
+    mask: Tensor | None = None  # [H, W] bool: pixels that count
+    depth: Tensor | None = None  # [H, W] target depth (RGB-D fixers), scene units
+    sky_mask: Tensor | None = None  # [H, W] bool
+    lidar: Tensor | None = None  # [M, 3] scene-coordinate lidar points
+    index: int = -1  # frame index in the scene for real views
+
+    def image_float(self, device: torch.device) -> Tensor:  # [H, W, 3]
+        img = self.image.to(device)
+        return img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
+
+
+@dataclass
+class ViewPool:
+    name: str
+    views: list[View]
+    probability: float = 0.0  # chance that a step draws from this pool (real pool takes the rest)
+    loss_weight: float = 1.0
+    _order: list[int] = field(default_factory=list, repr=False)
+
+    def sample(self, generator: torch.Generator) -> View:
+        """Shuffled pass over the views, reshuffled when exhausted."""
+        if not self.views:
+            raise ValueError(f"view pool {self.name!r} is empty")
+        if not self._order:
+            self._order = torch.randperm(len(self.views), generator=generator).tolist()
+        return self.views[self._order.pop()]
+
+
+def choose_pool(real: ViewPool, extra: list[ViewPool], generator: torch.Generator) -> ViewPool:
+    """Draw one pool: each extra pool with its probability, the real pool with what is left."""
+    u = float(torch.rand((), generator=generator))
+    acc = 0.0
+    for pool in extra:
+        if not pool.views:
+            continue
+        acc += pool.probability
+        if u < acc:
+            return pool
+    return real
