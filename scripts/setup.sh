@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Create .venv and install FaithFusion with its pinned dependencies (CPU torch from the local disk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first, pinned, so that no other package pulls a CUDA build
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -c "import faithfusion, torch; print('faithfusion', faithfusion.__version__, 'torch', torch.__version__)"
