@@ -186,7 +186,7 @@ class Trainer:
         """Held-out PSNR / SSIM / LPIPS over frames `ids`; saves pred|gt images to `render_dir`."""
         from faithfusion.eval.metrics import Metrics
 
-        metrics = metrics or Metrics(device=self.device)
+        metrics = metrics or Metrics()
         per_view = []
         for k, i in enumerate(ids):
             cam = self.scene.camera(i, self.cfg.scale).to(self.device)
