@@ -205,3 +205,12 @@ def test_loads_other_exporters_property_order_and_doubles(tmp_path) -> None:
     back = load_ply(tmp_path / "o.ply")
     for key, value in model.params.items():
         assert torch.equal(back.params[key], value.detach()), key
+
+
+def test_sh_basis_matches_the_renderer() -> None:
+    """The basis used to rotate SH on save is the one the renderer evaluates (same signs and order)."""
+    sh = pytest.importorskip("faithfusion.render.sh")
+    if not hasattr(sh, "eval_sh_bases"):
+        pytest.skip("faithfusion.render.sh has no eval_sh_bases")
+    d = torch.nn.functional.normalize(torch.randn(300, 3, generator=torch.Generator().manual_seed(13), dtype=torch.float64), dim=-1)
+    assert torch.allclose(sh.eval_sh_bases(3, d), sh_basis(d, 3), atol=1e-12)
