@@ -104,13 +104,12 @@ class SceneData:
         return load_frame_image(self.frames[index], scale)
 
     def load_sky_mask(self, index: int, scale: float = 1.0) -> Tensor | None:  # [H, W] bool
-        from faithfusion.data.images import load_mask
+        from faithfusion.data.images import load_frame_mask
 
         frame = self.frames[index]
         if frame.sky_mask_path is None:
             return None
-        cam = frame.camera.scaled(scale)
-        return load_mask(frame.sky_mask_path, (cam.height, cam.width))
+        return load_frame_mask(frame, frame.sky_mask_path, scale)  # undistorted like the image
 
     def camera(self, index: int, scale: float = 1.0) -> Camera:
         return self.frames[index].camera.scaled(scale) if scale != 1.0 else self.frames[index].camera

@@ -1,0 +1,401 @@
+"""DriveStudio processed-Waymo scenes: reader (into SceneData) and writer (for SynthStreet).
+
+Layout of one scene folder (DriveStudio's `datasets/waymo/waymo_preprocess.py`):
+
+    images/{t:03d}_{cam}.jpg          raw camera images (cam 0-4: front, front-left, front-right, left, right)
+    extrinsics/{cam}.txt              4x4 camera-to-vehicle, camera axes in *Waymo's* camera frame
+    intrinsics/{cam}.txt              fx fy cx cy k1 k2 p1 p2 k3 (pixels of the raw image, OpenCV model)
+    ego_pose/{t:03d}.txt              4x4 vehicle-to-world
+    lidar/{t:03d}.bin                 float32 [M, 14], see LIDAR_COLUMNS; points in the *vehicle* frame of t
+    sky_masks/{t:03d}_{cam}.png       255 = sky
+    dynamic_masks/{all,human,vehicle}/{t:03d}_{cam}.png
+    instances/instances_info.json     {id: {id, class_name, frame_annotations: {frame_idx, obj_to_world, box_size}}}
+    instances/frame_instances.json    {frame: [instance ids]}
+
+Conventions, as DriveStudio's `datasets/waymo/waymo_sourceloader.py` reads them:
+
+- Extrinsics are Waymo's `camera.extrinsic.transform` saved as is: camera-to-vehicle where the
+  camera frame has Waymo's axes (x forward, y left, z up). The OpenCV camera-to-vehicle is
+  `extrinsic @ OPENCV_TO_WAYMO_CAM` (DriveStudio's OPENCV2DATASET).
+- Lidar points (columns 3:6) and origins (0:3) are in the vehicle frame of their timestep
+  (Waymo's range-image conversion returns vehicle-frame points); DriveStudio maps them to the
+  world with that timestep's ego pose. Flows (6:9) are velocities in m/s in the vehicle frame.
+- Scene coordinates = the first selected ego frame, as DriveStudio does (`inv(ego_start) @ x`):
+  metric (scale 1.0, so lane shifts stay in metres), x forward, y left, z up at t = start.
+  `rotate_to_first_ego=False` only re-centres (world axes kept). Recorded in SceneTransform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from faithfusion.data.common import (
+    checked_pose,
+    distortion_tensor,
+    find_image,
+    intrinsics_matrix,
+    make_camera,
+    pose_to_scene_np,
+    read_numbers,
+    read_pose_txt,
+    subsample,
+)
+from faithfusion.data.images import distort_normalized, image_size, load_raw_image
+from faithfusion.data.scene import Frame, SceneData, SceneError, SceneTransform, holdout_split
+
+# Point in OpenCV camera axes (x right, y down, z forward) -> Waymo camera axes (x forward, y left, z up).
+OPENCV_TO_WAYMO_CAM = np.array(
+    [[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+)
+CAMERA_NAMES = {0: "front", 1: "front_left", 2: "front_right", 3: "left", 4: "right"}
+LIDAR_COLUMNS = (
+    "origin_x", "origin_y", "origin_z", "x", "y", "z", "flow_x", "flow_y", "flow_z",
+    "flow_class", "ground", "intensity", "elongation", "laser_id",
+)  # fmt: skip
+DYNAMIC_CLASSES = ("all", "human", "vehicle")
+
+
+def opencv_cam_to_ego(extrinsic: np.ndarray) -> np.ndarray:  # [4, 4]
+    """DriveStudio extrinsic (camera-to-vehicle, Waymo camera axes) -> OpenCV camera-to-vehicle."""
+    return np.asarray(extrinsic, dtype=np.float64) @ OPENCV_TO_WAYMO_CAM
+
+
+def waymo_extrinsic(cam_to_ego_opencv: np.ndarray) -> np.ndarray:  # [4, 4]
+    """OpenCV camera-to-vehicle -> the extrinsic as DriveStudio stores it (Waymo camera axes)."""
+    return np.asarray(cam_to_ego_opencv, dtype=np.float64) @ OPENCV_TO_WAYMO_CAM.T
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def read_intrinsics(path: Path) -> tuple[np.ndarray, np.ndarray]:  # K [3, 3], dist [5]
+    values = read_numbers(path, "intrinsics")
+    if values.size < 4:
+        raise SceneError(f"{path}: intrinsics need at least 4 numbers (fx fy cx cy), got {values.size}")
+    if values.size > 9:
+        raise SceneError(f"{path}: intrinsics hold at most 9 numbers (fx fy cx cy k1 k2 p1 p2 k3), got {values.size}")
+    if not np.isfinite(values).all() or values[0] <= 0 or values[1] <= 0:
+        raise SceneError(f"{path}: intrinsics must be finite with positive focal lengths, got {values[:4].tolist()}")
+    dist = np.zeros(5)
+    dist[: values.size - 4] = values[4:]
+    return intrinsics_matrix(*values[:4]), dist
+
+
+def read_lidar_bin(path: Path) -> np.ndarray:  # [M, 14] float32
+    """One DriveStudio lidar sweep; SceneError if missing, empty or not [M, 14] float32."""
+    path = Path(path)
+    if not path.is_file():
+        raise SceneError(f"{path}: lidar file is missing")
+    raw = np.fromfile(path, dtype=np.float32)
+    if raw.size == 0:
+        raise SceneError(f"{path}: no points in the lidar file (it is empty)")
+    if raw.size % len(LIDAR_COLUMNS) != 0:
+        raise SceneError(f"{path}: lidar file size is not a multiple of {len(LIDAR_COLUMNS)} float32 columns")
+    return raw.reshape(-1, len(LIDAR_COLUMNS))
+
+
+def _timesteps(root: Path, start: int, end: int | None) -> list[int]:
+    pose_dir = root / "ego_pose"
+    if not pose_dir.is_dir():
+        raise SceneError(f"{pose_dir}: not a DriveStudio scene (no ego_pose/ folder)")
+    steps = sorted(int(p.stem) for p in pose_dir.glob("*.txt") if p.stem.isdigit())
+    steps = [t for t in steps if t >= start and (end is None or t < end)]
+    if not steps:
+        raise SceneError(f"{pose_dir}: no ego poses in the timestep range [{start}, {end})")
+    return steps
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SceneError(f"{path}: cannot read JSON ({e})") from e
+
+
+def _read_instances(root: Path, tf: SceneTransform, center: np.ndarray) -> dict | None:
+    info_path, frames_path = root / "instances" / "instances_info.json", root / "instances" / "frame_instances.json"
+    if not info_path.is_file():
+        return None
+    info = _read_json(info_path)
+    frame_instances = _read_json(frames_path) if frames_path.is_file() else {}
+    out = {}
+    for key, inst in info.items():
+        ann = inst.get("frame_annotations", {})
+        poses = []
+        for idx, o2w in zip(ann.get("frame_idx", []), ann.get("obj_to_world", [])):
+            T = checked_pose(np.asarray(o2w, dtype=np.float64).reshape(4, 4), source=f"{info_path} (instance {key}, frame {idx})")
+            poses.append(pose_to_scene_np(T, tf, center).tolist())
+        out[key] = {**inst, "frame_annotations": {**ann, "obj_to_world": poses}}
+    return {"instances_info": out, "frame_instances": frame_instances, "coordinates": "scene"}
+
+
+def _color_points(points: np.ndarray, point_t: np.ndarray, frames: list[Frame], frame_ids: list[int], max_width: int) -> np.ndarray:
+    """Colour [N, 3] points from the raw images of the given frames at each point's timestep (else grey)."""
+    colors = np.full((len(points), 3), 0.5, dtype=np.float32)
+    done = np.zeros(len(points), dtype=bool)
+    order = np.argsort(point_t, kind="stable")
+    steps, starts = np.unique(point_t[order], return_index=True)
+    by_step = dict(zip(steps.tolist(), np.split(order, starts[1:])))  # timestep -> point indices
+    for i in frame_ids:
+        frame = frames[i]
+        sel = by_step.get(frame.timestep, np.zeros(0, dtype=np.int64))
+        sel = sel[~done[sel]]
+        if sel.size == 0:
+            continue
+        cam = frame.camera
+        V = cam.viewmat.double().numpy()
+        X = points[sel].astype(np.float64) @ V[:3, :3].T + V[:3, 3]  # [M, 3] camera coords
+        front = X[:, 2] > 1e-3
+        z = np.where(front, X[:, 2], 1.0)
+        x, y = X[:, 0] / z, X[:, 1] / z
+        K = cam.K.double().numpy()
+        u, v = K[0, 0] * x + K[0, 2], K[1, 1] * y + K[1, 2]  # pinhole pixels
+        # the forward distortion model folds back far outside the image: keep points whose
+        # pinhole projection is itself near the image
+        mw, mh = 0.25 * cam.width, 0.25 * cam.height
+        ok = front & (u >= -mw) & (u < cam.width + mw) & (v >= -mh) & (v < cam.height + mh)
+        if frame.distortion is not None:
+            xd, yd = distort_normalized(torch.from_numpy(x), torch.from_numpy(y), tuple(frame.distortion.tolist()))
+            u, v = K[0, 0] * xd.numpy() + K[0, 2], K[1, 1] * yd.numpy() + K[1, 2]  # raw-image pixels
+        ok &= (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+        if not ok.any():
+            continue
+        image, (W, H) = load_raw_image(frame.image_path, max_width)
+        if (W, H) != (cam.width, cam.height):
+            raise SceneError(f"{frame.image_path}: wrong image size {W}x{H}, the camera expects {cam.width}x{cam.height}")
+        h, w = image.shape[:2]
+        col = np.clip((u[ok] * w / W).astype(int), 0, w - 1)
+        row = np.clip((v[ok] * h / H).astype(int), 0, h - 1)
+        colors[sel[ok]] = image.numpy()[row, col]
+        done[sel[ok]] = True
+    return colors
+
+
+def read_drivestudio(
+    path: str | Path,
+    holdout_every: int = 8,
+    cameras: Sequence[int] = (0, 1, 2),
+    start: int = 0,
+    end: int | None = None,
+    max_points: int | None = 500_000,
+    load_lidar: bool = True,
+    color_points: bool = True,
+    points_from_test: bool = True,
+    rotate_to_first_ego: bool = True,
+    undistort: bool = True,
+    color_max_width: int = 480,
+    seed: int = 0,
+) -> SceneData:
+    """Read a DriveStudio processed-Waymo scene folder into a driving SceneData.
+
+    Timesteps `start <= t < end` (those with an ego pose); every `holdout_every`-th timestep
+    (all of its cameras) is held out for testing. `SceneData.points` are the lidar points of all
+    timesteps (as DriveStudio uses them; `points_from_test=False` keeps the training ones only),
+    at most `max_points`, coloured from the *training* images only (a held-out timestep's points
+    from the nearest training timestep) where they project, else grey. Each Frame carries its
+    timestep's whole sweep in `lidar_points` (scene coordinates).
+    """
+    root = Path(path)
+    steps = _timesteps(root, start, end)
+    ego_world = {t: read_pose_txt(root / "ego_pose" / f"{t:03d}.txt", "ego pose") for t in steps}  # [4, 4] each
+
+    first = ego_world[steps[0]]
+    center = first[:3, 3].copy()
+    rotation = first[:3, :3].T if rotate_to_first_ego else np.eye(3)
+    tf = SceneTransform(torch.from_numpy(center).float(), torch.from_numpy(rotation.copy()).float(), 1.0)
+    ego_scene = {t: pose_to_scene_np(ego_world[t], tf, center) for t in steps}
+
+    calib = {}
+    for cam in cameras:
+        K, dist = read_intrinsics(root / "intrinsics" / f"{cam}.txt")
+        extrinsic = read_pose_txt(root / "extrinsics" / f"{cam}.txt", "extrinsics")
+        calib[cam] = (K, dist, opencv_cam_to_ego(extrinsic))
+
+    lidar_scene: dict[int, np.ndarray] = {}
+    lidar_dir = root / "lidar"
+    if load_lidar and lidar_dir.is_dir():
+        for t in steps:
+            sweep = read_lidar_bin(lidar_dir / f"{t:03d}.bin")
+            pts = sweep[:, 3:6].astype(np.float64)
+            pts = pts[np.isfinite(pts).all(axis=1)]
+            if len(pts) == 0:
+                raise SceneError(f"{lidar_dir / f'{t:03d}.bin'}: no finite points in the lidar file")
+            E = ego_scene[t]
+            lidar_scene[t] = (pts @ E[:3, :3].T + E[:3, 3]).astype(np.float32)  # [M, 3] vehicle -> scene
+
+    frames: list[Frame] = []
+    sizes: dict[int, tuple[int, int]] = {}
+    for t in steps:
+        lidar_t = torch.from_numpy(lidar_scene[t]).float() if t in lidar_scene else None
+        for cam in cameras:
+            stem = root / "images" / f"{t:03d}_{cam}"
+            image_path = find_image(stem)
+            if image_path is None:
+                raise SceneError(f"{stem}.jpg: image file is missing")
+            if cam not in sizes:
+                sizes[cam] = image_size(image_path)
+            K, dist, cam_to_ego = calib[cam]
+            c2w = ego_scene[t] @ cam_to_ego
+            camera = make_camera(K, c2w, *sizes[cam], name=f"{t:03d}_{cam}", cam_id=cam, timestep=t)
+            sky = root / "sky_masks" / f"{t:03d}_{cam}.png"
+            dyn = root / "dynamic_masks" / "all" / f"{t:03d}_{cam}.png"
+            frames.append(
+                Frame(
+                    image_path=image_path,
+                    camera=camera,
+                    timestep=t,
+                    cam_name=str(cam),
+                    distortion=distortion_tensor(*dist) if undistort else None,
+                    sky_mask_path=sky if sky.is_file() else None,
+                    dynamic_mask_path=dyn if dyn.is_file() else None,
+                    ego_to_world=torch.from_numpy(ego_scene[t]).float(),
+                    lidar_points=lidar_t,
+                )
+            )
+
+    train_t, test_t = holdout_split(len(steps), holdout_every)
+    test_steps = {steps[i] for i in test_t}
+    train_ids = [i for i, f in enumerate(frames) if f.timestep not in test_steps]
+    test_ids = [i for i, f in enumerate(frames) if f.timestep in test_steps]
+
+    point_steps = [t for t in steps if t in lidar_scene and (points_from_test or t not in test_steps)]
+    if point_steps:
+        pts = np.concatenate([lidar_scene[t] for t in point_steps])  # [N, 3]
+        pts_t = np.concatenate([np.full(len(lidar_scene[t]), t) for t in point_steps])  # [N]
+        keep = subsample(len(pts), max_points, seed)
+        pts, pts_t = pts[keep], pts_t[keep]
+        colors = None
+        train_steps = np.array(sorted({frames[i].timestep for i in train_ids}))
+        if color_points and len(train_steps):
+            # colour from training images only: a held-out timestep's points use the nearest training timestep
+            nearest = train_steps[np.abs(train_steps[None, :] - np.array(steps)[:, None]).argmin(axis=1)]
+            pts_ct = nearest[np.searchsorted(np.array(steps), pts_t)]  # [N] (steps are sorted)
+            colors = _color_points(pts, pts_ct, frames, train_ids, color_max_width)
+        points = torch.from_numpy(pts)
+        point_colors = torch.from_numpy(colors) if colors is not None else None
+    else:
+        points, point_colors = torch.zeros(0, 3), None
+
+    return SceneData(
+        frames=frames,
+        points=points,
+        point_colors=point_colors,
+        transform=tf,
+        train_ids=train_ids,
+        test_ids=test_ids,
+        source=str(root),
+        kind="driving",
+        instances=_read_instances(root, tf, center),
+        extra={
+            "format": "drivestudio",
+            "timesteps": steps,
+            "test_timesteps": sorted(test_steps),
+            "cameras": list(cameras),
+            "cam_to_ego": {cam: torch.from_numpy(calib[cam][2]).float() for cam in cameras},  # OpenCV axes
+        },
+    )
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _save_jpeg(path: Path, image: np.ndarray) -> None:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{path}: image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    _atomic(path, lambda tmp: Image.fromarray(image).save(tmp, format="JPEG", quality=95, subsampling=0))
+
+
+def _save_mask(path: Path, mask: np.ndarray) -> None:
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: mask must be [H, W] bool, got shape {mask.shape}")
+    _atomic(path, lambda tmp: Image.fromarray(mask.astype(bool).astype(np.uint8) * 255).save(tmp, format="PNG"))
+
+
+def _save_matrix(path: Path, M: np.ndarray) -> None:
+    _atomic(path, lambda tmp: np.savetxt(tmp, np.asarray(M, dtype=np.float64)))
+
+
+def write_drivestudio_frame(
+    root: Path,
+    t: int,
+    ego_to_world: np.ndarray,
+    images: dict[int, np.ndarray],
+    lidar: np.ndarray,
+    sky_masks: dict[int, np.ndarray] | None = None,
+    dynamic_masks: dict[str, dict[int, np.ndarray]] | None = None,
+) -> None:
+    """Write one timestep: images (JPEG q95), ego pose (4x4 vehicle-to-world), lidar sweep
+    ([M, 14] float32, points in the vehicle frame of `t`, see LIDAR_COLUMNS), optional sky masks
+    and dynamic masks ({"all"|"human"|"vehicle": {cam: [H, W] bool}}). Every file is atomic."""
+    root = Path(root)
+    ego = checked_pose(ego_to_world, source=f"ego_to_world of timestep {t}")
+    lidar = np.asarray(lidar)
+    if lidar.ndim != 2 or lidar.shape[1] != len(LIDAR_COLUMNS):
+        raise ValueError(f"lidar of timestep {t} must be [M, {len(LIDAR_COLUMNS)}], got {lidar.shape}")
+    lidar = np.ascontiguousarray(lidar, dtype=np.float32)
+    for cam, image in images.items():
+        _save_jpeg(root / "images" / f"{t:03d}_{int(cam)}.jpg", image)
+    for cam, mask in (sky_masks or {}).items():
+        _save_mask(root / "sky_masks" / f"{t:03d}_{int(cam)}.png", mask)
+    for cls, masks in (dynamic_masks or {}).items():
+        if cls not in DYNAMIC_CLASSES:
+            raise ValueError(f"dynamic mask class must be one of {DYNAMIC_CLASSES}, got {cls!r}")
+        for cam, mask in masks.items():
+            _save_mask(root / "dynamic_masks" / cls / f"{t:03d}_{int(cam)}.png", mask)
+    _atomic(root / "lidar" / f"{t:03d}.bin", lambda tmp: lidar.tofile(tmp))
+    # the ego pose last: a reader lists timesteps by their ego pose, so a timestep appears complete
+    _save_matrix(root / "ego_pose" / f"{t:03d}.txt", ego)
+
+
+def write_drivestudio_calib(root: Path, intrinsics: dict[int, np.ndarray], extrinsics: dict[int, np.ndarray]) -> None:
+    """Write intrinsics/{cam}.txt (fx fy cx cy k1 k2 p1 p2 k3) and extrinsics/{cam}.txt.
+
+    Extrinsics are camera-to-vehicle with *Waymo camera axes* (x forward, y left, z up), as
+    DriveStudio stores them; from an OpenCV camera-to-vehicle use `waymo_extrinsic(...)`.
+    """
+    root = Path(root)
+    for cam, values in intrinsics.items():
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if values.size != 9:
+            raise ValueError(f"intrinsics of camera {cam} must be 9 numbers (fx fy cx cy k1 k2 p1 p2 k3), got {values.size}")
+        _save_matrix(root / "intrinsics" / f"{int(cam)}.txt", values)
+    for cam, T in extrinsics.items():
+        _save_matrix(root / "extrinsics" / f"{int(cam)}.txt", checked_pose(T, source=f"extrinsics of camera {cam}"))
+
+
+def _json_default(x):
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.tolist()
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def write_drivestudio_instances(root: Path, instances_info: dict, frame_instances: dict) -> None:
+    """Write instances/instances_info.json and instances/frame_instances.json (DriveStudio's schema:
+    obj_to_world are 4x4 object-to-world in the world frame of the ego poses, box_size in metres)."""
+    root = Path(root)
+    for name, payload in (("instances_info.json", instances_info), ("frame_instances.json", frame_instances)):
+        text = json.dumps(payload, indent=2, default=_json_default)
+        _atomic(root / "instances" / name, lambda tmp, text=text: tmp.write_text(text))

@@ -1,0 +1,136 @@
+"""nerfstudio / instant-ngp `transforms.json` scenes.
+
+- `transform_matrix` is camera-to-world with OpenGL camera axes (x right, y up, z back); the
+  OpenCV camera-to-world is `c2w @ diag(1, -1, -1, 1)` (flip the camera's y and z axes).
+- Intrinsics `fl_x fl_y cx cy w h` and OPENCV distortion `k1 k2 p1 p2` (`k3` if present) are
+  global or per frame (a frame's keys win). instant-ngp files without `fl_x` give
+  `camera_angle_x` (and maybe `camera_angle_y`); `cx, cy` default to the image centre.
+- `ply_file_path` (nerfstudio's key; `ply_file` accepted) names SfM points in the same world frame.
+- Frames are sorted by file path (as nerfstudio does) before the holdout split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from faithfusion.data.common import (
+    checked_pose,
+    distortion_tensor,
+    find_image,
+    intrinsics_matrix,
+    make_camera,
+    object_transform,
+    points_to_scene_np,
+    pose_to_scene_np,
+    read_ply_points,
+    subsample,
+)
+from faithfusion.data.images import image_size
+from faithfusion.data.scene import Frame, SceneData, SceneError, holdout_split
+
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # right-multiply a camera-to-world
+SUPPORTED_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
+
+
+def _resolve_image(base: Path, file_path: str, json_path: Path) -> Path:
+    p = base / file_path
+    if p.is_file():
+        return p
+    if not p.suffix:  # Blender-style paths without an extension
+        found = find_image(p)
+        if found is not None:
+            return found
+    raise SceneError(f"{p}: image file is missing (listed in {json_path})")
+
+
+def _intrinsics(params: dict, image_path: Path, json_path: Path) -> tuple[np.ndarray, int, int, torch.Tensor | None]:
+    """K [3, 3], width, height and distortion of one frame from its merged parameters."""
+    model = params.get("camera_model", "OPENCV")
+    if model not in SUPPORTED_MODELS:
+        raise SceneError(f"{json_path}: camera_model {model!r} is not supported (only {', '.join(SUPPORTED_MODELS)})")
+    if "w" in params and "h" in params:
+        width, height = int(round(float(params["w"]))), int(round(float(params["h"])))
+    else:
+        width, height = image_size(image_path)
+    if "fl_x" in params:
+        fx = float(params["fl_x"])
+    elif "camera_angle_x" in params:
+        fx = 0.5 * width / math.tan(0.5 * float(params["camera_angle_x"]))
+    else:
+        raise SceneError(f"{json_path}: no focal length (fl_x or camera_angle_x) for {image_path.name}")
+    if "fl_y" in params:
+        fy = float(params["fl_y"])
+    elif "camera_angle_y" in params:
+        fy = 0.5 * height / math.tan(0.5 * float(params["camera_angle_y"]))
+    else:
+        fy = fx
+    cx, cy = float(params.get("cx", width / 2)), float(params.get("cy", height / 2))
+    if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
+        raise SceneError(f"{json_path}: intrinsics of {image_path.name} must be finite with positive focal lengths")
+    dist = distortion_tensor(*(float(params.get(k, 0.0)) for k in ("k1", "k2", "p1", "p2", "k3")))
+    return intrinsics_matrix(fx, fy, cx, cy), width, height, dist
+
+
+def read_nerfstudio(
+    path: str | Path,
+    holdout_every: int = 8,
+    max_points: int | None = None,
+    radius: float = 1.0,
+    seed: int = 0,
+) -> SceneData:
+    """Read a `transforms.json` scene (path: the file or its folder) into SceneData."""
+    path = Path(path)
+    json_path = path / "transforms.json" if path.is_dir() else path
+    if not json_path.is_file():
+        raise SceneError(f"{json_path}: transforms.json is missing")
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SceneError(f"{json_path}: cannot read JSON ({e})") from e
+    base = json_path.parent
+    raw_frames = meta.get("frames") or []
+    if not raw_frames:
+        raise SceneError(f"{json_path}: no frames listed")
+    globals_ = {k: v for k, v in meta.items() if k != "frames"}
+    raw_frames = sorted(raw_frames, key=lambda f: str(f.get("file_path", "")))
+
+    entries = []  # (image_path, K, w, h, dist, c2w_world)
+    for i, fr in enumerate(raw_frames):
+        if "file_path" not in fr or "transform_matrix" not in fr:
+            raise SceneError(f"{json_path}: frame {i} lacks file_path or transform_matrix")
+        image_path = _resolve_image(base, fr["file_path"], json_path)
+        K, w, h, dist = _intrinsics({**globals_, **fr}, image_path, json_path)
+        c2w_gl = checked_pose(np.asarray(fr["transform_matrix"], dtype=np.float64), source=f"{json_path} (frame {fr['file_path']})")
+        entries.append((image_path, K, w, h, dist, c2w_gl @ OPENGL_TO_OPENCV))
+
+    tf, center = object_transform(np.stack([e[5][:3, 3] for e in entries]), radius)
+    frames = [
+        Frame(image_path=p, camera=make_camera(K, pose_to_scene_np(c2w, tf, center), w, h, name=p.stem), cam_name=p.stem, distortion=dist, timestep=i)
+        for i, (p, K, w, h, dist, c2w) in enumerate(entries)
+    ]
+
+    points, colors = torch.zeros(0, 3), None
+    ply_key = "ply_file_path" if "ply_file_path" in meta else "ply_file" if "ply_file" in meta else None
+    if ply_key is not None:
+        xyz, rgb = read_ply_points(base / meta[ply_key])
+        keep = subsample(len(xyz), max_points, seed)
+        points = torch.from_numpy(points_to_scene_np(xyz[keep], tf, center)).float()
+        colors = torch.from_numpy(rgb[keep]).float() if rgb is not None else None
+
+    train_ids, test_ids = holdout_split(len(frames), holdout_every)
+    return SceneData(
+        frames=frames,
+        points=points,
+        point_colors=colors,
+        transform=tf,
+        train_ids=train_ids,
+        test_ids=test_ids,
+        source=str(json_path),
+        kind="generic",
+        extra={"format": "nerfstudio"},
+    )
