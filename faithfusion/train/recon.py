@@ -58,9 +58,12 @@ def write_config(out: Path, cfg: ReconConfig, extra: dict | None = None) -> None
 
 
 def load_scene_for(cfg: ReconConfig) -> SceneData:
-    from faithfusion.data.load import load_scene
+    from faithfusion.data.load import detect_format, load_scene
 
-    return load_scene(cfg.data, holdout_every=cfg.holdout_every, cameras=cfg.cameras)
+    opts: dict = {"holdout_every": cfg.holdout_every}
+    if detect_format(cfg.data) == "drivestudio":
+        opts["cameras"] = cfg.cameras
+    return load_scene(cfg.data, **opts)
 
 
 def run_recon(cfg: ReconConfig, scene: SceneData | None = None) -> dict:
