@@ -213,6 +213,9 @@ class Trainer:
             "sky": self.sky.state_dict() if self.sky is not None else None,
             "sky_optimizer": self.sky_optimizer.state_dict() if self.sky_optimizer is not None else None,
             "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "pool_orders": {p.name: list(p._order) for p in [self.real, *self.pools]},
             "train_seconds": self.train_seconds,
             "config": asdict(self.cfg),
         }
@@ -227,6 +230,12 @@ class Trainer:
             self.sky.load_state_dict(state["sky"])
             self.sky_optimizer.load_state_dict(state["sky_optimizer"])
         self.generator.set_state(state["generator"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        for pool in [self.real, *self.pools]:
+            pool._order = list(state.get("pool_orders", {}).get(pool.name, []))
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
 
