@@ -1,0 +1,193 @@
+"""Paired fixer data: (degraded render, target, reference view) read from a JSON index.
+
+The index (written by the curation step):
+
+    {"root": ".", "samples": [{"degraded": "a.png", "target": "b.png", "reference": "c.png",
+      "eig": "e.npy", "depth": "d.npy", "alpha": "m.npy",          # optional, [H, W] float
+      "scene": "synth_0", "split": "train" | "test",
+      "kind": "lane_shift" | "sparse" | "underfit" | "cross_camera", "shift": 3.0}]}   # shift optional
+
+Paths are relative to `<index folder>/<root>`. A sample item is a dict of tensors: `degraded`,
+`target` `[H, W, 3]` in [0, 1], `reference` `[H, W, 3]` (the whole reference image resized to the
+sample's size: it is never cropped), `has_ref`, optional `eig`/`depth`/`alpha` `[H, W]`, and the
+metadata strings. Training items are random crops (the same window in every per-pixel map);
+the randomness comes from a seed passed with the index, so a run is repeatable step by step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+MAPS = ("eig", "depth", "alpha")  # optional per-pixel maps
+
+
+@dataclass
+class FixerSample:
+    degraded: Path
+    target: Path
+    reference: Path | None
+    maps: dict[str, Path]
+    scene: str
+    split: str
+    kind: str
+    shift: float | None
+
+
+def read_index(index: str | Path) -> list[FixerSample]:
+    """All samples of a fixer dataset index, paths resolved."""
+    index = Path(index)
+    data = json.loads(index.read_text())
+    if "samples" not in data:
+        raise ValueError(f"{index}: not a fixer index (no 'samples')")
+    base = (index.parent / data.get("root", ".")).resolve()
+    out = []
+    for i, s in enumerate(data["samples"]):
+        for key in ("degraded", "target"):
+            if key not in s:
+                raise ValueError(f"{index}: sample {i} has no {key!r}")
+        out.append(FixerSample(
+            degraded=base / s["degraded"],
+            target=base / s["target"],
+            reference=base / s["reference"] if s.get("reference") else None,
+            maps={k: base / s[k] for k in MAPS if s.get(k)},
+            scene=str(s.get("scene", "")),
+            split=str(s.get("split", "train")),
+            kind=str(s.get("kind", "")),
+            shift=float(s["shift"]) if s.get("shift") is not None else None,
+        ))
+    return out
+
+
+def load_image(path: Path) -> Tensor:  # -> [H, W, 3] float in [0, 1]
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy())
+
+
+def load_map(path: Path) -> Tensor:  # -> [H, W] float
+    arr = np.load(path).astype(np.float32)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: per-pixel map must be [H, W], got {arr.shape}")
+    return torch.from_numpy(arr)
+
+
+def resize_image(img: Tensor, size: tuple[int, int]) -> Tensor:  # [H, W, C] -> [h, w, C]
+    if tuple(img.shape[:2]) == tuple(size):
+        return img
+    x = F.interpolate(img.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x[0].permute(1, 2, 0)
+
+
+def resize_map(m: Tensor, size: tuple[int, int]) -> Tensor:  # [H, W] -> [h, w], nearest (keeps values)
+    if tuple(m.shape) == tuple(size):
+        return m
+    return F.interpolate(m[None, None], size=size, mode="nearest")[0, 0]
+
+
+class FixerDataset(torch.utils.data.Dataset):
+    """Items of one split. `crop`: random square crops of that side (training); None: whole frames,
+    resized to `size` (H, W) when given. Index with `i` or `(i, seed)` (the seed draws the crop)."""
+
+    def __init__(self, index: str | Path, split: str | None = "train", crop: int | None = 256,
+                 size: tuple[int, int] | None = None) -> None:
+        self.index = Path(index)
+        self.samples = [s for s in read_index(index) if split is None or s.split == split]
+        self.split = split
+        self.crop = crop
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        s = self.samples[i]
+        deg, tgt = load_image(s.degraded), load_image(s.target)
+        if deg.shape != tgt.shape:
+            raise ValueError(f"{s.degraded} and {s.target} differ in size: {tuple(deg.shape)} vs {tuple(tgt.shape)}")
+        maps = {k: load_map(p) for k, p in s.maps.items()}
+        for k, m in maps.items():
+            if tuple(m.shape) != tuple(deg.shape[:2]):
+                maps[k] = resize_map(m, tuple(deg.shape[:2]))
+        if self.size is not None:
+            deg, tgt = resize_image(deg, self.size), resize_image(tgt, self.size)
+            maps = {k: resize_map(m, self.size) for k, m in maps.items()}
+        if self.crop is not None:
+            deg, tgt, maps = self._random_crop(deg, tgt, maps, seed)
+        h, w = deg.shape[:2]
+        if s.reference is not None:
+            ref, has_ref = resize_image(load_image(s.reference), (h, w)), True
+        else:
+            ref, has_ref = torch.zeros_like(deg), False
+        item: dict[str, Any] = {"degraded": deg, "target": tgt, "reference": ref, "has_ref": has_ref, **maps,
+                                "scene": s.scene, "kind": s.kind, "index": i}
+        return item
+
+    def _random_crop(self, deg: Tensor, tgt: Tensor, maps: dict[str, Tensor], seed: int | None):
+        c = int(self.crop)
+        h, w = deg.shape[:2]
+        if h < c or w < c:  # upscale so that the crop fits
+            k = c / min(h, w)
+            size = (max(c, round(h * k)), max(c, round(w * k)))
+            deg, tgt = resize_image(deg, size), resize_image(tgt, size)
+            maps = {n: resize_map(m, size) for n, m in maps.items()}
+            h, w = size
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        y = int(torch.randint(0, h - c + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - c + 1, (1,), generator=g))
+        win = (slice(y, y + c), slice(x, x + c))
+        return deg[win], tgt[win], {n: m[win] for n, m in maps.items()}
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; keep a per-pixel map only if every item has it; lists for the metadata."""
+    out: dict[str, Any] = {}
+    for k in items[0]:
+        vals = [it.get(k) for it in items]
+        if any(v is None for v in vals):
+            continue
+        if isinstance(vals[0], Tensor):
+            out[k] = torch.stack(vals)
+        elif isinstance(vals[0], bool):
+            out[k] = torch.tensor(vals)
+        else:
+            out[k] = vals
+    return out
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batches of `(index, crop seed)` for steps `start..total-1`, a function of (seed, step) alone.
+
+    Each epoch is a fresh permutation (seeded by seed and epoch) cut into `batch_size` batches
+    (the rest dropped), so resuming at any step yields exactly the batches a straight run would.
+    """
+
+    def __init__(self, n: int, batch_size: int, total: int, start: int = 0, seed: int = 0) -> None:
+        if n < batch_size:
+            raise ValueError(f"{n} training samples are fewer than a batch of {batch_size}")
+        self.n, self.batch_size, self.total, self.start, self.seed = n, batch_size, total, start, seed
+        self.per_epoch = n // batch_size
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        epoch, k = divmod(step, self.per_epoch)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        idx = perm[k * self.batch_size:(k + 1) * self.batch_size].tolist()
+        return [(i, (self.seed * 1_000_003 + step) * 64 + j) for j, i in enumerate(idx)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total):
+            yield self.batch(step)
