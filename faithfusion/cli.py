@@ -39,13 +39,32 @@ def commands() -> dict[str, tuple[type, Callable]]:
     return table
 
 
+def fixer_commands() -> dict[str, tuple[type, Callable]]:
+    """`faithfusion fixer NAME`: curation and training of the fixers."""
+    from faithfusion.fixers.train import FixerTrainConfig, train_fixer
+
+    table: dict[str, tuple[type, Callable]] = {"train": (FixerTrainConfig, train_fixer)}
+    try:
+        from faithfusion.fixers.curate import CurateConfig, curate
+
+        table["curate"] = (CurateConfig, curate)
+    except ImportError:
+        pass
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
-    table = commands()
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] == "fixer":
+        table, args, prog = fixer_commands(), args[1:], "faithfusion fixer"
+    else:
+        table, prog = commands(), "faithfusion"
     cfg = tyro.extras.subcommand_cli_from_dict(
         {name: cls for name, (cls, _) in table.items()},
-        args=sys.argv[1:] if argv is None else argv,
-        prog="faithfusion",
-        description="FaithFusion: faithful novel-view synthesis of driving scenes.",
+        args=args,
+        prog=prog,
+        description="FaithFusion: faithful novel-view synthesis of driving scenes."
+        + ("" if prog != "faithfusion" else " Fixer jobs: `faithfusion fixer {train,curate}`."),
     )
     for cls, fn in table.values():
         if type(cfg) is cls:
