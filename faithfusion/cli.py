@@ -7,6 +7,7 @@ from typing import Callable
 
 import tyro
 
+from faithfusion.eval.command import EvalConfig, run_eval
 from faithfusion.render.command import RenderConfig, render_run
 from faithfusion.train.config import ReconConfig
 
@@ -29,6 +30,7 @@ def commands() -> dict[str, tuple[type, Callable]]:
     table: dict[str, tuple[type, Callable]] = {
         "recon": (ReconConfig, _recon),
         "render": (RenderConfig, render_run),
+        "eval": (EvalConfig, run_eval),
     }
     try:
         from faithfusion.synth.command import SynthConfig

@@ -1,0 +1,52 @@
+"""`faithfusion eval`: evaluation protocols over a finished run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate a run. lane-shift: against SynthStreet's gt_shifted/ at every shift (RUN/eval/lane_shift.json)."""
+
+    run: Path = Path("runs/recon")
+    protocol: Literal["lane-shift", "holdout"] = "lane-shift"
+    data: Path | None = None
+    """Scene folder with gt_shifted/ (default: the run's own --data)."""
+    shifts: tuple[float, ...] = ()
+    """Shift magnitudes in metres (default: all that the scene holds)."""
+    frame_stride: int = 1
+    """Evaluate shifted views of every k-th timestep."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+def run_eval(cfg: EvalConfig) -> dict:
+    from faithfusion.data.scene import save_json_atomic
+    from faithfusion.eval.lane_shift import evaluate_lane_shift, summary_line, write_lane_shift_report
+    from faithfusion.train.run import load_run
+    from faithfusion.train.trainer import resolve_device
+
+    loaded = load_run(cfg.run, resolve_device(cfg.device))
+    trainer = loaded.trainer
+    if cfg.protocol == "holdout":
+        result = trainer.evaluate(loaded.scene.test_ids)
+        save_json_atomic(Path(cfg.run) / "eval" / "holdout.json", result)
+        print(result["mean"])
+        return result
+    root = Path(cfg.data or loaded.cfg.data)
+    if not (root / "gt_shifted").is_dir():
+        raise FileNotFoundError(f"{root / 'gt_shifted'}: the lane-shift protocol needs a SynthStreet scene with ground truth")
+
+    def render_fn(camera):
+        rgb, _ = trainer.render_camera(camera.to(trainer.device))
+        return rgb
+
+    result = evaluate_lane_shift(
+        render_fn, loaded.scene, root, list(cfg.shifts) or None, cfg.frame_stride, loaded.cfg.scale
+    )
+    result["run"] = str(cfg.run)
+    out = write_lane_shift_report(cfg.run, result)
+    print(summary_line(result), "->", out)
+    return result

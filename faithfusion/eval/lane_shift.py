@@ -1,0 +1,154 @@
+"""The lane-shift protocol: quality of a run's renders against SynthStreet's ground truth at every shift.
+
+Shift 0 is the held-out frames of the recorded lane; shift ±d renders every evaluated frame from
+the ego moved d metres sideways and compares with `gt_shifted/{±d:.1f}m/images/`. The result is
+`RUN/eval/lane_shift.json` (per shift and per frame) and `RUN/eval/lane_shift.png`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from faithfusion.data.scene import SceneData, save_json_atomic
+
+
+def shift_folder(root: Path, d: float) -> Path:
+    return Path(root) / "gt_shifted" / f"{d:+.1f}m"
+
+
+def available_shifts(root: Path) -> list[float]:
+    """Positive shift magnitudes present in a SynthStreet folder (both signs required)."""
+    found = set()
+    for p in (Path(root) / "gt_shifted").glob("*m"):
+        try:
+            d = float(p.name[:-1])
+        except ValueError:
+            continue
+        if d > 0 and shift_folder(root, -d).is_dir():
+            found.add(d)
+    return sorted(found)
+
+
+def load_gt_image(root: Path, d: float, timestep: int, cam: str, size: tuple[int, int]) -> Tensor:
+    """Ground-truth RGB `[H, W, 3]` in [0, 1] resized (area) to `size` = (H, W)."""
+    from PIL import Image
+
+    folder = shift_folder(root, d) / "images"
+    path = next((p for p in (folder / f"{timestep:03d}_{cam}.jpg", folder / f"{timestep:03d}_{cam}.png") if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"{folder / f'{timestep:03d}_{cam}.jpg'}: ground-truth image missing")
+    img = Image.open(path).convert("RGB")
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.BOX)
+    return torch.from_numpy(np.asarray(img).copy()).float() / 255.0
+
+
+@dataclass
+class ShiftViews:
+    """The cameras and targets of one shift: (frame index, camera, gt image) triples."""
+
+    shift: float
+    items: list[tuple[int, object, Tensor]]
+
+
+def shift_views(scene: SceneData, root: Path, d: float, frame_ids: list[int], scale: float) -> ShiftViews:
+    items = []
+    for i in frame_ids:
+        frame = scene.frames[i]
+        cam = scene.shifted_camera(i, d, scale)
+        gt = load_gt_image(root, d, frame.timestep, frame.cam_name, (cam.height, cam.width))
+        items.append((i, cam, gt))
+    return ShiftViews(d, items)
+
+
+def evaluate_lane_shift(
+    render_fn,
+    scene: SceneData,
+    data_root: Path,
+    shifts: list[float] | None = None,
+    frame_stride: int = 1,
+    scale: float = 1.0,
+    metrics=None,
+) -> dict:
+    """PSNR / SSIM / LPIPS per shift. `render_fn(camera) -> [H, W, 3]` renders one view.
+
+    Shift 0 uses the scene's held-out frames; other shifts use every `frame_stride`-th frame
+    (all cameras), both signs."""
+    from faithfusion.eval.metrics import Metrics
+
+    metrics = metrics or Metrics()
+    shifts = available_shifts(data_root) if shifts is None else [abs(s) for s in shifts if s != 0]
+    all_ids = [i for i in range(len(scene.frames)) if scene.frames[i].timestep % max(frame_stride, 1) == 0]
+    plan: list[tuple[float, list[int]]] = [(0.0, list(scene.test_ids))]
+    for d in shifts:
+        plan += [(d, all_ids), (-d, all_ids)]
+    per_shift: dict[str, dict] = {}
+    for d, ids in plan:
+        if not ids:
+            continue
+        rows = []
+        for i, cam, gt in shift_views(scene, data_root, d, ids, scale).items:
+            with torch.no_grad():
+                pred = render_fn(cam).clamp(0, 1).cpu()
+            values = metrics(pred[None], gt[None])
+            rows.append({"frame": i, "timestep": scene.frames[i].timestep, "cam": scene.frames[i].cam_name, **values})
+        per_shift[f"{d:+.1f}"] = {"shift": d, "mean": mean_metrics(rows), "frames": rows}
+    by_magnitude = {}
+    for mag in [0.0] + shifts:
+        rows = [r for key, v in per_shift.items() if abs(v["shift"]) == mag for r in v["frames"]]
+        if rows:
+            by_magnitude[f"{mag:.1f}"] = mean_metrics(rows)
+    return {"per_shift": per_shift, "by_magnitude": by_magnitude}
+
+
+def mean_metrics(rows: list[dict]) -> dict:
+    keys = [k for k in ("psnr", "ssim", "lpips") if rows and rows[0].get(k) is not None]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys} | {"count": len(rows)}
+
+
+def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> None:
+    """Quality against |shift| for one or more methods: curves = {name: by_magnitude}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["psnr", "ssim", "lpips"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, by_mag in curves.items():
+        mags = sorted(float(m) for m in by_mag)
+        for ax, key in zip(axes, keys):
+            ys = [by_mag[f"{m:.1f}"].get(key) for m in mags]
+            if all(y is not None for y in ys):
+                ax.plot(mags, ys, marker="o", label=name)
+    for ax, key in zip(axes, keys):
+        ax.set_xlabel("lane shift |d| (m)")
+        ax.set_ylabel(key.upper())
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path:
+    out = Path(run) / "eval" / "lane_shift.json"
+    save_json_atomic(out, result)
+    plot_lane_shift({name: result["by_magnitude"]}, out.with_suffix(".png"), title=str(run))
+    return out
+
+
+def summary_line(result: dict) -> str:
+    return "  ".join(
+        f"{m}m: {v['psnr']:.2f} dB" + (f"/{v['lpips']:.3f}" if "lpips" in v else "") for m, v in result["by_magnitude"].items()
+    )
