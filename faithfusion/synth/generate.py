@@ -24,7 +24,7 @@ from faithfusion.synth.world import World, make_world
 
 GENERATOR = "synthstreet-1"
 MOVING_SPEED = 1.0  # m/s: DriveStudio's threshold for a dynamic object
-LABEL_RANGE = 50.0  # metres: instances this close to the ego are listed in a frame even when unseen
+LABEL_RANGE = 150.0  # metres: instances this close to the ego are listed in a frame even when unseen
 
 
 def shift_offsets(shifts: Sequence[float]) -> list[float]:
@@ -47,7 +47,7 @@ def generate(
     shifts: Sequence[float] = (1, 2, 3, 4, 5, 6),
     dynamic: bool = False,
     supersample: int = 2,
-    lidar_azimuths: int = 1000,
+    lidar_azimuths: int = 720,
     lossless_gt: bool = False,
     progress: bool = False,
 ) -> Path:
@@ -125,10 +125,8 @@ def generate(
         _drain(futures, keep=0)
     if bar is not None:
         bar.stop()
-    instances_info = {
-        str(i): {"id": track_ids[i], "class_name": "Vehicle", "frame_annotations": ann[i]}
-        for i in range(len(vehicles)) if ann[i]["frame_idx"]
-    }
+    # every vehicle keeps its id (contiguous 0..N-1, as DriveStudio indexes them); one never listed has no annotations
+    instances_info = {str(i): {"id": track_ids[i], "class_name": "Vehicle", "frame_annotations": ann[i]} for i in range(len(vehicles))}
     write_instances(out, instances_info, frame_instances)
     for d in offsets:
         base = out / "gt_shifted" / out_.shift_dir(d)

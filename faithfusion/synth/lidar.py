@@ -47,9 +47,9 @@ def _face_geometry(width: int) -> tuple[float, float, int]:
 
 
 @njit(parallel=True, cache=True)
-def _raster_faces(tri_v, Rs, ts, f, cy, zbuf, tbuf, bbuf):
+def _raster_faces(tri_v, Rs, ts, f, cy, qbuf, tbuf, nbuf):
     for k in prange(Rs.shape[0]):
-        raster(tri_v, Rs[k], ts[k], f, f, zbuf.shape[2] / 2.0, cy, NEAR, zbuf[k], tbuf[k], bbuf[k])
+        raster(tri_v, Rs[k], ts[k], f, f, qbuf.shape[2] / 2.0, cy, NEAR, qbuf[k], tbuf[k], nbuf[k], True)
 
 
 @njit(parallel=True, cache=True)

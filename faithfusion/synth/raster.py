@@ -4,8 +4,10 @@ Pinhole cameras in the OpenCV convention; pixel (i, j) has its centre at (i + 0.
 as in gsplat and DriveStudio. Triangles are clipped against the near plane, so geometry that
 passes behind the camera (a road strip) is exact. For every covered pixel centre the G-buffer
 holds the camera-axis depth z, the triangle id and the perspective-correct barycentric
-coordinates (b1, b2) of the original triangle (b0 = 1 - b1 - b2): the depth is the exact depth of
-the triangle's plane along the pixel's ray, up to float64 rounding.
+coordinates of the original triangle, stored as what is affine in the image over a plane: the
+inverse depth q = 1/z (float64) and the numerators n = b/z of (b1, b2) (b0 = 1 - b1 - b2). So
+z = 1/q is the exact depth of the triangle's plane along the pixel's ray (up to float64
+rounding), and means of q and n over nearby samples of one triangle are exact at the mean position.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ def _edge(ax, ay, bx, by, px, py):
 
 
 @njit(cache=True)
-def _raster_tri(sx, sy, sz, B, tid, zbuf, tbuf, bbuf):
+def _raster_tri(sx, sy, sz, B, tid, qbuf, tbuf, nbuf):
     """Fill one screen triangle (corners sx, sy, depths sz, original barycentrics B [3, 3])."""
-    H, W = zbuf.shape
+    H, W = qbuf.shape
     area = _edge(sx[0], sy[0], sx[1], sy[1], sx[2], sy[2])
     if abs(area) < 1e-14:
         return
@@ -97,14 +99,11 @@ def _raster_tri(sx, sy, sz, B, tid, zbuf, tbuf, bbuf):
             if a[0] * px + w0row < eps or a[1] * px + w1row < eps or a[2] * px + w2row < eps:
                 continue
             q = qa * px + qrow
-            if q <= 0.0:
-                continue
-            z = 1.0 / q
-            if z < zbuf[j, i]:
-                zbuf[j, i] = z
+            if q > qbuf[j, i]:
+                qbuf[j, i] = q
                 tbuf[j, i] = tid
-                bbuf[j, i, 0] = (n1a * px + n1row) * z
-                bbuf[j, i, 1] = (n2a * px + n2row) * z
+                nbuf[j, i, 0] = n1a * px + n1row
+                nbuf[j, i, 1] = n2a * px + n2row
 
 
 @njit(cache=True)
@@ -133,11 +132,13 @@ def ray_triangle(tri_v, tid, ox, oy, oz, rx, ry, rz):
 
 
 @njit(cache=True)
-def raster(tri_v, R, t, fx, fy, cx, cy, near, zbuf, tbuf, bbuf):
+def raster(tri_v, R, t, fx, fy, cx, cy, near, qbuf, tbuf, nbuf, cull=True):
     """Rasterize triangles `tri_v [T, 3, 3]` (world) seen by the world-to-camera (R, t) into
-    zbuf [H, W] (float64, +inf where empty), tbuf [H, W] int32 (-1) and bbuf [H, W, 2] float32."""
-    H, W = zbuf.shape
-    zbuf[:] = np.inf
+    qbuf [H, W] (float64 inverse depth, 0 where empty), tbuf [H, W] int32 (-1 where empty) and
+    nbuf [H, W, 2] float32 (b1/z, b2/z).
+    With `cull`, triangles whose counter-clockwise side faces away from the camera are skipped."""
+    H, W = qbuf.shape
+    qbuf[:] = 0.0
     tbuf[:] = -1
     # frustum side planes in camera space: x - xr z <= 0, xl z - x <= 0, same for y
     xl = (0.0 - cx) / fx
@@ -155,8 +156,13 @@ def raster(tri_v, R, t, fx, fy, cx, cy, near, zbuf, tbuf, bbuf):
         for k in range(3):
             for r in range(3):
                 cam[k, r] = R[r, 0] * tri_v[tid, k, 0] + R[r, 1] * tri_v[tid, k, 1] + R[r, 2] * tri_v[tid, k, 2] + t[r]
-        # cull: behind the near plane or outside one side plane
+        # cull: behind the near plane, facing away (every mesh is closed or seen from one side only),
+        # or outside one side plane
         if cam[0, 2] < near and cam[1, 2] < near and cam[2, 2] < near:
+            continue
+        e1x, e1y, e1z = cam[1, 0] - cam[0, 0], cam[1, 1] - cam[0, 1], cam[1, 2] - cam[0, 2]
+        e2x, e2y, e2z = cam[2, 0] - cam[0, 0], cam[2, 1] - cam[0, 1], cam[2, 2] - cam[0, 2]
+        if cull and (e1y * e2z - e1z * e2y) * cam[0, 0] + (e1z * e2x - e1x * e2z) * cam[0, 1] + (e1x * e2y - e1y * e2x) * cam[0, 2] >= 0.0:
             continue
         if cam[0, 0] - xr * cam[0, 2] > 0 and cam[1, 0] - xr * cam[1, 2] > 0 and cam[2, 0] - xr * cam[2, 2] > 0:
             continue
@@ -194,4 +200,4 @@ def raster(tri_v, R, t, fx, fy, cx, cy, near, zbuf, tbuf, bbuf):
                 sz[m] = z
                 for r in range(3):
                     Bs[m, r] = pb[q, r]
-            _raster_tri(sx, sy, sz, Bs, tid, zbuf, tbuf, bbuf)
+            _raster_tri(sx, sy, sz, Bs, tid, qbuf, tbuf, nbuf)

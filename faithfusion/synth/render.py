@@ -2,12 +2,13 @@
 
 Each view is rasterized at `ss` x `ss` samples per pixel (a regular grid: the K of the
 supersampled image is K scaled by ss, so the sub-samples of pixel (i, j) are at
-i + (k + 0.5) / ss) and once more at the pixel centres. A pixel whose sub-samples all see the
-triangle seen at its centre is shaded once, at the centre, with textures filtered over the whole
-pixel's footprint (see shading); any other pixel (a geometric edge) is shaded at every sub-sample
-with sub-sample footprints and box-filtered. Averaging is in linear radiance, then tone-mapped to
-8-bit sRGB. Depth, instance ids and the sky mask come from the pixel-centre raster: depth is the
-camera-axis z of the surface (0 for sky), exact at the pixel centre.
+i + (k + 0.5) / ss). The sub-samples of a pixel are grouped by triangle, as MSAA does: each group
+is shaded once, at the exact mean position of its sub-samples, with textures filtered over the
+pixel's footprint (see shading), and weighted by its share of the sub-samples; a pixel inside one
+triangle is shaded once, at its centre. Averaging is in linear radiance, then tone-mapped to
+8-bit sRGB. Depth, instance ids and the sky mask are those of the pixel centre: exact from the
+sub-samples' plane inside a triangle, from an exact ray-triangle test at edges. Depth is the
+camera-axis z of the surface (0 for sky).
 """
 
 from __future__ import annotations
@@ -100,109 +101,110 @@ def shadow_lookup(px, py, pz, nx, ny, nz_, shadow, sp):
 
 
 @njit(cache=True)
-def shade_point(tid, b1, b2, C, z, r, ax, ay, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass_buf):
+def shade_point(tid, b1, b2, z, C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy, ayz,
+                tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass_buf):
     """Linear radiance of triangle `tid` seen along the (unnormalised, camera z = 1) ray r from C at
-    depth z. ax, ay: the change of r from one sample to the next in x and y (ray differentials)."""
+    depth z. a_x, a_y: the change of r from one pixel to the next in x and y (ray differentials)."""
     b0 = 1.0 - b1 - b2
     u = b0 * tri_uv[tid, 0, 0] + b1 * tri_uv[tid, 1, 0] + b2 * tri_uv[tid, 2, 0]
     v = b0 * tri_uv[tid, 0, 1] + b1 * tri_uv[tid, 1, 1] + b2 * tri_uv[tid, 2, 1]
-    px, py, pz = C[0] + z * r[0], C[1] + z * r[1], C[2] + z * r[2]
-    rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
-    dx, dy, dz = r[0] / rn, r[1] / rn, r[2] / rn
+    px, py, pz = C0 + z * rx, C1 + z * ry, C2 + z * rz
+    rn = math.sqrt(rx * rx + ry * ry + rz * rz)
+    dx, dy, dz = rx / rn, ry / rn, rz / rn
     nx, ny, nz_ = tri_n[tid, 0], tri_n[tid, 1], tri_n[tid, 2]
-    nr = nx * r[0] + ny * r[1] + nz_ * r[2]
-    if nr > 0.0:  # two-sided: light the side that is seen
+    nr = nx * rx + ny * ry + nz_ * rz
+    if nr > 0.0:  # seen from behind (only where a mesh is open): light the side that is seen
         nx, ny, nz_ = -nx, -ny, -nz_
         nr = -nr
     nr = min(nr, -0.02 * rn)
-    # footprint: where the neighbouring sample rays meet the triangle's plane
-    kx = (nx * ax[0] + ny * ax[1] + nz_ * ax[2]) / nr
-    ky = (nx * ay[0] + ny * ay[1] + nz_ * ay[2]) / nr
-    pxx, pxy, pxz = z * (ax[0] - kx * r[0]), z * (ax[1] - kx * r[1]), z * (ax[2] - kx * r[2])
-    pyx, pyy, pyz = z * (ay[0] - ky * r[0]), z * (ay[1] - ky * r[1]), z * (ay[2] - ky * r[2])
+    # footprint: where the neighbouring pixels' rays meet the triangle's plane
+    kx = (nx * axx + ny * axy + nz_ * axz) / nr
+    ky = (nx * ayx + ny * ayy + nz_ * ayz) / nr
+    pxx, pxy, pxz = z * (axx - kx * rx), z * (axy - kx * ry), z * (axz - kx * rz)
+    pyx, pyy, pyz = z * (ayx - ky * rx), z * (ayy - ky * ry), z * (ayz - ky * rz)
     gu0, gu1, gu2 = tri_g[tid, 0, 0], tri_g[tid, 0, 1], tri_g[tid, 0, 2]
     gv0, gv1, gv2 = tri_g[tid, 1, 0], tri_g[tid, 1, 1], tri_g[tid, 1, 2]
     fu = abs(gu0 * pxx + gu1 * pxy + gu2 * pxz) + abs(gu0 * pyx + gu1 * pyy + gu2 * pyz) + 1e-5
     fv = abs(gv0 * pxx + gv1 * pxy + gv2 * pxz) + abs(gv0 * pyx + gv1 * pyy + gv2 * pyz) + 1e-5
-    fp = 0.5 * (math.sqrt(pxx * pxx + pxy * pxy + pxz * pxz) + math.sqrt(pyx * pyx + pyy * pyy + pyz * pyz)) + 1e-5
+    fp = 0.5 * (abs(pxx) + abs(pxy) + abs(pxz) + abs(pyx) + abs(pyy) + abs(pyz)) + 1e-5
     mat = tri_mat[tid]
-    prm = obj_p[tri_obj[tid]]
+    obj = tri_obj[tid]
     glass_buf[0] = 0.0
-    ar, ag, ab = albedo(mat, u, v, fu, fv, fp, tri_aux[tid, 0], tri_aux[tid, 1], px, py, pz, prm, road_p, noise, glass_buf)
+    ar, ag, ab = albedo(mat, u, v, fu, fv, fp, tri_aux[tid, 0], tri_aux[tid, 1], px, py, pz, obj_p[obj], road_p, noise, glass_buf)
     spec = 1.0 if (mat >= M.CAR_SIDE and mat <= M.CAR_TOP) or mat == M.CABIN_TOP else 0.0
     sh = 1.0
     if nx * sky_p[S_SUN] + ny * sky_p[S_SUN + 1] + nz_ * sky_p[S_SUN + 2] > 0.0:
         sh = shadow_lookup(px, py, pz, nx, ny, nz_, shadow, shadow_p)
-    pix = math.sqrt(ax[0] * ax[0] + ax[1] * ax[1] + ax[2] * ax[2])
-    cr, cg, cb = light(ar, ag, ab, nx, ny, nz_, dx, dy, dz, glass_buf[0], spec, sh, sky_p, noise, pix)
-    er, eg, eb = emission(mat, u, v, fu, fv)
-    return cr + er, cg + eg, cb + eb
+    cr, cg, cb = light(ar, ag, ab, nx, ny, nz_, dx, dy, dz, glass_buf[0], spec, sh, sky_p)
+    if mat == M.SIGNAL or mat == M.LAMP:
+        er, eg, eb = emission(mat, u, v, fu, fv)
+        cr, cg, cb = cr + er, cg + eg, cb + eb
+    return cr, cg, cb
 
 
-@njit(cache=True)
-def _shade(tid, b1, b2, z, xc, yc, sx, sy, R, C, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass, r, ax, ay):
-    """Radiance of one sample at normalised image coordinates (xc, yc); sx, sy: sample spacing in
-    normalised coordinates (sets the footprint)."""
-    for k in range(3):
-        r[k] = R[0, k] * xc + R[1, k] * yc + R[2, k]
-        ax[k] = R[0, k] * sx
-        ay[k] = R[1, k] * sy
-    if tid < 0:
-        rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
-        return sky(r[0] / rn, r[1] / rn, r[2] / rn, sky_p, noise, sx)
-    return shade_point(tid, b1, b2, C, z, r, ax, ay, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass)
+@njit(cache=True, inline="always")
+def pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y, g_z, g_b):
+    """Group the ss x ss sub-samples of pixel (j, i) by triangle (MSAA-style); returns the number of
+    groups and the triangle, depth and barycentrics at the pixel centre.
 
-
-@njit(cache=True)
-def centre_sample(j, i, ss, zs, ts, bs, sc_v, C, R, xc, yc):
-    """Triangle, depth and barycentrics at the centre of pixel (j, i) from its ss x ss sub-samples.
-
-    When all sub-samples see one triangle, its plane's 1/z and b/z are affine in the image, and the
-    centre is the mean of the sub-sample positions: their means give the exact centre values. At an
-    edge, the centre ray is intersected exactly with each triangle the sub-samples see."""
-    tid = ts[j * ss, i * ss]
-    same = True
+    For each group: its triangle g_tid, sample count g_n and the exact values at the mean position of
+    its samples (g_x, g_y normalised image coordinates; g_z depth; g_b barycentrics): over one
+    plane 1/z and b/z are affine in the image, so their means are exact at the mean position.
+    The centre: when one triangle covers every sub-sample, its group's mean is the centre itself;
+    at an edge the centre ray is intersected exactly with the triangles the sub-samples see."""
+    ng = 0
     for dj in range(ss):
         for di in range(ss):
-            if ts[j * ss + dj, i * ss + di] != tid:
-                same = False
-    if same:
-        if tid < 0:
-            return tid, 0.0, 0.0, 0.0, True
-        q = 0.0
-        n1 = 0.0
-        n2 = 0.0
-        for dj in range(ss):
-            for di in range(ss):
-                iz = 1.0 / zs[j * ss + dj, i * ss + di]
-                q += iz
-                n1 += bs[j * ss + dj, i * ss + di, 0] * iz
-                n2 += bs[j * ss + dj, i * ss + di, 1] * iz
-        z = ss * ss / q
-        return tid, z, n1 * z / (ss * ss), n2 * z / (ss * ss), True
+            tid = ts[j * ss + dj, i * ss + di]
+            g = -1
+            for k in range(ng):
+                if g_tid[k] == tid:
+                    g = k
+            if g < 0:
+                g = ng
+                ng += 1
+                g_tid[g] = tid
+                g_n[g] = 0
+                g_x[g] = 0.0
+                g_y[g] = 0.0
+                g_z[g] = 0.0
+                g_b[g, 0] = 0.0
+                g_b[g, 1] = 0.0
+            g_n[g] += 1
+            g_x[g] += di
+            g_y[g] += dj
+            if tid >= 0:
+                g_z[g] += qs[j * ss + dj, i * ss + di]
+                g_b[g, 0] += ns[j * ss + dj, i * ss + di, 0]
+                g_b[g, 1] += ns[j * ss + dj, i * ss + di, 1]
+    for g in range(ng):
+        n = g_n[g]
+        # mean sub-sample offset within the pixel, in pixels from the centre
+        g_x[g] = (g_x[g] / n + 0.5) / ss - 0.5
+        g_y[g] = (g_y[g] / n + 0.5) / ss - 0.5
+        if g_tid[g] >= 0:
+            z = 1.0 / g_z[g]  # the sums of q and n: their ratio is the mean's ratio
+            g_b[g, 0] *= z
+            g_b[g, 1] *= z
+            g_z[g] = z * n
+    if ng == 1:
+        return ng, g_tid[0], g_z[0], g_b[0, 0], g_b[0, 1]
     rx = R[0, 0] * xc + R[1, 0] * yc + R[2, 0]
     ry = R[0, 1] * xc + R[1, 1] * yc + R[2, 1]
     rz = R[0, 2] * xc + R[1, 2] * yc + R[2, 2]
     best = -1
     bz = np.inf
-    bb1 = 0.0
-    bb2 = 0.0
-    nearest = -1
-    nz_ = np.inf
-    for dj in range(ss):
-        for di in range(ss):
-            cand = ts[j * ss + dj, i * ss + di]
-            if cand < 0:
-                continue
-            if zs[j * ss + dj, i * ss + di] < nz_:
-                nz_ = zs[j * ss + dj, i * ss + di]
-                nearest = cand
-            t, c1, c2 = ray_triangle(sc_v, cand, C[0], C[1], C[2], rx, ry, rz)
-            if t > 0.0 and t < bz:
-                best, bz, bb1, bb2 = cand, t, c1, c2
-    if best >= 0 or nearest < 0:
-        return best, (bz if best >= 0 else 0.0), bb1, bb2, False
-    return -1, 0.0, 0.0, 0.0, False
+    b1 = 0.0
+    b2 = 0.0
+    for g in range(ng):
+        if g_tid[g] < 0:
+            continue
+        t, c1, c2 = ray_triangle(sc_v, g_tid[g], C[0], C[1], C[2], rx, ry, rz)
+        if t > 0.0 and t < bz:
+            best, bz, b1, b2 = g_tid[g], t, c1, c2
+    if best < 0:
+        return ng, -1, 0.0, 0.0, 0.0
+    return ng, best, bz, b1, b2
 
 
 @njit(cache=True)
@@ -211,43 +213,52 @@ def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, ob
     """One view: rgb [H, W, 3] uint8, depth [H, W] float32 (0 = sky), inst [H, W] uint16 (instance + 1)."""
     H, W = depth.shape
     Hs, Ws = H * ss, W * ss
-    zs = np.empty((Hs, Ws))
+    qs = np.empty((Hs, Ws))
     ts = np.empty((Hs, Ws), np.int32)
-    bs = np.empty((Hs, Ws, 2), np.float32)
-    raster(sc_v, R, t, fx * ss, fy * ss, cx * ss, cy * ss, NEAR, zs, ts, bs)
+    ns = np.empty((Hs, Ws, 2), np.float32)
+    raster(sc_v, R, t, fx * ss, fy * ss, cx * ss, cy * ss, NEAR, qs, ts, ns, True)
     C = np.empty(3)
     for k in range(3):
         C[k] = -(R[0, k] * t[0] + R[1, k] * t[1] + R[2, k] * t[2])
+    C0, C1, C2 = C[0], C[1], C[2]
+    # ray differentials: the change of the camera-z = 1 ray from one pixel to the next
+    axx, axy, axz = R[0, 0] / fx, R[0, 1] / fx, R[0, 2] / fx
+    ayx, ayy, ayz = R[1, 0] / fy, R[1, 1] / fy, R[1, 2] / fy
+    pix = 1.0 / fx
     glass = np.zeros(1)
-    r = np.empty(3)
-    ax = np.empty(3)
-    ay = np.empty(3)
-    inv = 1.0 / (ss * ss)
+    m = ss * ss
+    g_tid = np.empty(m, np.int64)
+    g_n = np.empty(m, np.int64)
+    g_x = np.empty(m)
+    g_y = np.empty(m)
+    g_z = np.empty(m)
+    g_b = np.empty((m, 2))
+    inv = 1.0 / m
     for j in range(H):
         yc = (j + 0.5 - cy) / fy
         for i in range(W):
             xc = (i + 0.5 - cx) / fx
-            tid, zc, c1, c2, same = centre_sample(j, i, ss, zs, ts, bs, sc_v, C, R, xc, yc)
+            ng, tid, zc, c1, c2 = pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y, g_z, g_b)
             depth[j, i] = np.float32(zc) if tid >= 0 else np.float32(0.0)
             inst[j, i] = np.uint16(obj_inst[tri_obj[tid]]) if tid >= 0 else np.uint16(0)
-            if same:
-                cr, cg, cb = _shade(tid, c1, c2, zc, xc, yc, 1.0 / fx, 1.0 / fy,
-                                    R, C, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass, r, ax, ay)
-            else:
-                cr, cg, cb = 0.0, 0.0, 0.0
-                for dj in range(ss):
-                    for di in range(ss):
-                        jj = j * ss + dj
-                        ii = i * ss + di
-                        xr, xg, xb = _shade(ts[jj, ii], bs[jj, ii, 0], bs[jj, ii, 1], zs[jj, ii], (ii + 0.5 - cx * ss) / (fx * ss),
-                                            (jj + 0.5 - cy * ss) / (fy * ss), 1.0 / (fx * ss), 1.0 / (fy * ss),
-                                            R, C, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass, r, ax, ay)
-                        cr += xr
-                        cg += xg
-                        cb += xb
-                cr *= inv
-                cg *= inv
-                cb *= inv
+            cr, cg, cb = 0.0, 0.0, 0.0
+            for g in range(ng):
+                w = g_n[g] * inv
+                xs = xc + g_x[g] / fx
+                ys = yc + g_y[g] / fy
+                rx = R[0, 0] * xs + R[1, 0] * ys + R[2, 0]
+                ry = R[0, 1] * xs + R[1, 1] * ys + R[2, 1]
+                rz = R[0, 2] * xs + R[1, 2] * ys + R[2, 2]
+                tid = g_tid[g]
+                if tid < 0:
+                    rn = math.sqrt(rx * rx + ry * ry + rz * rz)
+                    xr, xg, xb = sky(rx / rn, ry / rn, rz / rn, sky_p, noise, pix)
+                else:
+                    xr, xg, xb = shade_point(tid, g_b[g, 0], g_b[g, 1], g_z[g], C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy, ayz,
+                                             tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass)
+                cr += w * xr
+                cg += w * xg
+                cb += w * xb
             rgb[j, i, 0] = np.uint8(min(int(tonemap(cr, lut) * 255.0 + 0.5), 255))
             rgb[j, i, 1] = np.uint8(min(int(tonemap(cg, lut) * 255.0 + 0.5), 255))
             rgb[j, i, 2] = np.uint8(min(int(tonemap(cb, lut) * 255.0 + 0.5), 255))

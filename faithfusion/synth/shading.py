@@ -576,7 +576,7 @@ def emission(mat, u, v, fu, fv):
 
 
 @njit(cache=True)
-def light(ar, ag, ab, nx, ny, nz_, dx, dy, dz, glass, spec, shadow, sky_p, noise, pix):
+def light(ar, ag, ab, nx, ny, nz_, dx, dy, dz, glass, spec, shadow, sky_p):
     """Sun (Lambert, shadowed) + sky ambient; glass and paint add a specular sun and a sky reflection."""
     sx, sy, sz = sky_p[S_SUN], sky_p[S_SUN + 1], sky_p[S_SUN + 2]
     ndl = max(nx * sx + ny * sy + nz_ * sz, 0.0) * shadow

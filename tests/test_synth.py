@@ -1,0 +1,193 @@
+"""SynthStreet: determinism, DriveStudio conventions, exact geometry of lidar, boxes and lane shifts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faithfusion.synth import generate
+from faithfusion.synth.rig import OPENCV_TO_WAYMO_CAM, RIG
+from faithfusion.synth.writer import decode_depth
+
+ARGS = dict(frames=6, cameras=("front", "front_left"), width=96, height=64, shifts=(2.0,), dynamic=True)
+SEED = 3
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("synth") / "a", SEED, **ARGS)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _txt(path: Path) -> np.ndarray:
+    return np.loadtxt(path)
+
+
+def _camera(root: Path, cam: int, ego: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(world-to-camera [4, 4] in OpenCV axes, (fx, fy, cx, cy)) read the way DriveStudio reads them."""
+    K = _txt(root / "intrinsics" / f"{cam}.txt")[:4]
+    cam_to_ego = _txt(root / "extrinsics" / f"{cam}.txt") @ OPENCV_TO_WAYMO_CAM  # DriveStudio's OPENCV2DATASET
+    return np.linalg.inv(ego @ cam_to_ego), K
+
+
+def test_same_seed_gives_identical_files(scene, tmp_path):
+    again = generate(tmp_path / "b", SEED, **ARGS)
+    a, b = _hashes(scene), _hashes(again)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_layout_and_conventions(scene):
+    meta = json.loads((scene / "scene.json").read_text())
+    assert meta["seed"] == SEED and meta["n_lanes"] >= 5 and meta["lane_width"] == 3.5
+    assert meta["shift_dirs"] == ["gt_shifted/+0.0m", "gt_shifted/+2.0m", "gt_shifted/-2.0m"]
+    lanes = json.loads((scene / "lanes.json").read_text())
+    assert sum(l["is_ego_lane"] for l in lanes["lanes"]) == 1 and lanes["lanes"][meta["ego_lane"]]["is_ego_lane"]
+    for t in range(ARGS["frames"]):
+        for cam in (0, 1):
+            for p in (f"images/{t:03d}_{cam}.jpg", f"sky_masks/{t:03d}_{cam}.png", f"dynamic_masks/all/{t:03d}_{cam}.png",
+                      f"dynamic_masks/human/{t:03d}_{cam}.png", f"dynamic_masks/vehicle/{t:03d}_{cam}.png"):
+                assert (scene / p).is_file(), p
+        lidar = np.fromfile(scene / "lidar" / f"{t:03d}.bin", dtype=np.float32).reshape(-1, 14)
+        assert len(lidar) > 1000
+        assert np.allclose(lidar[:, 0:3], [1.4, 0.0, 2.0])  # origins: the top lidar in the vehicle frame
+        rng = np.linalg.norm(lidar[:, 3:6] - lidar[:, 0:3], axis=1)
+        assert rng.max() <= 75.0 + 1e-3 and set(np.unique(lidar[:, 13])) == {0.0}
+        assert set(np.unique(lidar[:, 10])) <= {0.0, 1.0} and lidar[:, 10].mean() > 0.2  # plenty of ground returns
+    assert _txt(scene / "intrinsics" / "0.txt").shape == (9,)
+    # DriveStudio: extrinsic (Waymo camera axes) @ OPENCV2DATASET is the OpenCV camera-to-vehicle
+    for cam, name in ((0, "front"), (1, "front_left")):
+        ext = _txt(scene / "extrinsics" / f"{cam}.txt")
+        assert np.allclose(ext @ OPENCV_TO_WAYMO_CAM, RIG[name].cam_to_ego())
+        # in Waymo's camera axes the camera looks along its own +x
+        yaw = np.radians(RIG[name].yaw)
+        assert np.allclose(ext[:2, 0] / np.linalg.norm(ext[:2, 0]), [np.cos(yaw), np.sin(yaw)], atol=1e-9)
+    info = json.loads((scene / "instances" / "instances_info.json").read_text())
+    frames = json.loads((scene / "instances" / "frame_instances.json").read_text())
+    assert list(info) == [str(i) for i in range(len(info))]  # DriveStudio indexes instances 0..N-1
+    assert all(v["class_name"] == "Vehicle" for v in info.values())
+    assert set(frames) == {str(t) for t in range(ARGS["frames"])}
+    # a moving vehicle shows in the dynamic masks of some frame
+    assert any(np.array(Image.open(p)).any() for p in (scene / "dynamic_masks" / "all").glob("*.png"))
+
+
+def test_lidar_points_lie_on_the_rendered_surfaces(scene):
+    """Project every lidar point into the front camera; where its 2x2 pixel neighbourhood is one
+    smooth surface, the depth map (1/z interpolated bilinearly, exact on a plane) agrees within 1 %."""
+    checked, good = 0, 0
+    for t in range(ARGS["frames"]):
+        ego = _txt(scene / "ego_pose" / f"{t:03d}.txt")
+        lidar = np.fromfile(scene / "lidar" / f"{t:03d}.bin", dtype=np.float32).reshape(-1, 14).astype(np.float64)
+        pts = lidar[:, 3:6] @ ego[:3, :3].T + ego[:3, 3]  # vehicle -> world
+        for cam in (0, 1):
+            w2c, (fx, fy, cx, cy) = _camera(scene, cam, ego)
+            depth = decode_depth(np.array(Image.open(scene / "gt_shifted" / "+0.0m" / "depth" / f"{t:03d}_{cam}.png")))
+            pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
+            z = pc[:, 2]
+            front = z > 0.5
+            u = fx * pc[front, 0] / z[front] + cx - 0.5  # in pixel-centre units
+            v = fy * pc[front, 1] / z[front] + cy - 0.5
+            z = z[front]
+            H, W = depth.shape
+            inside = (u >= 0) & (v >= 0) & (u < W - 1) & (v < H - 1)
+            u, v, z = u[inside], v[inside], z[inside]
+            i0, j0 = np.floor(u).astype(int), np.floor(v).astype(int)
+            fu, fv = u - i0, v - j0
+            d4 = np.stack([depth[j0, i0], depth[j0, i0 + 1], depth[j0 + 1, i0], depth[j0 + 1, i0 + 1]], 1)
+            smooth = (d4.min(1) > 0) & (d4.max(1) < 1.05 * d4.min(1))
+            q = 1.0 / np.where(d4 > 0, d4, 1.0)
+            qi = (q[:, 0] * (1 - fu) + q[:, 1] * fu) * (1 - fv) + (q[:, 2] * (1 - fu) + q[:, 3] * fu) * fv
+            err = np.abs(1.0 / qi - z) / z
+            checked += int(smooth.sum())
+            good += int((err[smooth] < 0.01).sum())
+    assert checked > 500
+    assert good / checked > 0.97, (good, checked)
+
+
+def _corners(o2w: np.ndarray, size) -> np.ndarray:  # [8, 3]
+    c = np.array([[(i & 1) - 0.5, ((i >> 1) & 1) - 0.5, ((i >> 2) & 1) - 0.5] for i in range(8)]) * np.asarray(size)
+    return c @ o2w[:3, :3].T + o2w[:3, 3]
+
+
+def test_projected_box_corners_bound_the_instance_mask(scene):
+    info = json.loads((scene / "instances" / "instances_info.json").read_text())
+    tested = 0
+    for shift in ("+0.0m", "+2.0m", "-2.0m"):
+        base = scene / "gt_shifted" / shift
+        boxes = json.loads((base / "boxes_2d.json").read_text())
+        for t in range(ARGS["frames"]):
+            ego = _txt(base / "ego_pose" / f"{t:03d}.txt")
+            for cam in (0, 1):
+                inst = np.array(Image.open(base / "instance_masks" / f"{t:03d}_{cam}.png"))
+                w2c, (fx, fy, cx, cy) = _camera(scene, cam, ego)
+                labels = {b["instance"]: b for b in boxes[f"{t:03d}_{cam}"]}
+                for k in np.unique(inst[inst > 0]) - 1:
+                    ys, xs = np.nonzero(inst == k + 1)
+                    assert labels[k]["visible_pixels"] == len(xs)
+                    ann = info[str(k)]["frame_annotations"]
+                    if t not in ann["frame_idx"]:
+                        continue
+                    n = ann["frame_idx"].index(t)
+                    c = _corners(np.asarray(ann["obj_to_world"][n]), ann["box_size"][n]) @ w2c[:3, :3].T + w2c[:3, 3]
+                    if (c[:, 2] < 0.1).any():
+                        continue
+                    u, v = fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy
+                    assert (xs + 0.5 >= u.min() - 1e-6).all() and (xs + 0.5 <= u.max() + 1e-6).all()
+                    assert (ys + 0.5 >= v.min() - 1e-6).all() and (ys + 0.5 <= v.max() + 1e-6).all()
+                    x0, y0, x1, y1 = labels[k]["box_projected"]
+                    assert x0 <= xs.min() + 0.5 and xs.max() + 0.5 <= x1 and y0 <= ys.min() + 0.5 and ys.max() + 0.5 <= y1
+                    tested += 1
+    assert tested > 10
+
+
+def test_shifted_ego_is_exactly_d_metres_to_the_left(scene):
+    for shift, d in (("+2.0m", 2.0), ("-2.0m", -2.0), ("+0.0m", 0.0)):
+        for t in range(ARGS["frames"]):
+            ego = _txt(scene / "ego_pose" / f"{t:03d}.txt")
+            moved = _txt(scene / "gt_shifted" / shift / "ego_pose" / f"{t:03d}.txt")
+            assert np.allclose(moved[:3, :3], ego[:3, :3], atol=1e-12)
+            assert np.allclose(moved[:3, 3] - ego[:3, 3], d * ego[:3, 1], atol=1e-9)
+            for cam in (0, 1):  # the cameras move with it
+                c0 = np.linalg.inv(_camera(scene, cam, ego)[0])[:3, 3]
+                c1 = np.linalg.inv(_camera(scene, cam, moved)[0])[:3, 3]
+                assert np.allclose(c1 - c0, d * ego[:3, 1], atol=1e-9)
+                assert abs(np.linalg.norm(c1 - c0) - abs(d)) < 1e-9
+
+
+def test_shifted_views_differ_and_keep_the_sky_at_infinity(scene):
+    a = np.asarray(Image.open(scene / "gt_shifted" / "+2.0m" / "images" / "003_0.jpg"), np.float32)
+    b = np.asarray(Image.open(scene / "gt_shifted" / "-2.0m" / "images" / "003_0.jpg"), np.float32)
+    assert np.abs(a - b).mean() > 5.0
+    sa = np.array(Image.open(scene / "gt_shifted" / "+2.0m" / "sky_masks" / "003_0.png")) > 0
+    sb = np.array(Image.open(scene / "gt_shifted" / "-2.0m" / "sky_masks" / "003_0.png")) > 0
+    both = sa & sb
+    for _ in range(2):  # away from edges (anti-aliasing, JPEG blocks)
+        both[1:-1, 1:-1] &= both[:-2, 1:-1] & both[2:, 1:-1] & both[1:-1, :-2] & both[1:-1, 2:]
+        both[[0, -1], :] = False
+        both[:, [0, -1]] = False
+    if both.sum() > 20:  # a pure translation leaves the colour of the sky in each direction unchanged
+        assert np.abs(a[both] - b[both]).mean() < 3.0
+
+
+def test_the_drivestudio_reader_loads_the_scene(scene):
+    ds = pytest.importorskip("faithfusion.data.drivestudio")
+    data = ds.read_drivestudio(scene, cameras=(0, 1))
+    assert len(data.frames) == ARGS["frames"] * len(ARGS["cameras"])
+    assert len(data.points) > 1000
+    cam = data.frames[0].camera
+    assert (cam.width, cam.height) == (ARGS["width"], ARGS["height"])
+    K = _txt(scene / "intrinsics" / f"{data.frames[0].cam_name}.txt")
+    assert np.allclose(cam.K[0, 0].item(), K[0], rtol=1e-5)
+    # scene coordinates are the first ego frame: the front camera sits where the rig puts it
+    f0 = next(f for f in data.frames if f.timestep == 0 and str(f.cam_name) == "0")
+    c2w = f0.camera.camtoworld.numpy()
+    assert np.allclose(c2w[:3, 3], RIG["front"].position, atol=1e-4)
+    assert np.allclose(c2w[:3, :3], RIG["front"].cam_to_ego()[:3, :3], atol=1e-5)
