@@ -1,0 +1,158 @@
+"""H_train that grows with the views a fusion run adds, and follows the model's Gaussians.
+
+    acc = FisherAccumulator(model, background_fn=sky_background(trainer))
+    acc.add_views(train_cameras, pixel_weights=not_sky)       # captured views
+    ... round r of the fusion schedule:
+    acc.recompute()                                             # the model trained (and densified) since:
+                                                                #   H is re-evaluated at the current parameters
+    m = eig_map(model, novel_camera, acc.H)                     # what a novel view would add
+    ... the fixer repairs the novel view; its loss weight is `cal.weight(g)`:
+    acc.add_view(novel_camera, pixel_weights=cal.weight(g))     # a repaired pseudo-view counts as training
+                                                                #   information, weighted per pixel
+
+How the fusion rounds should use it. The Fisher is evaluated at the current parameters, and the model
+moves between rounds (every 2000 steps in FaithFusion), so H_train is recomputed once per round from the
+remembered views (`recompute`, one Fisher pass per view, about the cost of one training pass over
+them); views added within a round are accumulated on top (`add_view`, weighted Fisher
+sum_p omega_p (dc_p/dtheta)^2 for pseudo-views, omega = the per-pixel loss weight times the pool's loss
+weight). Views are never removed. When densification changes the Gaussians between two uses and the
+caller knows where each new Gaussian came from, `remap(new_to_old)` carries H over without recomputing
+(a new Gaussian without a parent gets H = 0: unobserved, maximal EIG); `sync(model)` recomputes when
+the Gaussian count changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+from faithfusion.eig.fisher import PARAM_GROUPS, check_groups, view_fisher
+from faithfusion.gaussians.model import GaussianModel
+
+BackgroundFn = Callable[[Camera], Tensor]  # camera -> [H, W, 3] or [3]
+
+
+@dataclass
+class FisherView:
+    """A view H_train was accumulated over."""
+
+    camera: Camera
+    pixel_weights: Tensor | None = None  # [H, W], on the CPU
+    name: str = ""
+
+
+class FisherAccumulator:
+    """The diagonal Fisher over a growing set of views, aligned with `model`'s Gaussians."""
+
+    def __init__(
+        self,
+        model: GaussianModel,
+        groups: Sequence[str] = PARAM_GROUPS,
+        background_fn: BackgroundFn | None = None,
+        keep_views: bool = True,
+        **fisher_kw,
+    ) -> None:
+        self.model = model
+        self.groups = check_groups(groups)
+        self.background_fn = background_fn
+        self.keep_views = keep_views
+        self.fisher_kw = fisher_kw  # sh_degree, eps2d, near_plane, far_plane, max_pairs
+        self.views: list[FisherView] = []
+        self.n_added = 0
+        self.H: dict[str, Tensor] = self._zeros()
+
+    def _zeros(self) -> dict[str, Tensor]:
+        return {g: torch.zeros_like(self.model.params[g].detach()) for g in self.groups}
+
+    def __len__(self) -> int:
+        return len(self.model)
+
+    # --- adding views -----------------------------------------------------------------------
+
+    def view_fisher(self, camera: Camera, pixel_weights: Tensor | None = None) -> dict[str, Tensor]:
+        """One view's Fisher at the model's current parameters (not added)."""
+        bg = self.background_fn(camera) if self.background_fn is not None else None
+        pw = None if pixel_weights is None else pixel_weights.to(self.model.device)
+        return view_fisher(self.model, camera, groups=self.groups, pixel_weights=pw, background=bg, **self.fisher_kw)
+
+    def add_view(self, camera: Camera, pixel_weights: Tensor | None = None, name: str = "") -> None:
+        """H += the view's (optionally per-pixel weighted) Fisher."""
+        self._check_aligned()
+        for g, h in self.view_fisher(camera, pixel_weights).items():
+            self.H[g] += h
+        self.n_added += 1
+        if self.keep_views:
+            pw = None if pixel_weights is None else pixel_weights.detach().cpu()
+            self.views.append(FisherView(camera.to("cpu"), pw, name))
+
+    def add_views(self, cameras: Sequence[Camera], pixel_weights: Sequence[Tensor | None] | None = None,
+                  names: Sequence[str] | None = None, progress: Callable | None = None) -> None:
+        items = range(len(cameras)) if progress is None else progress(range(len(cameras)))
+        for i in items:
+            self.add_view(cameras[i], None if pixel_weights is None else pixel_weights[i], "" if names is None else names[i])
+
+    # --- following the model ----------------------------------------------------------------
+
+    def _check_aligned(self) -> None:
+        n = len(self.model)
+        if next(iter(self.H.values())).shape[0] != n:
+            raise RuntimeError(
+                f"FisherAccumulator holds {next(iter(self.H.values())).shape[0]} Gaussians, the model has {n}: "
+                "call remap(new_to_old) or recompute() after densification"
+            )
+
+    def remap(self, new_to_old: Tensor) -> None:
+        """Carry H to a new set of Gaussians: `new_to_old [N_new]` old index of each new Gaussian, -1 for none."""
+        idx = new_to_old.to(device=next(iter(self.H.values())).device, dtype=torch.long)
+        keep = idx >= 0
+        for g, h in self.H.items():
+            out = h.new_zeros((idx.shape[0], *h.shape[1:]))
+            out[keep] = h[idx[keep]]
+            self.H[g] = out
+
+    def recompute(self, model: GaussianModel | None = None, progress: Callable | None = None) -> None:
+        """H from scratch over the remembered views at the model's current parameters."""
+        if not self.keep_views:
+            raise RuntimeError("recompute needs keep_views=True")
+        if model is not None:
+            self.model = model
+        views, self.views = self.views, []
+        self.H, self.n_added = self._zeros(), 0
+        items = views if progress is None else progress(views)
+        for v in items:
+            self.add_view(v.camera, v.pixel_weights, v.name)
+
+    def sync(self, model: GaussianModel | None = None) -> bool:
+        """Recompute if the model's Gaussian count no longer matches; returns whether it did."""
+        if model is not None:
+            self.model = model
+        if next(iter(self.H.values())).shape[0] == len(self.model):
+            return False
+        self.recompute()
+        return True
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "groups": list(self.groups),
+            "H": {g: h.detach().cpu() for g, h in self.H.items()},
+            "n_added": self.n_added,
+            "views": [{"K": v.camera.K, "viewmat": v.camera.viewmat, "width": v.camera.width, "height": v.camera.height,
+                       "camera_name": v.camera.name, "pixel_weights": v.pixel_weights, "name": v.name} for v in self.views],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.groups = check_groups(state["groups"])
+        device = self.model.device
+        self.H = {g: h.to(device) for g, h in state["H"].items()}
+        self.n_added = int(state["n_added"])
+        self.views = [
+            FisherView(Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]),
+                       v["pixel_weights"], v["name"])
+            for v in state["views"]
+        ]

@@ -1,0 +1,271 @@
+"""The diagonal Fisher information of the Gaussians over a set of views, exact per pixel.
+
+    H_theta = sum_views sum_pixels omega_p sum_channels (d c_pk / d theta)^2
+
+for every stored scalar theta of the groups means [N,3], scales (log) [N,3], quats [N,4], opacities
+(logit) [N], sh0 [N,1,3], shN [N,K-1,3]; omega_p a per-pixel weight (1 for captured views).
+
+How, per view. A pixel's colour depends on Gaussian n only through n's per-view quantities
+u = (mean2d x, y; conic a, b, c; opacity; colour r, g, b), and u depends on theta through a Jacobian
+J_n = du/dtheta that is the same for all of n's pixels (`jacobian.py`). So with g_pk = d c_pk / d u_n
+
+    H_theta = sum_views J_n[:, theta]^T M_n J_n[:, theta],   M_n = sum_pixels omega_p sum_k g_pk g_pk^T  (9x9).
+
+g_pk has the closed form of the compositing recurrence (`blend.py`): with s = dalpha/dsigma, w = alpha T,
+D_k = dc_k/dalpha and phi = dsigma/d(mean2d, conic) extended by -1/o for the opacity
+(dalpha/do = alpha/o = s * (-1/o)): g_pk = (D_k s phi, w e_k). Hence M has three blocks
+
+    geo   = sum_p omega s^2 (sum_k D_k^2) phi phi^T     (6x6)
+    cross = sum_p omega s w D_k phi                    (6x3)
+    col   = sum_p omega w^2 I_3                        (3x3)
+
+phi is a quadratic polynomial in (dx, dy) = pixel - mean2d, so every block is a fixed linear map of the
+moments sum_p W dx^i dy^j (i, j <= 4) of a per-pair weight W. Those moments are one matrix product per
+chunk in block-centred coordinates, moved to the Gaussian's centre by the binomial shift, and summed
+per Gaussian; phi is applied once per Gaussian at the end. No per-pixel gradient is ever materialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
+from faithfusion.eig.blocks import BlockGrid, Chunk, plan_chunks
+from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, view_quantities
+from faithfusion.gaussians.model import GaussianModel
+from faithfusion.render.torch_backend import build_tile_lists
+
+PARAM_GROUPS: tuple[str, ...] = ("means", "scales", "quats", "opacities", "sh0", "shN")
+BLOCK = 8
+
+# the monomials (1, dx, dy, dx^2, dx dy, dy^2) that phi is made of, as exponent pairs
+_EXPS = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2))
+_N_MOM = 25  # 5x5 moments (degree <= 4 in x and in y) for the geo block
+_N_MOM2 = 9  # 3x3 moments (degree <= 2) for the cross block
+_PACK = _N_MOM + 3 * _N_MOM2 + 1
+
+
+def default_max_pairs(device: torch.device) -> int:
+    """Pairs per chunk: ~15 float tensors of this many entries are alive at once."""
+    return 1 << 22 if device.type == "cuda" else 1 << 18
+
+
+def check_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    groups = tuple(groups)
+    bad = [g for g in groups if g not in PARAM_GROUPS]
+    if bad or not groups:
+        raise ValueError(f"unknown parameter groups {bad}: choose from {PARAM_GROUPS}")
+    return groups
+
+
+@dataclass
+class ViewPass:
+    """One camera prepared for the pair loops: projection (+ Jacobian) and the chunks of blended pairs."""
+
+    camera: Camera
+    vq: ViewQuantities
+    grid: BlockGrid
+    chunks: list[Chunk]
+    sh_degree: int
+
+    @property
+    def n_gaussians(self) -> int:
+        return self.vq.opacities.shape[0]
+
+
+def prepare_view(
+    model: GaussianModel,
+    camera: Camera,
+    *,
+    sh_degree: int | None = None,
+    jacobian: bool = True,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    block: int = BLOCK,
+    max_pairs: int | None = None,
+) -> ViewPass:
+    degree = model.sh_degree if sh_degree is None else min(sh_degree, model.sh_degree)
+    params = {k: v.detach() for k, v in model.params.items()}
+    cam = camera.to(model.device)
+    with torch.no_grad():
+        viewmat, K = cam.viewmat.to(params["means"].dtype), cam.K.to(params["means"].dtype)
+        vq = view_quantities(params, degree, viewmat, K, cam.width, cam.height, eps2d, near_plane, far_plane, jacobian)
+        tl = build_tile_lists(vq.proj, cam.width, cam.height)
+        max_pairs = max_pairs or default_max_pairs(model.device)
+        grid, chunks = plan_chunks(tl, vq.proj.means2d[0], vq.proj.radii[0], cam.width, cam.height, block, max_pairs)
+    return ViewPass(cam, vq, grid, chunks, degree)
+
+
+def pixel_weight_blocks(grid: BlockGrid, weights: Tensor | None, like: Tensor) -> Tensor:
+    """Per-pixel weights `[H, W]` (None = 1) in block layout `[n_blocks, P]`, 0 on the padding."""
+    if weights is None:
+        weights = like.new_ones(grid.height, grid.width)
+    return grid.to_blocks(weights.to(like)[..., None])[..., 0]
+
+
+def background_blocks(grid: BlockGrid, background: Tensor | None, like: Tensor) -> Tensor | None:
+    """Background `[3]` or `[H, W, 3]` (None = black) in block layout `[n_blocks, P, 3]`."""
+    if background is None:
+        return None
+    bg = background.to(like)
+    if bg.dim() == 1:
+        bg = bg.expand(grid.height, grid.width, bg.shape[0])
+    return grid.to_blocks(bg)
+
+
+def _shift(mc: Tensor, n: int) -> Tensor:
+    """A[i, a] = C(i, a) (-mc)^(i - a) for a <= i < n: moments about 0 -> moments about mc `[..., n, n]`."""
+    e = torch.arange(n, device=mc.device)
+    diff = e[:, None] - e[None, :]  # [n, n] i - a
+    binom = torch.tensor([[comb(i, a) if a <= i else 0 for a in range(n)] for i in range(n)], dtype=mc.dtype, device=mc.device)
+    powers = (-mc)[..., None] ** e.to(mc.dtype)  # [..., n]
+    return binom * powers[..., diff.clamp_min(0)]
+
+
+@dataclass
+class PairSums:
+    """Per Gaussian, one view: the 9x9 M = sum_pairs sum_k g_k g_k^T in its three blocks."""
+
+    geo: Tensor  # [N, 6, 6] (mean2d, conic, opacity) x same
+    cross: Tensor  # [N, 6, 3] geo x colour
+    w2: Tensor  # [N] colour block = w2 * I_3
+
+
+def pair_sums(vp: ViewPass, pixel_weights: Tensor | None = None, background: Tensor | None = None) -> PairSums:
+    """Accumulate M for every Gaussian over the view's blended pairs (chunk by chunk)."""
+    vq, grid = vp.vq, vp.grid
+    means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]  # [N, 2], [N, 3]
+    like = means2d
+    N = means2d.shape[0]
+    omega = pixel_weight_blocks(grid, pixel_weights, like)  # [n_blocks, P]
+    bg = background_blocks(grid, background, like)  # [n_blocks, P, 3] | None
+    xy = grid.pixel_offsets(like.dtype, like.device)  # [P, 2]
+    quad = monomials(xy, 2)[:, [0, 3, 1, 6, 4, 2]]  # [P, 6] (1, x, y, x^2, xy, y^2)
+    mono5, mono3 = monomials(xy, 4), monomials(xy, 2)  # [P, 25], [P, 9]
+    acc = like.new_zeros(N, _PACK)
+    with torch.no_grad():
+        for ch in vp.chunks:
+            B, K = ch.ids.shape
+            m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2] block-centred
+            o = vq.opacities[ch.ids] * ch.valid  # [B, K]
+            f = vq.colors[ch.ids]  # [B, K, 3]
+            bl = blend_pairs(quad, m, conics[ch.ids], o)
+            om = omega[ch.blocks][..., None]  # [B, P, 1]
+            bgc = bg[ch.blocks] if bg is not None else None
+            q = torch.zeros_like(bl.alpha)
+            w2d = []
+            for k in range(3):
+                D = colour_alpha_grad(bl, f[..., k], None if bgc is None else bgc[..., k])  # [B, P, K]
+                q.addcmul_(D, D)
+                w2d.append(D.mul_(bl.weight))
+            sw = bl.slope * om  # [B, P, K] omega s
+            W1 = q.mul_(sw).mul_(bl.slope)  # omega s^2 sum_k D_k^2
+            W2 = torch.stack(w2d, 1).mul_(sw[:, None])  # [B, 3, P, K] omega s w D_k
+            W3 = (bl.weight * bl.weight * om).sum(1)  # [B, K]
+            mu1 = torch.matmul(W1.transpose(1, 2), mono5).view(B, K, 5, 5)
+            mu2 = torch.matmul(W2.transpose(-1, -2), mono3).view(B, 3, K, 3, 3)
+            Ax, Ay = _shift(m[..., 0], 5), _shift(m[..., 1], 5)  # [B, K, 5, 5]
+            nu1 = Ax @ mu1 @ Ay.transpose(-1, -2)  # [B, K, 5, 5] sum W dx^i dy^j
+            nu2 = Ax[:, None, :, :3, :3] @ mu2 @ Ay[:, None, :, :3, :3].transpose(-1, -2)  # [B, 3, K, 3, 3]
+            packed = torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
+            acc.index_add_(0, ch.ids.reshape(-1), (packed * ch.valid[..., None]).reshape(B * K, _PACK))
+    return _apply_phi(acc, conics, vq.opacities)
+
+
+def _apply_phi(acc: Tensor, conics: Tensor, opac: Tensor) -> PairSums:
+    """Moments per Gaussian `[N, 53]` -> the blocks of M, with phi = dsigma/d(mean2d, conic) and -1/o."""
+    N = acc.shape[0]
+    nu1 = acc[:, :_N_MOM]  # [N, 25]
+    nu2 = acc[:, _N_MOM : _N_MOM + 3 * _N_MOM2].reshape(N, 3, _N_MOM2)  # [N, 3, 9]
+    w2 = acc[:, -1]
+    gram_idx = torch.tensor([[(eu[0] + ev[0]) * 5 + eu[1] + ev[1] for ev in _EXPS] for eu in _EXPS], device=acc.device)
+    lin_idx = torch.tensor([e[0] * 3 + e[1] for e in _EXPS], device=acc.device)
+    gram = nu1[:, gram_idx]  # [N, 6, 6] sum W mono_u mono_v
+    lin = nu2[:, :, lin_idx]  # [N, 3, 6] sum W_k mono_u
+    a, b, c = conics.unbind(-1)
+    phi = acc.new_zeros(N, 6, 6)  # rows: d sigma / d (mx, my, a, b, c), then -1/o; columns: monomials
+    phi[:, 0, 1], phi[:, 0, 2] = -a, -b
+    phi[:, 1, 1], phi[:, 1, 2] = -b, -c
+    phi[:, 2, 3], phi[:, 3, 4], phi[:, 4, 5] = 0.5, 1.0, 0.5
+    phi[:, 5, 0] = -1.0 / opac.clamp_min(1e-12)
+    geo = phi @ gram @ phi.transpose(1, 2)
+    cross = phi @ lin.transpose(1, 2)  # [N, 6, 3]
+    return PairSums(geo, cross, w2)
+
+
+def fisher_from_sums(vp: ViewPass, sums: PairSums, groups: Sequence[str], n_sh: int) -> dict[str, Tensor]:
+    """diag(J^T M J) per group, shaped like the parameters; `n_sh` = (model degree + 1)^2."""
+    out: dict[str, Tensor] = {}
+    vq = vp.vq
+    if any(g in GEO_ROWS for g in groups):
+        J = vq.J  # [N, 11, 9]
+        Jg, Jc = J[..., :6], J[..., 6:]
+        h = torch.einsum("npu,nuv,npv->np", Jg, sums.geo, Jg)
+        h = h + 2.0 * torch.einsum("npu,nuk,npk->np", Jg, sums.cross, Jc)
+        h = h + sums.w2[:, None] * (Jc * Jc).sum(-1)  # [N, 11]
+        for g in groups:
+            if g in GEO_ROWS:
+                out[g] = h[:, GEO_ROWS[g]] if g != "opacities" else h[:, 10]
+    if "sh0" in groups or "shN" in groups:
+        Y2 = vq.sh_bases**2  # [N, n_active]
+        h_sh = Y2[..., None] * vq.colour_live[:, None, :] * sums.w2[:, None, None]  # [N, n_active, 3]
+        full = h_sh.new_zeros(h_sh.shape[0], n_sh, 3)
+        full[:, : h_sh.shape[1]] = h_sh
+        if "sh0" in groups:
+            out["sh0"] = full[:, :1]
+        if "shN" in groups:
+            out["shN"] = full[:, 1:]
+    return {g: out[g] for g in groups}
+
+
+def view_fisher(
+    model: GaussianModel,
+    camera: Camera,
+    *,
+    groups: Sequence[str] = PARAM_GROUPS,
+    pixel_weights: Tensor | None = None,  # [H, W]
+    background: Tensor | None = None,  # [3] or [H, W, 3]
+    sh_degree: int | None = None,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    max_pairs: int | None = None,
+    vp: ViewPass | None = None,
+) -> dict[str, Tensor]:
+    """The Fisher diagonal of one view, per group (shapes as the model's parameters)."""
+    groups = check_groups(groups)
+    needs_J = any(g in GEO_ROWS for g in groups)
+    if vp is None or (needs_J and vp.vq.J is None):
+        vp = prepare_view(model, camera, sh_degree=sh_degree, jacobian=needs_J, eps2d=eps2d,
+                          near_plane=near_plane, far_plane=far_plane, max_pairs=max_pairs)
+    sums = pair_sums(vp, pixel_weights, background)
+    return fisher_from_sums(vp, sums, groups, model.params["shN"].shape[1] + 1)
+
+
+def fisher_diagonal(
+    model: GaussianModel,
+    cameras: Sequence[Camera],
+    *,
+    groups: Sequence[str] = PARAM_GROUPS,
+    pixel_weights: Sequence[Tensor | None] | None = None,
+    backgrounds: Sequence[Tensor | None] | None = None,
+    **kw,
+) -> dict[str, Tensor]:
+    """H summed over `cameras` (each with an optional `[H, W]` weight and background)."""
+    total: dict[str, Tensor] = {}
+    for i, cam in enumerate(cameras):
+        h = view_fisher(
+            model, cam, groups=groups,
+            pixel_weights=None if pixel_weights is None else pixel_weights[i],
+            background=None if backgrounds is None else backgrounds[i], **kw,
+        )
+        for g, v in h.items():
+            total[g] = total[g] + v if g in total else v
+    return total
