@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 _EDGES = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
 
@@ -38,21 +39,36 @@ def project_box(corners: np.ndarray, world_to_cam: np.ndarray, K: np.ndarray, wi
     return [float(x0), float(y0), float(x1), float(y1)]
 
 
+@njit(cache=True)
+def mask_boxes(inst, n_ids):  # [n_ids + 1, 5]: pixel count, x0, y0, x1, y1 (exclusive) per value
+    out = np.zeros((n_ids + 1, 5), np.int64)
+    out[:, 1] = inst.shape[1]
+    out[:, 2] = inst.shape[0]
+    for j in range(inst.shape[0]):
+        for i in range(inst.shape[1]):
+            k = inst[j, i]
+            out[k, 0] += 1
+            out[k, 1] = min(out[k, 1], i)
+            out[k, 2] = min(out[k, 2], j)
+            out[k, 3] = max(out[k, 3], i + 1)
+            out[k, 4] = max(out[k, 4], j + 1)
+    return out
+
+
 def boxes_2d(inst: np.ndarray, poses: list[np.ndarray], sizes: list, track_ids: list[str], world_to_cam: np.ndarray, K: np.ndarray) -> list[dict]:
     """Labels of the instances seen in `inst [H, W]` (instance id + 1 per pixel)."""
     H, W = inst.shape
-    ids, counts = np.unique(inst[inst > 0], return_counts=True)
+    stats = mask_boxes(np.ascontiguousarray(inst), len(poses))
     out = []
-    for i, n in zip(ids.tolist(), counts.tolist()):
-        k = i - 1
-        ys, xs = np.nonzero(inst == i)
-        proj = project_box(box_corners(poses[k], sizes[k]), world_to_cam, K, W, H)
+    for i in np.nonzero(stats[1:, 0])[0].tolist():
+        n, x0, y0, x1, y1 = stats[i + 1].tolist()
+        proj = project_box(box_corners(poses[i], sizes[i]), world_to_cam, K, W, H)
         out.append({
-            "instance": k,
-            "track_id": track_ids[k],
+            "instance": i,
+            "track_id": track_ids[i],
             "class_name": "Vehicle",
-            "visible_pixels": int(n),
-            "box_visible": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+            "visible_pixels": n,
+            "box_visible": [x0, y0, x1, y1],
             "box_projected": proj,
         })
     return out

@@ -145,12 +145,14 @@ class MeshBuilder:
                 self.tri(w(0, 0, z0), w(x1, y1, z0), w(x0, y0, z0), (0, 0), (x1, y1), (x0, y0), cap_mat, obj, (r, 0, 0, 0))
 
     def blob(self, T: np.ndarray, radii, rng: np.random.Generator, mat: int, obj: int, jitter: float = 0.12) -> None:
-        """A jittered ellipsoid (icosphere, 80 faces); uv = local (x, y) of the corners."""
+        """A jittered ellipsoid (icosphere, 80 faces); uv = local (x, y) of the corners, aux = its
+        centre in the world (the shader bends normals towards it for a rounded look)."""
         verts, faces = _icosphere()
         verts = verts * (1.0 + jitter * rng.uniform(-1, 1, (len(verts), 1))) * np.asarray(radii)
         w = verts @ T[:3, :3].T + T[:3, 3]
+        aux = (T[0, 3], T[1, 3], T[2, 3], 1.0)
         for f in faces:
-            self.tri(w[f[0]], w[f[1]], w[f[2]], verts[f[0], :2], verts[f[1], :2], verts[f[2], :2], mat, obj)
+            self.tri(w[f[0]], w[f[1]], w[f[2]], verts[f[0], :2], verts[f[1], :2], verts[f[2], :2], mat, obj, aux)
 
     def build(self) -> Mesh:
         if not self._mat:

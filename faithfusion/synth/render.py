@@ -42,10 +42,11 @@ class SceneArrays:
     sky_p: np.ndarray  # [32] float64
     noise: np.ndarray  # [C, N, N] float32
     shadow: np.ndarray  # [Sv, Su] float32 distance along the sun's rays (ortho), or [1, 1] when unused
-    shadow_p: np.ndarray  # [16] float64: origin (3), axes u, v, w (3 each), texel size, Su, Sv
+    shadow_fine: np.ndarray  # [Sv', Su'] the same around the ego's path, finer
+    shadow_p: np.ndarray  # [32] float64: per map origin (3), axes u, v, w (3 each), texel size, Su, Sv
 
     @staticmethod
-    def from_mesh(mesh: Mesh, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_p) -> "SceneArrays":
+    def from_mesh(mesh: Mesh, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p) -> "SceneArrays":
         e1 = mesh.v[:, 1] - mesh.v[:, 0]  # [T, 3]
         e2 = mesh.v[:, 2] - mesh.v[:, 0]
         n = np.cross(e1, e2)
@@ -62,47 +63,62 @@ class SceneArrays:
             y = (a * d2 - b * d1) / det
             g[:, k] = x[:, None] * e1 + y[:, None] * e2
         return SceneArrays(np.ascontiguousarray(mesh.v), np.ascontiguousarray(mesh.uv), mesh.mat, mesh.obj, np.ascontiguousarray(mesh.aux), n, g,
-                           obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_p)
+                           obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p)
 
 
 @njit(cache=True)
-def shadow_lookup(px, py, pz, nx, ny, nz_, shadow, sp):
-    """1 where the sun sees the point, 0 in shadow (percentage-closer filtering over 2x2 texels).
-
-    `sp`: origin (3), axes u, v, w (3 each; w = the light's travel direction), texel size;
-    texel (i, j) covers (p - origin).u / texel in [i, i + 1), likewise v."""
-    if shadow.shape[0] < 2:
-        return 1.0
+def _shadow_taps(px, py, pz, nx, ny, nz_, shadow, sp, o, radius):
+    """Lit fraction from one map (params at sp[o:o+16]) with a bilinear-weighted PCF over
+    (2 radius) x (2 radius) texels; -1 when the point is outside the map."""
     Sv, Su = shadow.shape
-    texel = sp[12]
-    # offset along the normal against shadow acne
-    off = 1.5 * texel
-    qx = px + nx * off - sp[0]
-    qy = py + ny * off - sp[1]
-    qz = pz + nz_ * off - sp[2]
-    a = (qx * sp[3] + qy * sp[4] + qz * sp[5]) / texel - 0.5
-    b = (qx * sp[6] + qy * sp[7] + qz * sp[8]) / texel - 0.5
-    d = qx * sp[9] + qy * sp[10] + qz * sp[11]
+    texel = sp[o + 12]
+    off = 1.5 * texel  # offset along the normal against shadow acne
+    qx = px + nx * off - sp[o + 0]
+    qy = py + ny * off - sp[o + 1]
+    qz = pz + nz_ * off - sp[o + 2]
+    a = (qx * sp[o + 3] + qy * sp[o + 4] + qz * sp[o + 5]) / texel - 0.5
+    b = (qx * sp[o + 6] + qy * sp[o + 7] + qz * sp[o + 8]) / texel - 0.5
+    if a < radius or b < radius or a >= Su - radius - 1 or b >= Sv - radius - 1:
+        return -1.0
+    d = qx * sp[o + 9] + qy * sp[o + 10] + qz * sp[o + 11] - texel
     i0 = int(math.floor(a))
     j0 = int(math.floor(b))
     fa = a - i0
     fb = b - j0
     lit = 0.0
-    for dj in range(2):
-        for di in range(2):
-            i = i0 + di
-            j = j0 + dj
-            w = (fa if di else 1.0 - fa) * (fb if dj else 1.0 - fb)
-            if i < 0 or j < 0 or i >= Su or j >= Sv:
+    total = 0.0
+    for dj in range(1 - radius, radius + 1):
+        wj = 1.0 - fb if dj == 1 - radius else (fb if dj == radius else 1.0)
+        for di in range(1 - radius, radius + 1):
+            wi = 1.0 - fa if di == 1 - radius else (fa if di == radius else 1.0)
+            w = wi * wj
+            total += w
+            if d <= shadow[j0 + dj, i0 + di]:
                 lit += w
-            elif d <= shadow[j, i] + texel:
-                lit += w
-    return lit
+    return lit / total
+
+
+@njit(cache=True)
+def shadow_lookup(px, py, pz, nx, ny, nz_, shadow, fine, sp):
+    """1 where the sun sees the point, 0 in shadow, soft over a few centimetres (percentage-closer
+    filtering). The fine map around the ego's path first, else the coarse one, else lit.
+
+    `sp` [32]: per map origin (3), axes u, v, w (3 each; w = the light's travel direction), texel
+    size, Su, Sv; texel (i, j) covers (p - origin).u / texel in [i, i + 1), likewise v."""
+    if fine.shape[0] > 1:
+        lit = _shadow_taps(px, py, pz, nx, ny, nz_, fine, sp, 16, 2)
+        if lit >= 0.0:
+            return lit
+    if shadow.shape[0] > 1:
+        lit = _shadow_taps(px, py, pz, nx, ny, nz_, shadow, sp, 0, 1)
+        if lit >= 0.0:
+            return lit
+    return 1.0
 
 
 @njit(cache=True)
 def shade_point(tid, b1, b2, z, C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy, ayz,
-                tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass_buf):
+                tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, glass_buf):
     """Linear radiance of triangle `tid` seen along the (unnormalised, camera z = 1) ray r from C at
     depth z. a_x, a_y: the change of r from one pixel to the next in x and y (ray differentials)."""
     b0 = 1.0 - b1 - b2
@@ -117,6 +133,14 @@ def shade_point(tid, b1, b2, z, C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy,
         nx, ny, nz_ = -nx, -ny, -nz_
         nr = -nr
     nr = min(nr, -0.02 * rn)
+    mat = tri_mat[tid]
+    ln_x, ln_y, ln_z = nx, ny, nz_  # the normal used for lighting
+    if mat == M.LEAVES and tri_aux[tid, 3] > 0.0:  # a rounded crown: bend the normal towards the radial direction
+        ox, oy, oz = px - tri_aux[tid, 0], py - tri_aux[tid, 1], pz - tri_aux[tid, 2]
+        on = math.sqrt(ox * ox + oy * oy + oz * oz) + 1e-9
+        ln_x, ln_y, ln_z = 0.35 * nx + 0.65 * ox / on, 0.35 * ny + 0.65 * oy / on, 0.35 * nz_ + 0.65 * oz / on
+        ln = math.sqrt(ln_x * ln_x + ln_y * ln_y + ln_z * ln_z) + 1e-9
+        ln_x, ln_y, ln_z = ln_x / ln, ln_y / ln, ln_z / ln
     # footprint: where the neighbouring pixels' rays meet the triangle's plane
     kx = (nx * axx + ny * axy + nz_ * axz) / nr
     ky = (nx * ayx + ny * ayy + nz_ * ayz) / nr
@@ -127,15 +151,14 @@ def shade_point(tid, b1, b2, z, C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy,
     fu = abs(gu0 * pxx + gu1 * pxy + gu2 * pxz) + abs(gu0 * pyx + gu1 * pyy + gu2 * pyz) + 1e-5
     fv = abs(gv0 * pxx + gv1 * pxy + gv2 * pxz) + abs(gv0 * pyx + gv1 * pyy + gv2 * pyz) + 1e-5
     fp = 0.5 * (abs(pxx) + abs(pxy) + abs(pxz) + abs(pyx) + abs(pyy) + abs(pyz)) + 1e-5
-    mat = tri_mat[tid]
     obj = tri_obj[tid]
     glass_buf[0] = 0.0
     ar, ag, ab = albedo(mat, u, v, fu, fv, fp, tri_aux[tid, 0], tri_aux[tid, 1], px, py, pz, obj_p[obj], road_p, noise, glass_buf)
     spec = 1.0 if (mat >= M.CAR_SIDE and mat <= M.CAR_TOP) or mat == M.CABIN_TOP else 0.0
     sh = 1.0
-    if nx * sky_p[S_SUN] + ny * sky_p[S_SUN + 1] + nz_ * sky_p[S_SUN + 2] > 0.0:
-        sh = shadow_lookup(px, py, pz, nx, ny, nz_, shadow, shadow_p)
-    cr, cg, cb = light(ar, ag, ab, nx, ny, nz_, dx, dy, dz, glass_buf[0], spec, sh, sky_p)
+    if ln_x * sky_p[S_SUN] + ln_y * sky_p[S_SUN + 1] + ln_z * sky_p[S_SUN + 2] > 0.0:
+        sh = shadow_lookup(px, py, pz, nx, ny, nz_, shadow, shadow_fine, shadow_p)
+    cr, cg, cb = light(ar, ag, ab, ln_x, ln_y, ln_z, dx, dy, dz, glass_buf[0], spec, sh, sky_p)
     if mat == M.SIGNAL or mat == M.LAMP:
         er, eg, eb = emission(mat, u, v, fu, fv)
         cr, cg, cb = cr + er, cg + eg, cb + eb
@@ -208,7 +231,7 @@ def pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y,
 
 
 @njit(cache=True)
-def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_p, lut,
+def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, lut,
                 R, t, fx, fy, cx, cy, ss, rgb, depth, inst):
     """One view: rgb [H, W, 3] uint8, depth [H, W] float32 (0 = sky), inst [H, W] uint16 (instance + 1)."""
     H, W = depth.shape
@@ -255,7 +278,7 @@ def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, ob
                     xr, xg, xb = sky(rx / rn, ry / rn, rz / rn, sky_p, noise, pix)
                 else:
                     xr, xg, xb = shade_point(tid, g_b[g, 0], g_b[g, 1], g_z[g], C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy, ayz,
-                                             tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_p, glass)
+                                             tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, glass)
                 cr += w * xr
                 cg += w * xg
                 cb += w * xb
@@ -265,11 +288,11 @@ def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, ob
 
 
 @njit(parallel=True, cache=True)
-def render_batch(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_p, lut,
+def render_batch(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, lut,
                  Rs, ts, Ks, ss, rgb, depth, inst):
     """Views in parallel: Rs [V, 3, 3], ts [V, 3] world-to-camera, Ks [V, 4] (fx, fy, cx, cy)."""
     for k in prange(Rs.shape[0]):
-        render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_p, lut,
+        render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, lut,
                     Rs[k], ts[k], Ks[k, 0], Ks[k, 1], Ks[k, 2], Ks[k, 3], ss, rgb[k], depth[k], inst[k])
 
 
@@ -284,6 +307,6 @@ def render(scene: SceneArrays, world_to_cams: np.ndarray, Ks: np.ndarray, width:
     Rs = np.ascontiguousarray(world_to_cams[:, :3, :3], dtype=np.float64)
     ts = np.ascontiguousarray(world_to_cams[:, :3, 3], dtype=np.float64)
     render_batch(scene.tri_v, scene.tri_uv, scene.tri_mat, scene.tri_obj, scene.tri_aux, scene.tri_n, scene.tri_g, scene.obj_p, scene.obj_inst,
-                 scene.road_p, scene.sky_p, scene.noise, scene.shadow, scene.shadow_p, TONEMAP_LUT, Rs, ts,
+                 scene.road_p, scene.sky_p, scene.noise, scene.shadow, scene.shadow_fine, scene.shadow_p, TONEMAP_LUT, Rs, ts,
                  np.ascontiguousarray(Ks, dtype=np.float64), max(int(ss), 1), rgb, depth, inst)
     return rgb, depth, inst

@@ -100,7 +100,7 @@ def hash2(i, j, seed):
 @njit(cache=True)
 def fade(lam, foot):
     """Weight of a detail of wavelength `lam` seen with footprint `foot`: 1 when resolved, 0 when it would alias."""
-    return clamp01(0.5 * (lam / foot - 2.0))
+    return clamp01(lam / foot - 1.5)
 
 
 @njit(cache=True)
@@ -228,8 +228,8 @@ def sky(dx, dy, dz, sky_p, noise, pix):
 def road_albedo(s, l, fs, fl, road_p, noise):
     """Asphalt with wear and painted markings (s along the road, l across); returns (r, g, b, paint)."""
     foot = max(fs, fl)
-    fine = nz(noise, 5, s, l, 0.05, foot)
-    grain = 1.0 + 0.08 * nz(noise, 1, s, l, 1.5, foot) + 0.16 * fine
+    fine = nz(noise, 5, s, l, 0.04, foot)
+    grain = 1.0 + 0.06 * nz(noise, 1, s, l, 2.0, foot) + 0.10 * nz(noise, 3, s, l, 0.18, foot) + 0.16 * fine
     lw = road_p[R_LANE_W]
     lr = road_p[R_LANES_R]
     nf = int(road_p[R_NF])

@@ -228,10 +228,10 @@ def make_world(seed: int, frames: int = 40, dynamic: bool = False, max_shift: fl
         centre_style=int(rng.integers(3)),
         dash_length=float(rng.choice([3.0, 3.0, 4.0])),
         dash_gap=float(rng.choice([6.0, 6.0, 9.0])),
-        crosswalk_s=float(rng.uniform(0.45, 0.9) * drive + 12.0) if rng.random() < 0.6 else float("nan"),
+        crosswalk_s=float(rng.uniform(5.0, drive + 60.0)) if rng.random() < 0.6 else float("nan"),
         s_min=-70.0,
         s_max=drive + 230.0,
-        asphalt=np.clip(np.array([0.24, 0.24, 0.25]) * rng.uniform(0.75, 1.35) + rng.normal(0, 0.01, 3), 0.05, 0.6),
+        asphalt=np.array([1.02, 1.0, 0.97]) * float(rng.uniform(0.2, 0.33)),
         sidewalk=_colour(rng, np.array([[0.62, 0.60, 0.57], [0.70, 0.66, 0.60], [0.55, 0.55, 0.56], [0.66, 0.55, 0.48]])),
         lot=_colour(rng, np.array([[0.30, 0.40, 0.18], [0.42, 0.40, 0.34], [0.36, 0.44, 0.22]])),
         tile=float(rng.choice([0.4, 0.5, 0.6])),
@@ -357,20 +357,17 @@ def _add_traffic(world: World, rng: np.random.Generator, kinds: list[str], max_s
     count = int(rng.integers(6, 14))
     tries = 0
     track = 0
+    if rng.random() < 0.5:  # a lead car at the ego's speed, far enough ahead that no shifted ego meets it
+        world.vehicles.append(_vehicle(rng, kinds, "moving_lead", world.ego_l, float(rng.uniform(12.0, 24.0)), world.ego_speed, 1, 0.0, False))
     while track < count and tries < 400:
         tries += 1
         lane = int(rng.integers(road.n_lanes))
+        if lane == world.ego_lane:
+            continue
         direction = road.lane_direction(lane)
         l = road.lane_centre(lane)
-        if lane == world.ego_lane:
-            if any(not v.parked and abs(v.l - l) < 0.1 for v in world.vehicles):
-                continue
-            # a lead car at the ego's speed, far enough ahead that no shifted ego meets it
-            speed = world.ego_speed
-            s0 = float(rng.uniform(12.0, 24.0))
-        else:
-            speed = float(rng.uniform(6.0, 14.0))
-            s0 = float(rng.uniform(-40.0, ego_s[-1] + 90.0))
+        speed = float(rng.uniform(6.0, 14.0))
+        s0 = float(rng.uniform(-40.0, ego_s[-1] + 90.0))
         v = _vehicle(rng, kinds, f"moving_{track:03d}", l, s0, speed, direction, 0.0, False)
         if v.width > 1.9 and abs(l - world.ego_l) > road.lane_width * 1.5:
             v.width = 1.9
@@ -384,7 +381,7 @@ def _add_traffic(world: World, rng: np.random.Generator, kinds: list[str], max_s
                 ok = False
                 break
         lateral = abs(l - world.ego_l)
-        if ok and lateral < max_shift + 0.5 * v.width + 0.5 and lane != world.ego_lane:
+        if ok and lateral < max_shift + 0.5 * v.width + 0.5:
             ok = np.min(np.abs(vs - ego_s)) > 0.5 * v.length + 4.5
         if ok:
             world.vehicles.append(v)
