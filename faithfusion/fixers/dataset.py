@@ -7,6 +7,13 @@ The index (written by the curation step):
       "scene": "synth_0", "split": "train" | "test",
       "kind": "lane_shift" | "sparse" | "underfit" | "cross_camera", "shift": 3.0}]}   # shift optional
 
+Video samples (kind "video", or any sample whose "degraded" is a list; for the video fixers, EIGent
+and GenFusion; `read_index` skips them, `read_video_index` reads them) hold lists of T frame paths:
+
+    {"kind": "video", "degraded": [T paths], "target": [T paths], "reference": "r.png",
+     "eig": [T .npy], "depth": [T .npy], "target_depth": [T .npy],   # optional, [H, W] float
+     "reference_depth": "rd.npy", "scene": ..., "split": ...}         # optional
+
 Paths are relative to `<index folder>/<root>`. A sample item is a dict of tensors: `degraded`,
 `target` `[H, W, 3]` in [0, 1], `reference` `[H, W, 3]` (the whole reference image resized to the
 sample's size: it is never cropped), `has_ref`, optional `eig`/`depth`/`alpha` `[H, W]`, and the
@@ -51,6 +58,8 @@ def read_index(index: str | Path) -> list[FixerSample]:
     base = (index.parent / data.get("root", ".")).resolve()
     out = []
     for i, s in enumerate(data["samples"]):
+        if is_video_sample(s):
+            continue
         for key in ("degraded", "target"):
             if key not in s:
                 raise ValueError(f"{index}: sample {i} has no {key!r}")
@@ -191,3 +200,132 @@ class StepBatches(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start, self.total):
             yield self.batch(step)
+
+
+# --- video windows ------------------------------------------------------------------------
+
+VIDEO_MAPS = ("eig", "depth", "target_depth")  # optional per-frame maps of a video sample
+
+
+def is_video_sample(s: dict[str, Any]) -> bool:
+    return s.get("kind") == "video" or isinstance(s.get("degraded"), list)
+
+
+@dataclass
+class VideoFixerSample:
+    degraded: list[Path]
+    target: list[Path]
+    reference: Path | None
+    reference_depth: Path | None
+    maps: dict[str, list[Path]]  # name -> T paths
+    scene: str
+    split: str
+    kind: str = "video"
+
+
+def read_video_index(index: str | Path) -> list[VideoFixerSample]:
+    """The video samples of a fixer dataset index, paths resolved and frame counts checked."""
+    index = Path(index)
+    data = json.loads(index.read_text())
+    if "samples" not in data:
+        raise ValueError(f"{index}: not a fixer index (no 'samples')")
+    base = (index.parent / data.get("root", ".")).resolve()
+    out = []
+    for i, s in enumerate(data["samples"]):
+        if not is_video_sample(s):
+            continue
+        t = len(s.get("degraded") or [])
+        lists = {k: s[k] for k in ("degraded", "target", *VIDEO_MAPS) if s.get(k)}
+        for k, v in lists.items():
+            if not isinstance(v, list) or len(v) != t or t == 0:
+                raise ValueError(f"{index}: video sample {i}: {k!r} must list the same T > 0 frames as 'degraded'")
+        if "target" not in lists:
+            raise ValueError(f"{index}: video sample {i} has no 'target'")
+        out.append(VideoFixerSample(
+            degraded=[base / p for p in s["degraded"]],
+            target=[base / p for p in s["target"]],
+            reference=base / s["reference"] if s.get("reference") else None,
+            reference_depth=base / s["reference_depth"] if s.get("reference_depth") else None,
+            maps={k: [base / p for p in lists[k]] for k in VIDEO_MAPS if k in lists},
+            scene=str(s.get("scene", "")),
+            split=str(s.get("split", "train")),
+            kind=str(s.get("kind", "video")),
+        ))
+    return out
+
+
+def resize_frames(x: Tensor, size: tuple[int, int], is_map: bool) -> Tensor:
+    """`[T, H, W, 3]` (bilinear, antialiased) or `[T, H, W]` maps (nearest) -> size."""
+    if tuple(x.shape[1:3]) == tuple(size):
+        return x
+    if is_map:
+        return F.interpolate(x[:, None], size=size, mode="nearest")[:, 0]
+    y = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return y.permute(0, 2, 3, 1)
+
+
+class VideoFixerDataset(torch.utils.data.Dataset):
+    """Windows of T = `frames` consecutive frames of the video samples of one split.
+
+    Items: `degraded`, `target` `[T, h, w, 3]`, `reference` `[h, w, 3]` (whole, resized, never
+    cropped), `has_ref`, optional `eig`/`depth`/`target_depth` `[T, h, w]` and `reference_depth`
+    `[h, w]`. A sample longer than `frames` gives a random window of `frames` frames (the first
+    window when indexed without a seed); `crop`: one random square window, the same in every frame
+    and map. Index with `i` or `(i, seed)` (the seed draws the window and the crop).
+    """
+
+    def __init__(self, index: str | Path, split: str | None = "train", crop: int | None = 256,
+                 size: tuple[int, int] | None = None, frames: int | None = 16) -> None:
+        self.index = Path(index)
+        self.samples = [s for s in read_video_index(index) if split is None or s.split == split]
+        self.split, self.crop, self.size, self.frames = split, crop, size, frames
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        s = self.samples[i]
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        t = len(s.degraded)
+        first = 0  # without a seed (validation) the window starts at the first frame
+        if self.frames is not None and t > self.frames:
+            first = int(torch.randint(0, t - self.frames + 1, (1,), generator=g)) if g is not None else 0
+            t = self.frames
+        pick = slice(first, first + t)
+        deg = torch.stack([load_image(p) for p in s.degraded[pick]])  # [T, H, W, 3]
+        tgt = torch.stack([load_image(p) for p in s.target[pick]])
+        if deg.shape != tgt.shape:
+            raise ValueError(f"{s.degraded[0]}: degraded and target frames differ in size: {tuple(deg.shape)} vs {tuple(tgt.shape)}")
+        hw = tuple(deg.shape[1:3])
+        maps = {k: resize_frames(torch.stack([load_map(p) for p in ps[pick]]), hw, True) for k, ps in s.maps.items()}
+        if self.size is not None:
+            deg, tgt = resize_frames(deg, self.size, False), resize_frames(tgt, self.size, False)
+            maps = {k: resize_frames(m, self.size, True) for k, m in maps.items()}
+        if self.crop is not None:
+            deg, tgt, maps = self._random_crop(deg, tgt, maps, g)
+        h, w = deg.shape[1:3]
+        item: dict[str, Any] = {"degraded": deg, "target": tgt}
+        if s.reference is not None:
+            item["reference"], item["has_ref"] = resize_image(load_image(s.reference), (h, w)), True
+        else:
+            item["reference"], item["has_ref"] = torch.zeros_like(deg[0]), False
+        if s.reference_depth is not None:
+            item["reference_depth"] = resize_map(load_map(s.reference_depth), (h, w))
+        item.update(maps)
+        item.update({"scene": s.scene, "kind": s.kind, "index": i})
+        return item
+
+    def _random_crop(self, deg: Tensor, tgt: Tensor, maps: dict[str, Tensor], g: torch.Generator | None):
+        c = int(self.crop)
+        h, w = deg.shape[1:3]
+        if h < c or w < c:  # upscale so that the crop fits
+            k = c / min(h, w)
+            size = (max(c, round(h * k)), max(c, round(w * k)))
+            deg, tgt = resize_frames(deg, size, False), resize_frames(tgt, size, False)
+            maps = {n: resize_frames(m, size, True) for n, m in maps.items()}
+            h, w = size
+        y = int(torch.randint(0, h - c + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - c + 1, (1,), generator=g))
+        win = (slice(None), slice(y, y + c), slice(x, x + c))
+        return deg[win], tgt[win], {n: m[win] for n, m in maps.items()}

@@ -1,4 +1,10 @@
-"""`faithfusion fixer train`: train a Difix fixer on a paired dataset index, with checkpoints and resume.
+"""`faithfusion fixer train`: train a fixer on a paired dataset index, with checkpoints and resume.
+
+`model`: `difix` (frames, the image samples of the index) or a video fixer, `eigent`,
+`eigent-cogvideox` or `genfusion` (windows of `frames` frames, the video samples of the index; the
+random crop is the same in every frame). Video fixers get the per-frame EIG maps (EIGent) or the
+render depth (GenFusion) of the samples; GenFusion adds `w_disparity` x L1 on the normalised
+disparity where the sample has `target_depth` (normalised with the render window's range).
 
 Outputs under `out/`: `config.json` (the resolved config), `ckpt/step_*.pt` (model, optimizer,
 schedule, step), `model/` (a `from_pretrained` folder, refreshed at every checkpoint and at the
@@ -28,12 +34,14 @@ from torch import Tensor
 
 from faithfusion.eval.metrics import psnr
 from faithfusion.fixers.base import load_fixer
-from faithfusion.fixers.dataset import FixerDataset, StepBatches, collate
+from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 
-DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5}
+DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4}
+PRETRAINED_BACKBONES = ("sd-turbo", "eigent-cogvideox")  # constant learning rate by default
+ModelName = Literal["difix", "eigent", "eigent-cogvideox", "genfusion"]
 
 
 @dataclass
@@ -42,6 +50,10 @@ class FixerTrainConfig:
     out: Path  # output folder
     backbone: Literal["compact", "sd-turbo"] = "compact"
     pretrained: str = "stabilityai/sd-turbo"  # sd-turbo weights: local folder (hub layout) or hub id
+    model: ModelName = "difix"  # difix (frames) | eigent | eigent-cogvideox | genfusion (video windows)
+    video_pretrained: str = "THUDM/CogVideoX-2b"  # eigent-cogvideox weights: local folder (hub layout) or hub id
+    frames: int = 16  # frames per training window (video fixers)
+    w_disparity: float = 1.0  # GenFusion: L1 on normalised disparity where target_depth is given
     init: Path | None = None  # start from a saved fixer folder instead of a fresh model
     steps: int = 20000
     epochs: int | None = None  # when set: steps = epochs * (training samples // batch_size)
@@ -73,11 +85,18 @@ class FixerTrainConfig:
     progress: bool = True
     local_files_only: bool | None = None  # sd-turbo: None follows $HF_HUB_OFFLINE
 
+    @property
+    def is_video(self) -> bool:
+        return self.model != "difix"
+
+    def lr_key(self) -> str:
+        return self.backbone if self.model == "difix" else self.model
+
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.backbone]
+        return self.lr if self.lr is not None else DEFAULT_LR[self.lr_key()]
 
     def resolved_schedule(self) -> str:
-        return self.schedule or ("cosine" if self.backbone == "compact" else "constant")
+        return self.schedule or ("constant" if self.lr_key() in PRETRAINED_BACKBONES else "cosine")
 
 
 def _jsonable(x: Any) -> Any:
@@ -96,13 +115,33 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(cfg: FixerTrainConfig) -> Difix:
+MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGentCogVideoX", "genfusion": "GenFusion"}
+
+
+def build_model(cfg: FixerTrainConfig) -> Any:
     if cfg.init is not None:
         model = load_fixer(cfg.init)
-        if not isinstance(model, Difix):
-            raise ValueError(f"{cfg.init}: holds a {type(model).__name__}, not a Difix")
+        if type(model).__name__ != MODEL_CLASSES[cfg.model]:
+            raise ValueError(f"{cfg.init}: holds a {type(model).__name__}, not a {MODEL_CLASSES[cfg.model]}")
         return model.train()
+    if cfg.model == "eigent":
+        from faithfusion.fixers.eigent import EIGent
+
+        return EIGent()
+    if cfg.model == "eigent-cogvideox":
+        from faithfusion.fixers.eigent import EIGentCogVideoX, EIGentCogVideoXConfig
+
+        return EIGentCogVideoX(EIGentCogVideoXConfig(pretrained=cfg.video_pretrained, local_files_only=cfg.local_files_only))
+    if cfg.model == "genfusion":
+        from faithfusion.fixers.genfusion import GenFusion
+
+        return GenFusion()
     return Difix(DifixConfig(backbone=cfg.backbone, pretrained=cfg.pretrained, local_files_only=cfg.local_files_only))
+
+
+def model_tag(model: Any) -> str:
+    """What a checkpoint records of its model: Difix's backbone, or the video fixer's class name."""
+    return model.config.backbone if isinstance(model, Difix) else type(model).__name__
 
 
 def lr_lambda(schedule: str, warmup: int, total: int):
@@ -157,6 +196,85 @@ def validate(model: Difix, data: FixerDataset, loss: FixerLoss, cfg: FixerTrainC
     return out
 
 
+# --- video fixers ----------------------------------------------------------------------------
+
+
+def video_forward(model: Any, batch: dict[str, Any], cfg: FixerTrainConfig, device: torch.device
+                  ) -> tuple[Tensor, Tensor | None, Any]:
+    """A batch of windows through a video fixer -> (images `[N, T, h, w, 3]`, GenFusion's normalised
+    disparity `[N, T, h, w]` or None, GenFusion's disparity range or None)."""
+    from faithfusion.fixers.genfusion import GenFusion
+
+    deg = batch["degraded"].to(device)  # [N, T, c, c, 3]
+    ref = batch["reference"].to(device) if cfg.use_reference and bool(batch["has_ref"].all()) else None
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    if isinstance(model, GenFusion):
+        depth = batch["depth"].to(device) if "depth" in batch else None
+        ref_depth = batch["reference_depth"].to(device) if ref is not None and "reference_depth" in batch else None
+        disp, valid, rdisp, rvalid, rng = model.prepare_depth(depth, ref_depth, deg)
+        with torch.autocast(**autocast):
+            rgb, d = model(deg, disp, valid, ref, rdisp, rvalid)
+        return rgb.float(), d.float(), rng
+    eig = batch["eig"].to(device) if "eig" in batch else None
+    with torch.autocast(**autocast):
+        return model(deg, ref, eig).float(), None, None
+
+
+def disparity_l1(model: Any, disp: Tensor, rng: Any, target_depth: Tensor) -> Tensor:
+    """Mean |predicted - target| normalised disparity over the target's valid pixels."""
+    from faithfusion.fixers.genfusion import disparity_range, normalise_disparity
+
+    rng = rng if rng is not None else disparity_range(target_depth)
+    td, tv = normalise_disparity(target_depth.float(), rng, model.config.min_range)
+    return ((disp - td).abs() * tv).sum() / tv.sum().clamp(min=1)
+
+
+def video_loss(model: Any, batch: dict[str, Any], loss_fn: FixerLoss, cfg: FixerTrainConfig, device: torch.device,
+               gram: bool) -> tuple[Tensor, dict[str, Any]]:
+    pred, disp, rng = video_forward(model, batch, cfg, device)
+    loss, terms = loss_fn(pred, batch["target"].to(device), gram=gram)
+    if disp is not None and "target_depth" in batch and cfg.w_disparity > 0:
+        l1 = disparity_l1(model, disp, rng, batch["target_depth"].to(device))
+        loss = loss + cfg.w_disparity * l1
+        terms["disparity_l1"] = float(l1.detach())
+        terms["loss"] = float(loss.detach())
+    return loss, terms
+
+
+@torch.no_grad()
+def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: FixerTrainConfig, device: torch.device,
+                   epoch: int, step: int, val_dir: Path) -> dict[str, Any]:
+    """PSNR / LPIPS (and GenFusion's disparity L1) of inputs and fixed windows over up to `val_samples`
+    windows; the grid PNG shows each window's middle frame (input | fixed | target)."""
+    model.eval()
+    rows, rec = [], {"psnr_input": [], "psnr": [], "lpips_input": [], "lpips": [], "disparity_l1": []}
+    for i in range(min(len(data), cfg.val_samples)):
+        batch = collate([data[i]])
+        fixed, disp, rng = video_forward(model, batch, cfg, device)
+        deg, tgt = batch["degraded"][0].to(device), batch["target"][0].to(device)  # [T, H, W, 3]
+        fixed = fixed[0]
+        rec["psnr_input"].append(float(psnr(deg, tgt)))
+        rec["psnr"].append(float(psnr(fixed, tgt)))
+        if loss.net is not None:
+            fb = loss.net.taps(tgt.permute(0, 3, 1, 2) * 2 - 1)
+            for key, x in (("lpips_input", deg), ("lpips", fixed)):
+                rec[key].append(float(lpips_from_taps(loss.net, loss.net.taps(x.permute(0, 3, 1, 2) * 2 - 1), fb).mean()))
+        if disp is not None and "target_depth" in batch:
+            rec["disparity_l1"].append(float(disparity_l1(model, disp, rng, batch["target_depth"].to(device))))
+        if len(rows) < cfg.val_grid:
+            k = deg.shape[0] // 2
+            rows.append(np.concatenate([_to_uint8(deg[k]), _to_uint8(fixed[k]), _to_uint8(tgt[k])], axis=1))
+    model.train()
+    out: dict[str, Any] = {"epoch": epoch, "step": step, "windows": len(rec["psnr"])}
+    out.update({k: (float(np.mean(v)) if v else None) for k, v in rec.items()})
+    val_dir.mkdir(parents=True, exist_ok=True)
+    if rows:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(val_dir / f"epoch_{epoch:03d}.png")
+    with open(val_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(out) + "\n")
+    return out
+
+
 # --- training ------------------------------------------------------------------------------
 
 
@@ -189,10 +307,16 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
-    train_data = FixerDataset(cfg.index, "train", crop=cfg.crop)
-    val_data = FixerDataset(cfg.index, "test", crop=None, size=cfg.val_size)
-    if len(val_data) == 0:
-        val_data = FixerDataset(cfg.index, "train", crop=None, size=cfg.val_size)
+    if cfg.is_video:
+        train_data = VideoFixerDataset(cfg.index, "train", crop=cfg.crop, frames=cfg.frames)
+        val_data = VideoFixerDataset(cfg.index, "test", crop=None, size=cfg.val_size, frames=cfg.frames)
+        if len(val_data) == 0:
+            val_data = VideoFixerDataset(cfg.index, "train", crop=None, size=cfg.val_size, frames=cfg.frames)
+    else:
+        train_data = FixerDataset(cfg.index, "train", crop=cfg.crop)
+        val_data = FixerDataset(cfg.index, "test", crop=None, size=cfg.val_size)
+        if len(val_data) == 0:
+            val_data = FixerDataset(cfg.index, "train", crop=None, size=cfg.val_size)
     per_epoch = len(train_data) // cfg.batch_size
     if per_epoch == 0:
         raise ValueError(f"{cfg.index}: {len(train_data)} training samples, fewer than a batch of {cfg.batch_size}")
@@ -212,8 +336,8 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     last = latest_checkpoint(ckpt_dir) if cfg.resume else None
     if last is not None:
         state = load_checkpoint(last, device)
-        if state.get("backbone") != model.config.backbone:
-            raise ValueError(f"{last}: a {state.get('backbone')} checkpoint, but this run trains {model.config.backbone}")
+        if state.get("backbone") != model_tag(model):
+            raise ValueError(f"{last}: a {state.get('backbone')} checkpoint, but this run trains {model_tag(model)}")
         model.load_saved_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -221,7 +345,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
 
     def save(step: int) -> None:
         save_checkpoint(checkpoint_path(ckpt_dir, step), {
-            "step": step, "backbone": model.config.backbone, "model": model.saved_state_dict(),
+            "step": step, "backbone": model_tag(model), "model": model.saved_state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         }, keep_last=cfg.keep_ckpts)
         model.save_pretrained(out / "model")
@@ -236,13 +360,16 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     step = start
     with _Progress(total, start, cfg.progress) as bar, open(out / "train_log.jsonl", "a") as log:
         for batch in loader:
-            deg, tgt = batch["degraded"].to(device), batch["target"].to(device)  # [N, c, c, 3]
-            ref = None
-            if cfg.use_reference and bool(batch["has_ref"].all()):
-                ref = batch["reference"].to(device)
-            with torch.autocast(**autocast):
-                pred = model(deg, ref)
-            loss, terms = loss_fn(pred.float(), tgt, gram=step >= cfg.gram_warmup)
+            if cfg.is_video:  # windows [N, T, c, c, 3]
+                loss, terms = video_loss(model, batch, loss_fn, cfg, device, gram=step >= cfg.gram_warmup)
+            else:
+                deg, tgt = batch["degraded"].to(device), batch["target"].to(device)  # [N, c, c, 3]
+                ref = None
+                if cfg.use_reference and bool(batch["has_ref"].all()):
+                    ref = batch["reference"].to(device)
+                with torch.autocast(**autocast):
+                    pred = model(deg, ref)
+                loss, terms = loss_fn(pred.float(), tgt, gram=step >= cfg.gram_warmup)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -255,8 +382,8 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
                 log.write(json.dumps({"step": step, "lr": sched.get_last_lr()[0], **terms}) + "\n")
                 log.flush()
             if step % per_epoch == 0 or step == total:
-                val = validate(model, val_data, loss_fn, cfg, device, epoch=math.ceil(step / per_epoch), step=step,
-                               val_dir=out / "val")
+                val = (validate_video if cfg.is_video else validate)(
+                    model, val_data, loss_fn, cfg, device, epoch=math.ceil(step / per_epoch), step=step, val_dir=out / "val")
             if step % cfg.ckpt_every == 0 or step == total:
                 save(step)
     if step == start and not (out / "model" / "config.json").is_file():
