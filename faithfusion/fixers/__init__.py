@@ -5,5 +5,7 @@
 
 from faithfusion.fixers.base import Fixer, FixerModel, FixerOutput, load_fixer, register_fixer, registered_fixers
 from faithfusion.fixers.difix import Difix, DifixConfig
+from faithfusion.fixers.eigent import EIGent, EIGentCogVideoX, EIGentCogVideoXConfig, EIGentConfig
+from faithfusion.fixers.genfusion import GenFusion, GenFusionConfig
 
-__all__ = ["Difix", "DifixConfig", "Fixer", "FixerModel", "FixerOutput", "load_fixer", "register_fixer", "registered_fixers"]
+__all__ = ["Difix", "DifixConfig", "EIGent", "EIGentConfig", "EIGentCogVideoX", "EIGentCogVideoXConfig", "GenFusion", "GenFusionConfig", "Fixer", "FixerModel", "FixerOutput", "load_fixer", "register_fixer", "registered_fixers"]
