@@ -7,7 +7,6 @@ For every frame the ego's cameras are rendered at the recorded pose and at every
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
