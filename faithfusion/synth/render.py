@@ -261,7 +261,36 @@ def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, ob
         yc = (j + 0.5 - cy) / fy
         for i in range(W):
             xc = (i + 0.5 - cx) / fx
-            ng, tid, zc, c1, c2 = pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y, g_z, g_b)
+            # fast path: every sub-sample sees one triangle (or the sky): one group at the centre
+            t0 = ts[j * ss, i * ss]
+            uniform = True
+            for dj in range(ss):
+                for di in range(ss):
+                    if ts[j * ss + dj, i * ss + di] != t0:
+                        uniform = False
+            if uniform:
+                ng = 1
+                tid = t0
+                g_tid[0] = t0
+                g_n[0] = m
+                g_x[0] = 0.0
+                g_y[0] = 0.0
+                zc, c1, c2 = 0.0, 0.0, 0.0
+                if t0 >= 0:
+                    q, n1, n2 = 0.0, 0.0, 0.0
+                    for dj in range(ss):
+                        for di in range(ss):
+                            q += qs[j * ss + dj, i * ss + di]
+                            n1 += ns[j * ss + dj, i * ss + di, 0]
+                            n2 += ns[j * ss + dj, i * ss + di, 1]
+                    zc = m / q
+                    c1 = n1 / q
+                    c2 = n2 / q
+                g_z[0] = zc
+                g_b[0, 0] = c1
+                g_b[0, 1] = c2
+            else:
+                ng, tid, zc, c1, c2 = pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y, g_z, g_b)
             depth[j, i] = np.float32(zc) if tid >= 0 else np.float32(0.0)
             inst[j, i] = np.uint16(obj_inst[tri_obj[tid]]) if tid >= 0 else np.uint16(0)
             cr, cg, cb = 0.0, 0.0, 0.0
