@@ -26,6 +26,7 @@ class PairBlend:
     weight: Tensor  # [B, P, K] alpha * T_front
     slope: Tensor  # [B, P, K] dalpha/dsigma: -alpha where blended and not clamped, else 0
     T_final: Tensor  # [B, P] transmittance behind the last blended Gaussian
+    inv_one_minus: Tensor  # [B, P, K] 1 / (1 - alpha)
 
 
 def monomials(xy: Tensor, degree: int) -> Tensor:
@@ -64,14 +65,15 @@ def blend_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor) -> PairBlend:
         T_incl = torch.log1p(-alpha).cumsum_(-1).exp_()
     T_front = torch.cat([torch.ones_like(T_incl[..., :1]), T_incl[..., :-1]], -1)
     slope = torch.where(raw < MAX_ALPHA, -alpha, torch.zeros_like(alpha))
-    return PairBlend(alpha, T_front, alpha * T_front, slope, T_incl[..., -1])
+    inv = torch.rsub(alpha, 1.0).reciprocal_()
+    return PairBlend(alpha, T_front, alpha * T_front, slope, T_incl[..., -1], inv)
 
 
 def colour_alpha_grad(bl: PairBlend, f: Tensor, bg: Tensor | None) -> Tensor:
     """dc_k/dalpha_i of one channel: `f [B, K]` the Gaussians' colour, `bg [B, P]` or None -> `[B, P, K]`."""
     acc = torch.cumsum(bl.weight * f[:, None, :], -1)  # [B, P, K] colour blended up to and including i
-    total = acc[..., -1:]
+    total = acc[..., -1:].clone()
     if bg is not None:
-        total = total + (bl.T_final * bg)[..., None]
-    behind = total - acc  # S_i
-    return f[:, None, :] * bl.T_front - behind / (1.0 - bl.alpha)
+        total += (bl.T_final * bg)[..., None]
+    # acc - total = -S_i, the colour behind i (background included)
+    return acc.sub_(total).mul_(bl.inv_one_minus).addcmul_(bl.T_front, f[:, None, :].expand_as(acc))

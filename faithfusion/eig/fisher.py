@@ -123,10 +123,10 @@ def background_blocks(grid: BlockGrid, background: Tensor | None, like: Tensor) 
 def _shift(mc: Tensor, n: int) -> Tensor:
     """A[i, a] = C(i, a) (-mc)^(i - a) for a <= i < n: moments about 0 -> moments about mc `[..., n, n]`."""
     e = torch.arange(n, device=mc.device)
-    diff = e[:, None] - e[None, :]  # [n, n] i - a
+    diff = (e[:, None] - e[None, :]).clamp_min(0)  # [n, n] i - a
     binom = torch.tensor([[comb(i, a) if a <= i else 0 for a in range(n)] for i in range(n)], dtype=mc.dtype, device=mc.device)
-    powers = (-mc)[..., None] ** e.to(mc.dtype)  # [..., n]
-    return binom * powers[..., diff.clamp_min(0)]
+    powers = torch.cat([torch.ones_like(mc)[..., None], (-mc)[..., None].expand(*mc.shape, n - 1)], -1).cumprod(-1)
+    return powers[..., diff] * binom  # [..., n, n]
 
 
 @dataclass

@@ -1,0 +1,119 @@
+"""A trained run made ready for EIG: its model, H_train over its training views, and the calibration.
+
+Shared by `faithfusion eig` (command.py), the EIG-vs-error analysis and the benchmark, so that all three
+compute H_train and calibrate the same way:
+
+- H_train: the Fisher of every training view at the run's resolution, with the run's sky model as the
+  background the Gaussians are composited over (what the trainer renders), sky-mask pixels excluded
+  (weight 0) as FaithFusion does when it accumulates H over the training set;
+- calibration: the EIG maps of up to `calib_views` evenly spaced training views against H_train.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+from faithfusion.eig.accumulator import BackgroundFn, FisherAccumulator
+from faithfusion.eig.calibrate import Calibration, fit_calibration
+from faithfusion.eig.fisher import PARAM_GROUPS
+from faithfusion.eig.maps import ALPHA_MIN, LAMBDA, EigMap, Form, eig_map
+
+
+def track(items, description: str, enabled: bool = True):
+    """A rich progress bar over `items` (or the items themselves when disabled)."""
+    if not enabled:
+        return items
+    from rich.progress import track as rich_track
+
+    return rich_track(items, description=description)
+
+
+def sky_background(trainer) -> BackgroundFn | None:
+    """camera -> the trainer's sky colour per pixel `[H, W, 3]` (None for scenes without a sky model)."""
+    if getattr(trainer, "sky", None) is None:
+        return None
+    from faithfusion.train.sky import pixel_directions
+
+    def fn(camera: Camera) -> Tensor:
+        with torch.no_grad():
+            return trainer.sky(pixel_directions(camera.to(trainer.device)))
+
+    return fn
+
+
+def evenly_spaced(items: list, n: int) -> list:
+    """At most `n` items spread over the list (all of them for n <= 0)."""
+    if n <= 0 or len(items) <= n:
+        return list(items)
+    step = len(items) / n
+    return [items[int(k * step)] for k in range(n)]
+
+
+@dataclass
+class EigSession:
+    trainer: object  # faithfusion.train.trainer.Trainer holding the run's weights
+    acc: FisherAccumulator
+    calibration: Calibration
+    form: Form = "fisherrf"
+    lam: float = LAMBDA
+    alpha_min: float = ALPHA_MIN
+    max_pairs: int | None = None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def model(self):
+        return self.trainer.model
+
+    def background(self, camera: Camera) -> Tensor | None:
+        return self.acc.background_fn(camera) if self.acc.background_fn is not None else None
+
+    def eig(self, camera: Camera) -> tuple[EigMap, Tensor]:
+        """EIG map of `camera` and its calibrated value g `[H, W]`."""
+        m = eig_map(self.model, camera, self.acc.H, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
+                    background=self.background(camera), max_pairs=self.max_pairs)
+        return m, self.calibration.calibrate(m.eig)
+
+    def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
+        """RGB `[H, W, 3]` (sky composited) and alpha `[H, W]` as the trainer renders them."""
+        with torch.no_grad():
+            rgb, out = self.trainer.render_camera(camera.to(self.trainer.device))
+        return rgb.clamp(0, 1), out.alpha[0, ..., 0]
+
+
+def build_session(
+    trainer,
+    *,
+    form: Form = "fisherrf",
+    lam: float = LAMBDA,
+    alpha_min: float = ALPHA_MIN,
+    calib_views: int = 16,
+    exclude_sky: bool = True,
+    groups: tuple[str, ...] = PARAM_GROUPS,
+    max_pairs: int | None = None,
+    progress: bool = True,
+    **calib_opts,
+) -> EigSession:
+    """H_train over the trainer's captured views, then the calibration over a subset of them."""
+    views = trainer.real.views
+    acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs)
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for v in track(views, "H_train", progress):
+        w = (~v.sky_mask).float() if exclude_sky and v.sky_mask is not None else None
+        acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
+    sync()
+    t1 = time.perf_counter()
+    session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs)
+    maps = [session.eig(v.camera)[0] for v in track(evenly_spaced(views, calib_views), "calibration", progress)]
+    session.calibration = fit_calibration(maps, form=form, lam=lam, alpha_min=alpha_min, groups=list(groups), **calib_opts)
+    sync()
+    session.timings = {"h_train_s": t1 - t0, "h_train_views": len(views), "calibration_s": time.perf_counter() - t1,
+                       "calibration_views": len(maps)}
+    return session
