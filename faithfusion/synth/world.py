@@ -372,8 +372,8 @@ def _add_traffic(world: World, rng: np.random.Generator, kinds: list[str], max_s
         if v.width > 1.9 and abs(l - world.ego_l) > road.lane_width * 1.5:
             v.width = 1.9
         vs = np.array([v.s_at(t, world.dt, line) for t in range(T)])
-        ok = True
-        for o in world.vehicles:
+        ok = bool(vs.min() > road.s_min + 0.5 * v.length and vs.max() < road.s_max - 0.5 * v.length)  # stays on the built road
+        for o in world.vehicles if ok else []:
             if abs(o.l - l) > 0.5 * road.lane_width:
                 continue
             os_ = np.array([o.s_at(t, world.dt, line) for t in range(T)])
@@ -382,7 +382,7 @@ def _add_traffic(world: World, rng: np.random.Generator, kinds: list[str], max_s
                 break
         lateral = abs(l - world.ego_l)
         if ok and lateral < max_shift + 0.5 * v.width + 0.5:
-            ok = np.min(np.abs(vs - ego_s)) > 0.5 * v.length + 4.5
+            ok = np.min(np.abs(vs - ego_s)) > 0.5 * v.length + 7.0
         if ok:
             world.vehicles.append(v)
             track += 1
