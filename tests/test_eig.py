@@ -171,3 +171,27 @@ def test_accumulator_weighted_remap_recompute():
     again = FisherAccumulator(small)
     again.load_state_dict(state)
     assert len(again.views) == 2 and torch.equal(again.H["means"], acc.H["means"])
+
+
+def test_trimmed_lists_give_the_same_fisher_with_fewer_pairs():
+    """Cutting each block's list after its last blended Gaussian is exact; on an opaque scene it removes pairs."""
+    from faithfusion.cameras import Camera
+    from faithfusion.eig.fisher import pair_sums
+    from faithfusion.gaussians.model import GaussianModel
+
+    model = GaussianModel.random(1000, extent=1.0, sh_degree=1, seed=2)
+    with torch.no_grad():
+        model.params["opacities"].fill_(3.0)  # ~0.95: pixels stop early
+        model.params["scales"] += 0.5
+    W, H = 32, 24
+    K = torch.tensor([[0.8 * W, 0, W / 2], [0, 0.8 * W, H / 2], [0, 0, 1.0]])
+    vm = torch.eye(4)
+    vm[2, 3] = 2.5
+    cam = Camera(K=K, viewmat=vm, width=W, height=H)
+    full, cut = prepare_view(model, cam, trim=False), prepare_view(model, cam, trim=True)
+    n_full = sum(c.n_pairs for c in full.chunks)
+    n_cut = sum(c.n_pairs for c in cut.chunks)
+    assert n_cut < 0.5 * n_full
+    a, b = pair_sums(full), pair_sums(cut)
+    for x, y in ((a.geo, b.geo), (a.cross, b.cross), (a.w2, b.w2)):
+        assert rel(y, x) < 1e-5

@@ -60,7 +60,7 @@ def blend_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor) -> PairBlend:
     raw = torch.matmul(quad, log_alpha_coefs(m, conic, o).transpose(1, 2)).exp_()  # [B, P, K] o exp(-sigma)
     alpha = torch.where(raw >= ALPHA_THRESHOLD, raw.clamp_max(MAX_ALPHA), torch.zeros_like(raw))
     T_incl = torch.log1p(-alpha).cumsum_(-1).exp_()  # [B, P, K] behind each Gaussian
-    if bool((T_incl[..., -1] <= T_STOP).any()):
+    if alpha.is_cuda or bool((T_incl[..., -1] <= T_STOP).any()):  # no host sync on the GPU
         alpha = alpha * (T_incl > T_STOP)  # the stopped Gaussians are a suffix (T_incl never rises)
         T_incl = torch.log1p(-alpha).cumsum_(-1).exp_()
     T_front = torch.cat([torch.ones_like(T_incl[..., :1]), T_incl[..., :-1]], -1)

@@ -62,6 +62,7 @@ class Chunk:
     """B blocks with their padded Gaussian lists."""
 
     blocks: Tensor  # [B] block index
+    lists: Tensor  # [B] index of each block's list in the CSR of `BlockLists`
     ids: Tensor  # [B, K] Gaussian ids, front to back, padding repeats a valid id
     valid: Tensor  # [B, K] bool, False on padding
     centres: Tensor  # [B, 2] block centre in pixels (x, y)
@@ -71,8 +72,22 @@ class Chunk:
         return self.ids.numel()
 
 
-def cut_to_blocks(tl: TileLists, means2d: Tensor, radii: Tensor, width: int, height: int, block: int):
-    """Per-block Gaussian lists (CSR over lists, one list per (sub-block, tile)) -> (grid, offsets, ids, list_block)."""
+@dataclass
+class BlockLists:
+    """Front-to-back Gaussian ids of every block as CSR (one list per (sub-block, tile), in any order)."""
+
+    grid: BlockGrid
+    offsets: Tensor  # [L + 1]
+    flat: Tensor  # [n] Gaussian ids
+    list_block: Tensor  # [L] block index of each list
+
+    @property
+    def counts(self) -> Tensor:  # [L]
+        return self.offsets[1:] - self.offsets[:-1]
+
+
+def cut_to_blocks(tl: TileLists, means2d: Tensor, radii: Tensor, width: int, height: int, block: int) -> BlockLists:
+    """Cut each tile's list into its (tile/block)^2 blocks, keeping the Gaussians whose box (+1 px) reaches the block."""
     if tl.n_cameras != 1:
         raise ValueError("cut_to_blocks works on one camera at a time")
     f = tl.tile_size // block
@@ -106,31 +121,37 @@ def cut_to_blocks(tl: TileLists, means2d: Tensor, radii: Tensor, width: int, hei
     count = torch.cat(counts)
     offsets = torch.zeros(count.numel() + 1, dtype=torch.long, device=device)
     offsets[1:] = torch.cumsum(count, 0)
-    return grid, offsets, torch.cat(ids), torch.cat(list_block)
+    return BlockLists(grid, offsets, torch.cat(ids), torch.cat(list_block))
 
 
-def plan_chunks(
-    tl: TileLists, means2d: Tensor, radii: Tensor, width: int, height: int, block: int = 8, max_pairs: int = 1 << 18
-) -> tuple[BlockGrid, list[Chunk]]:
-    """The blended pairs of one camera (`means2d [N, 2]`, `radii [N, 2]`) as chunks of <= `max_pairs` padded pairs."""
-    grid, offsets, flat, list_block = cut_to_blocks(tl, means2d, radii, width, height, block)
-    counts = offsets[1:] - offsets[:-1]
+def chunk_lists(bl: BlockLists, max_pairs: int, counts: Tensor | None = None, dtype: torch.dtype = torch.float32) -> list[Chunk]:
+    """Group the lists, longest first, into chunks of <= `max_pairs` padded pairs; `counts [L]` may shorten
+    each list to its first `counts` entries (see `fisher.trim_to_live`)."""
+    grid = bl.grid
+    counts = bl.counts if counts is None else counts
     order = torch.argsort(counts, descending=True, stable=True)
     sorted_counts = counts[order].tolist()
     n_nonempty = sum(1 for k in sorted_counts if k > 0)
     P = grid.n_pixels
-    r = torch.arange(grid.size, device=means2d.device, dtype=means2d.dtype)
     chunks, i = [], 0
     while i < n_nonempty:
         k = sorted_counts[i]
         b = max(1, min(n_nonempty - i, max_pairs // (P * k)))
         lists = order[i : i + b]
         slot = torch.arange(k, device=lists.device)  # [K]
-        start = offsets[lists][:, None]  # [B, 1]
+        start = bl.offsets[lists][:, None]  # [B, 1]
         valid = slot[None, :] < counts[lists][:, None]  # [B, K]
-        ids = flat[torch.where(valid, start + slot, start)]
-        blocks = list_block[lists]
-        centres = torch.stack([(blocks % grid.nx).to(r.dtype), (blocks // grid.nx).to(r.dtype)], -1) * grid.size + 0.5 * grid.size
-        chunks.append(Chunk(blocks, ids, valid, centres))
+        ids = bl.flat[torch.where(valid, start + slot, start)]
+        blocks = bl.list_block[lists]
+        centres = torch.stack([blocks % grid.nx, blocks // grid.nx], -1).to(dtype) * grid.size + 0.5 * grid.size
+        chunks.append(Chunk(blocks, lists, ids, valid, centres))
         i += b
-    return grid, chunks
+    return chunks
+
+
+def plan_chunks(
+    tl: TileLists, means2d: Tensor, radii: Tensor, width: int, height: int, block: int = 8, max_pairs: int = 1 << 18
+) -> tuple[BlockLists, list[Chunk]]:
+    """The blended pairs of one camera (`means2d [N, 2]`, `radii [N, 2]`) as chunks of <= `max_pairs` padded pairs."""
+    bl = cut_to_blocks(tl, means2d, radii, width, height, block)
+    return bl, chunk_lists(bl, max_pairs, dtype=means2d.dtype)

@@ -50,7 +50,7 @@ class EigConfig:
     exclude_sky: bool = True
     """Leave sky-mask pixels out of H_train."""
     max_pairs: int = 0
-    """Pixel-Gaussian pairs per chunk (0 = 2^22 on CUDA, 2^18 on CPU)."""
+    """Pixel-Gaussian pairs per chunk (0 = 2^23 on CUDA, 2^18 on CPU)."""
     overwrite: bool = False
     progress: bool = True
 

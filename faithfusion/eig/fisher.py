@@ -36,7 +36,7 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
-from faithfusion.eig.blocks import BlockGrid, Chunk, plan_chunks
+from faithfusion.eig.blocks import BlockGrid, BlockLists, Chunk, chunk_lists, plan_chunks
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, view_quantities
 from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render.torch_backend import build_tile_lists
@@ -52,8 +52,8 @@ _PACK = _N_MOM + 3 * _N_MOM2 + 1
 
 
 def default_max_pairs(device: torch.device) -> int:
-    """Pairs per chunk: ~15 float tensors of this many entries are alive at once."""
-    return 1 << 22 if device.type == "cuda" else 1 << 18
+    """Pairs per chunk: ~15 float tensors of this many entries are alive at once (~0.5 GB at 2^23)."""
+    return 1 << 23 if device.type == "cuda" else 1 << 18
 
 
 def check_groups(groups: Iterable[str]) -> tuple[str, ...]:
@@ -90,7 +90,10 @@ def prepare_view(
     far_plane: float = 1e10,
     block: int = BLOCK,
     max_pairs: int | None = None,
+    trim: bool = True,
 ) -> ViewPass:
+    """Projection (+ Jacobian), block lists and chunks of one camera; `trim` cuts each block's list after
+    its last Gaussian that any pixel of the block blends (exact: the rest have alpha 0 everywhere there)."""
     degree = model.sh_degree if sh_degree is None else min(sh_degree, model.sh_degree)
     params = {k: v.detach() for k, v in model.params.items()}
     cam = camera.to(model.device)
@@ -99,8 +102,28 @@ def prepare_view(
         vq = view_quantities(params, degree, viewmat, K, cam.width, cam.height, eps2d, near_plane, far_plane, jacobian)
         tl = build_tile_lists(vq.proj, cam.width, cam.height)
         max_pairs = max_pairs or default_max_pairs(model.device)
-        grid, chunks = plan_chunks(tl, vq.proj.means2d[0], vq.proj.radii[0], cam.width, cam.height, block, max_pairs)
-    return ViewPass(cam, vq, grid, chunks, degree)
+        lists, chunks = plan_chunks(tl, vq.proj.means2d[0], vq.proj.radii[0], cam.width, cam.height, block, max_pairs)
+        if trim and chunks:
+            chunks = chunk_lists(lists, max_pairs, live_counts(vq, lists, chunks), vq.proj.means2d.dtype)
+    return ViewPass(cam, vq, lists.grid, chunks, degree)
+
+
+def live_counts(vq: ViewQuantities, lists: BlockLists, chunks: list[Chunk]) -> Tensor:
+    """Per list `[L]`: 1 + the last slot that blends (alpha > 0 after the stop) at any pixel of its block."""
+    means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
+    quad = _quad(lists.grid, means2d)
+    live = torch.zeros_like(lists.counts)
+    for ch in chunks:
+        bl = blend_pairs(quad, means2d[ch.ids] - ch.centres[:, None, :], conics[ch.ids], vq.opacities[ch.ids] * ch.valid)
+        used = (bl.alpha > 0).any(1)  # [B, K]
+        slot = torch.arange(1, used.shape[1] + 1, device=used.device)
+        live[ch.lists] = (used * slot).amax(1)
+    return live
+
+
+def _quad(grid: BlockGrid, like: Tensor) -> Tensor:
+    """(1, x, y, x^2, xy, y^2) of a block's pixel offsets `[P, 6]`."""
+    return monomials(grid.pixel_offsets(like.dtype, like.device), 2)[:, [0, 3, 1, 6, 4, 2]]
 
 
 def pixel_weight_blocks(grid: BlockGrid, weights: Tensor | None, like: Tensor) -> Tensor:
@@ -147,7 +170,7 @@ def pair_sums(vp: ViewPass, pixel_weights: Tensor | None = None, background: Ten
     omega = pixel_weight_blocks(grid, pixel_weights, like)  # [n_blocks, P]
     bg = background_blocks(grid, background, like)  # [n_blocks, P, 3] | None
     xy = grid.pixel_offsets(like.dtype, like.device)  # [P, 2]
-    quad = monomials(xy, 2)[:, [0, 3, 1, 6, 4, 2]]  # [P, 6] (1, x, y, x^2, xy, y^2)
+    quad = _quad(grid, like)  # [P, 6]
     mono5, mono3 = monomials(xy, 4), monomials(xy, 2)  # [P, 25], [P, 9]
     acc = like.new_zeros(N, _PACK)
     with torch.no_grad():

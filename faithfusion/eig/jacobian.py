@@ -74,19 +74,25 @@ def view_quantities(
     if not jacobian:
         return ViewQuantities(proj, opac, colors, None, bases, raw >= 0)
 
-    def u_of(m: Tensor, s: Tensor, q: Tensor, o: Tensor) -> Tensor:  # [N, 9]
+    vis = proj.visible[0].nonzero().squeeze(-1)  # only visible Gaussians have pixels: J of the rest stays 0
+    sh_vis = sh_coeffs[vis]
+
+    def u_of(m: Tensor, s: Tensor, q: Tensor, o: Tensor) -> Tensor:  # [V, 9]
         p = project_gaussians(m, q, torch.exp(s), torch.sigmoid(o), vm, Ks, width, height, eps2d, near_plane, far_plane)
-        col = sh_colors(m, sh_coeffs, sh_degree, vm)[0]
+        col = sh_colors(m, sh_vis, sh_degree, vm)[0]
         return torch.cat([p.means2d[0], p.conics[0], torch.sigmoid(o)[:, None], col], -1)
 
+    J = means.new_zeros(means.shape[0], N_GEO_ROWS, N_U)  # [N, 11, 9]
+    if vis.numel() == 0:
+        return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)
     with torch.enable_grad():
-        primals = [t.detach().requires_grad_(True) for t in (means, log_scales, quats, logit_o)]
-        u = u_of(*primals)  # [N, 9]
+        primals = [t[vis].detach().requires_grad_(True) for t in (means, log_scales, quats, logit_o)]
+        u = u_of(*primals)  # [V, 9]
         rows = []
         for j in range(N_U):  # one backward pass per output: Gaussians are independent, so the
             # gradient of sum_n u_nj w.r.t. Gaussian n's parameters is d u_nj / d theta_n
             grads = torch.autograd.grad(u[:, j].sum(), primals, retain_graph=j < N_U - 1, allow_unused=True)
             rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(p.shape[0], -1)
-                                   for g, p in zip(grads, primals)], -1))  # [N, 11]
-    J = torch.stack(rows, -1)  # [N, 11, 9]
+                                   for g, p in zip(grads, primals)], -1))  # [V, 11]
+    J[vis] = torch.stack(rows, -1)
     return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)

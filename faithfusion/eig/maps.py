@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.eig.blend import blend_pairs, monomials
-from faithfusion.eig.fisher import ViewPass, prepare_view, view_fisher
+from faithfusion.eig.blend import blend_pairs
+from faithfusion.eig.fisher import ViewPass, _quad, prepare_view, view_fisher
 from faithfusion.gaussians.model import GaussianModel
 
 Form = Literal["fisherrf", "faithfusion", "diag"]
@@ -56,7 +56,7 @@ def composite_scalar(vp: ViewPass, values: Tensor) -> PixelSums:
     """Blend a per-Gaussian scalar `values [N]` over the view's pairs (same pairs and weights as the render)."""
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
-    quad = monomials(grid.pixel_offsets(means2d.dtype, means2d.device), 2)[:, [0, 3, 1, 6, 4, 2]]  # [P, 6]
+    quad = _quad(grid, means2d)  # [P, 6]
     out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 4)  # wI, w2I, count, alpha
     with torch.no_grad():
         for ch in vp.chunks:
