@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -35,6 +34,11 @@ CONFIGS: dict[str, dict] = {
 }
 
 
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def plain_gsplat_loop(scene, cfg: ReconConfig, steps: int, device: torch.device) -> dict:
     """The reference: gsplat's rasterization and DefaultStrategy called directly, nothing else."""
     from gsplat import rasterization
@@ -49,14 +53,14 @@ def plain_gsplat_loop(scene, cfg: ReconConfig, steps: int, device: torch.device)
     state = strategy.initialize_state(scene_scale=radius * 1.1)
     views = real_views(scene, scene.train_ids, cfg.scale, device)
     order = torch.randint(0, len(views), (steps,), generator=g).tolist()
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     for step in range(steps):
         v = views[order[step]]
         renders, _, info = rasterization(
             params["means"], params["quats"], torch.exp(params["scales"]), torch.sigmoid(params["opacities"]),
             torch.cat([params["sh0"], params["shN"]], 1), v.camera.viewmat[None], v.camera.K[None],
-            v.camera.width, v.camera.height, sh_degree=min(step // 1000, cfg.sh_degree),
+            v.camera.width, v.camera.height, sh_degree=min(step // 1000, cfg.sh_degree), packed=False,
         )
         target = v.image.float()[None] / 255.0
         loss = 0.8 * (renders - target).abs().mean() + 0.2 * (1 - ssim_map(renders, target).mean())
@@ -66,17 +70,17 @@ def plain_gsplat_loop(scene, cfg: ReconConfig, steps: int, device: torch.device)
             opt.step()
             opt.zero_grad(set_to_none=True)
         strategy.step_post_backward(params, optimizers, state, step, info)
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - t0
     return {"steps": steps, "seconds": seconds, "iterations_per_second": steps / seconds, "num_gaussians": len(params["means"])}
 
 
 def trainer_speed(scene, cfg: ReconConfig, steps: int, device: torch.device) -> dict:
     trainer = Trainer(scene, cfg, device)
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     trainer.fit(steps, progress=False)
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - t0
     return {"steps": steps, "seconds": seconds, "iterations_per_second": steps / seconds, "num_gaussians": len(trainer.model)}
 
@@ -102,12 +106,12 @@ def main() -> None:
     ap.add_argument("--result", type=Path, default=None)
     args = ap.parse_args()
 
-    device = torch.device("cuda")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     scene = load_scene(args.data, holdout_every=args.holdout_every)
-    base = ReconConfig(data=args.data, steps=args.steps, scale=args.scale, holdout_every=args.holdout_every,
+    base = ReconConfig(data=args.data, steps=args.steps, device=device.type, scale=args.scale, holdout_every=args.holdout_every,
                        progress=False, ckpt_every=1000, overwrite=True)
     result: dict = {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         "commit": git_commit(),
         "command": "python " + " ".join(sys.argv),
         "scene": str(args.data),

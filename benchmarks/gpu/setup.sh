@@ -1,0 +1,6 @@
+# Source at the start of every device command: installs the carried wheels (.whl) and sets paths.
+# Data the run needs is carried in .gpu/ (git-ignored): .gpu/data/<scene>, .gpu/weights/lpips_squeeze_v01.npz
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
+export FAITHFUSION_LPIPS_WEIGHTS=$PWD/.gpu/weights/lpips_squeeze_v01.npz
+nvidia-smi -L
