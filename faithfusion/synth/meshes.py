@@ -203,10 +203,10 @@ def build_static(world: World, objects: Objects) -> Mesh:
         lot_end = side * max(abs(outer) + 5.0, lot_far)
         _strip(b, line, s, np.sort([curb, outer]), ch, M.SIDEWALK, ground_obj)
         _strip(b, line, s, np.sort([outer, lot_end]), ch, M.LOT, ground_obj)
-        # vertical curb face, facing the road
+        # vertical curb face, facing the road (the grid's normal is ds x dz = -l, so flip the right curb's)
         P = np.stack([line.point(s, curb, 0.0), line.point(s, curb, ch)], 1)  # [S, 2, 3]
         UV = np.stack([np.stack([s, np.zeros_like(s)], -1), np.stack([s, np.full_like(s, ch)], -1)], 1)
-        if side > 0:
+        if side < 0:
             P, UV = P[:, ::-1], UV[:, ::-1]
         b.grid(P, UV, M.CURB, ground_obj)
     # a far ground plane below everything, for the horizon between and beyond the blocks

@@ -6,9 +6,9 @@ i + (k + 0.5) / ss). The sub-samples of a pixel are grouped by triangle, as MSAA
 is shaded once, at the exact mean position of its sub-samples, with textures filtered over the
 pixel's footprint (see shading), and weighted by its share of the sub-samples; a pixel inside one
 triangle is shaded once, at its centre. Averaging is in linear radiance, then tone-mapped to
-8-bit sRGB. Depth, instance ids and the sky mask are those of the pixel centre: exact from the
-sub-samples' plane inside a triangle, from an exact ray-triangle test at edges. Depth is the
-camera-axis z of the surface (0 for sky).
+8-bit sRGB. Depth, instance ids and the sky mask come from a second raster at the pixel centres
+(exact: the depth of the seen triangle's plane on the centre ray); depth is the camera-axis z of
+the surface (0 for sky).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from faithfusion.synth import materials as M
 from faithfusion.synth.meshes import Mesh
-from faithfusion.synth.raster import NEAR, raster, ray_triangle
+from faithfusion.synth.raster import NEAR, raster
 from faithfusion.synth.shading import S_SUN, TONEMAP_LUT, albedo, emission, light, sky, tonemap
 
 
@@ -166,15 +166,12 @@ def shade_point(tid, b1, b2, z, C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy,
 
 
 @njit(cache=True, inline="always")
-def pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y, g_z, g_b):
-    """Group the ss x ss sub-samples of pixel (j, i) by triangle (MSAA-style); returns the number of
-    groups and the triangle, depth and barycentrics at the pixel centre.
+def pixel_groups(j, i, ss, qs, ts, ns, g_tid, g_n, g_x, g_y, g_z, g_b):
+    """Group the ss x ss sub-samples of pixel (j, i) by triangle (MSAA-style); returns the number of groups.
 
     For each group: its triangle g_tid, sample count g_n and the exact values at the mean position of
-    its samples (g_x, g_y normalised image coordinates; g_z depth; g_b barycentrics): over one
-    plane 1/z and b/z are affine in the image, so their means are exact at the mean position.
-    The centre: when one triangle covers every sub-sample, its group's mean is the centre itself;
-    at an edge the centre ray is intersected exactly with the triangles the sub-samples see."""
+    its samples (g_x, g_y offsets from the pixel centre in pixels; g_z depth; g_b barycentrics):
+    over one plane 1/z and b/z are affine in the image, so their means are exact at the mean position."""
     ng = 0
     for dj in range(ss):
         for di in range(ss):
@@ -202,7 +199,6 @@ def pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y,
                 g_b[g, 1] += ns[j * ss + dj, i * ss + di, 1]
     for g in range(ng):
         n = g_n[g]
-        # mean sub-sample offset within the pixel, in pixels from the centre
         g_x[g] = (g_x[g] / n + 0.5) / ss - 0.5
         g_y[g] = (g_y[g] / n + 0.5) / ss - 0.5
         if g_tid[g] >= 0:
@@ -210,24 +206,7 @@ def pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y,
             g_b[g, 0] *= z
             g_b[g, 1] *= z
             g_z[g] = z * n
-    if ng == 1:
-        return ng, g_tid[0], g_z[0], g_b[0, 0], g_b[0, 1]
-    rx = R[0, 0] * xc + R[1, 0] * yc + R[2, 0]
-    ry = R[0, 1] * xc + R[1, 1] * yc + R[2, 1]
-    rz = R[0, 2] * xc + R[1, 2] * yc + R[2, 2]
-    best = -1
-    bz = np.inf
-    b1 = 0.0
-    b2 = 0.0
-    for g in range(ng):
-        if g_tid[g] < 0:
-            continue
-        t, c1, c2 = ray_triangle(sc_v, g_tid[g], C[0], C[1], C[2], rx, ry, rz)
-        if t > 0.0 and t < bz:
-            best, bz, b1, b2 = g_tid[g], t, c1, c2
-    if best < 0:
-        return ng, -1, 0.0, 0.0, 0.0
-    return ng, best, bz, b1, b2
+    return ng
 
 
 @njit(cache=True)
@@ -240,6 +219,10 @@ def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, ob
     ts = np.empty((Hs, Ws), np.int32)
     ns = np.empty((Hs, Ws, 2), np.float32)
     raster(sc_v, R, t, fx * ss, fy * ss, cx * ss, cy * ss, NEAR, qs, ts, ns, True)
+    q1 = np.empty((H, W))
+    t1 = np.empty((H, W), np.int32)
+    n1 = np.empty((H, W, 2), np.float32)
+    raster(sc_v, R, t, fx, fy, cx, cy, NEAR, q1, t1, n1, True)
     C = np.empty(3)
     for k in range(3):
         C[k] = -(R[0, k] * t[0] + R[1, k] * t[1] + R[2, k] * t[2])
@@ -261,38 +244,27 @@ def render_view(sc_v, tri_uv, tri_mat, tri_obj, tri_aux, tri_n, tri_g, obj_p, ob
         yc = (j + 0.5 - cy) / fy
         for i in range(W):
             xc = (i + 0.5 - cx) / fx
-            # fast path: every sub-sample sees one triangle (or the sky): one group at the centre
-            t0 = ts[j * ss, i * ss]
+            # the pixel centre: exact depth, instance and sky from the 1x raster
+            tid = t1[j, i]
+            zc = 1.0 / q1[j, i] if tid >= 0 else 0.0
+            depth[j, i] = np.float32(zc)
+            inst[j, i] = np.uint16(obj_inst[tri_obj[tid]]) if tid >= 0 else np.uint16(0)
             uniform = True
             for dj in range(ss):
                 for di in range(ss):
-                    if ts[j * ss + dj, i * ss + di] != t0:
+                    if ts[j * ss + dj, i * ss + di] != tid:
                         uniform = False
-            if uniform:
+            if uniform:  # one triangle (or the sky) everywhere: shade once, at the centre
                 ng = 1
-                tid = t0
-                g_tid[0] = t0
+                g_tid[0] = tid
                 g_n[0] = m
                 g_x[0] = 0.0
                 g_y[0] = 0.0
-                zc, c1, c2 = 0.0, 0.0, 0.0
-                if t0 >= 0:
-                    q, n1, n2 = 0.0, 0.0, 0.0
-                    for dj in range(ss):
-                        for di in range(ss):
-                            q += qs[j * ss + dj, i * ss + di]
-                            n1 += ns[j * ss + dj, i * ss + di, 0]
-                            n2 += ns[j * ss + dj, i * ss + di, 1]
-                    zc = m / q
-                    c1 = n1 / q
-                    c2 = n2 / q
                 g_z[0] = zc
-                g_b[0, 0] = c1
-                g_b[0, 1] = c2
+                g_b[0, 0] = n1[j, i, 0] * zc
+                g_b[0, 1] = n1[j, i, 1] * zc
             else:
-                ng, tid, zc, c1, c2 = pixel_groups(j, i, ss, qs, ts, ns, sc_v, C, R, xc, yc, g_tid, g_n, g_x, g_y, g_z, g_b)
-            depth[j, i] = np.float32(zc) if tid >= 0 else np.float32(0.0)
-            inst[j, i] = np.uint16(obj_inst[tri_obj[tid]]) if tid >= 0 else np.uint16(0)
+                ng = pixel_groups(j, i, ss, qs, ts, ns, g_tid, g_n, g_x, g_y, g_z, g_b)
             cr, cg, cb = 0.0, 0.0, 0.0
             for g in range(ng):
                 w = g_n[g] * inv
