@@ -107,6 +107,7 @@ class Trainer:
             camera.height,
             sh_degree=sh_degree,
             backend=self.cfg.backend,
+            absgrad=self.cfg.strategy.absgrad,
         )
         rgb = out.rgb[0]
         if self.sky is not None:
