@@ -10,6 +10,7 @@ Measures, each timed after warm-up with torch.cuda.synchronize:
 (b) H_train over all training views against one pass of training iterations over them;
 (c) the GPU path against the CPU path: the Fisher of the same small scenes (the oracle's toy scene and
     a random 4000-Gaussian scene) and one EIG map, relative difference per group.
+The EIG map is timed eager and with the pair loop through torch.compile (--no-compile skips that).
 Writes OUT/bench_eig.json (device, commit, command, figures) and, with --analysis, OUT/analysis/.
 """
 
@@ -104,7 +105,7 @@ def freeze_strategy_steps(trainer) -> None:
     trainer.total_steps = max(trainer.total_steps, trainer.step + 100_000)
 
 
-def bench_eig_view(session, view, device, warmup: int, repeats: int) -> dict:
+def bench_eig_view(session, view, device, warmup: int, repeats: int, compiled: bool = False) -> dict:
     cam = view.camera
     model = session.model
     out: dict = {"width": cam.width, "height": cam.height, "num_gaussians": len(model)}
@@ -120,6 +121,15 @@ def bench_eig_view(session, view, device, warmup: int, repeats: int) -> dict:
     out["stage_prepare_projection_jacobian_tiles"] = timed(lambda: prepare_view(model, cam, max_pairs=session.max_pairs), device, 1, max(3, repeats // 2))
     bg = session.background(cam)
     out["stage_pair_sums"] = timed(lambda: pair_sums(vp, None, bg), device, 1, max(3, repeats // 2))
+    if compiled:  # the same pair loop through torch.compile (the warm-up call compiles)
+        t0 = time.perf_counter()
+        pair_sums(vp, None, bg, compiled=True)
+        sync(device)
+        out["compile_seconds"] = time.perf_counter() - t0
+        out["stage_pair_sums_compiled"] = timed(lambda: pair_sums(vp, None, bg, compiled=True), device, 2, max(3, repeats // 2))
+        session.compiled = True
+        out["eig_map_compiled"] = timed(lambda: session.eig(cam), device, 2, repeats)
+        session.compiled = False
     acq = torch.rand(len(model), device=device)
     out["stage_composite"] = timed(lambda: composite_scalar(vp, acq), device, 1, max(3, repeats // 2))
     return out
@@ -220,6 +230,7 @@ def main() -> None:
     ap.add_argument("--max-pairs", type=int, default=0, help="pairs per chunk (0 = 2^23 on CUDA, 2^18 on CPU)")
     ap.add_argument("--form", default="fisherrf", choices=("fisherrf", "faithfusion", "diag"))
     ap.add_argument("--skip-device-check", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="skip timing the torch.compile'd pair loop")
     ap.add_argument("--analysis", type=Path, default=None, help="SynthStreet scene folder: run the EIG-vs-error analysis")
     ap.add_argument("--analysis-frames", type=int, default=12, help="frames per shift (0 = all)")
     ap.add_argument("--analysis-shifts", default="3,6")
@@ -269,7 +280,7 @@ def main() -> None:
 
     # (a, EIG side) one EIG map at WxH
     view = resized_view(trainer.real.views[0], args.width, args.height)
-    result["eig_view"] = bench_eig_view(session, view, device, args.warmup, args.repeats)
+    result["eig_view"] = bench_eig_view(session, view, device, args.warmup, args.repeats, compiled=not args.no_compile)
     print("EIG map", json.dumps(result["eig_view"]["eig_map"]), flush=True)
     save()
 
@@ -299,6 +310,8 @@ def main() -> None:
     result["train_pass"] = bench_train_pass(trainer, device)
     e, t = result["eig_view"]["eig_map"]["median_s"], result["train_iteration_at_view"]["median_s"]
     result["ratio_eig_map_over_train_iteration"] = e / t
+    if "eig_map_compiled" in result["eig_view"]:
+        result["ratio_eig_map_compiled_over_train_iteration"] = result["eig_view"]["eig_map_compiled"]["median_s"] / t
     result["ratio_h_train_over_train_pass"] = session.timings["h_train_s"] / result["train_pass"]["seconds"]
     path = save()
     print(f"EIG map {e * 1e3:.1f} ms vs train iteration {t * 1e3:.1f} ms ({e / t:.2f}x); "

@@ -55,12 +55,15 @@ def log_alpha_coefs(m: Tensor, conic: Tensor, o: Tensor) -> Tensor:
     )
 
 
-def blend_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor) -> PairBlend:
-    """Blend a chunk: `quad [P, 6]` = (1, x, y, x^2, xy, y^2) of the block's pixel offsets; `o [B, K]` 0 on padding."""
+def blend_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor, always_stop: bool = False) -> PairBlend:
+    """Blend a chunk: `quad [P, 6]` = (1, x, y, x^2, xy, y^2) of the block's pixel offsets; `o [B, K]` 0 on padding.
+
+    `always_stop` applies the transmittance stop without first asking whether any pixel reaches it
+    (no host sync: CUDA, torch.compile)."""
     raw = torch.matmul(quad, log_alpha_coefs(m, conic, o).transpose(1, 2)).exp_()  # [B, P, K] o exp(-sigma)
     alpha = torch.where(raw >= ALPHA_THRESHOLD, raw.clamp_max(MAX_ALPHA), torch.zeros_like(raw))
     T_incl = torch.log1p(-alpha).cumsum_(-1).exp_()  # [B, P, K] behind each Gaussian
-    if alpha.is_cuda or bool((T_incl[..., -1] <= T_STOP).any()):  # no host sync on the GPU
+    if always_stop or alpha.is_cuda or bool((T_incl[..., -1] <= T_STOP).any()):
         alpha = alpha * (T_incl > T_STOP)  # the stopped Gaussians are a suffix (T_incl never rises)
         T_incl = torch.log1p(-alpha).cumsum_(-1).exp_()
     T_front = torch.cat([torch.ones_like(T_incl[..., :1]), T_incl[..., :-1]], -1)

@@ -51,6 +51,8 @@ class EigConfig:
     """Leave sky-mask pixels out of H_train."""
     max_pairs: int = 0
     """Pixel-Gaussian pairs per chunk (0 = 2^23 on CUDA, 2^18 on CPU)."""
+    compile: bool = False
+    """Run the per-chunk pair loop through torch.compile (fused kernels on the GPU; the first view compiles)."""
     overwrite: bool = False
     progress: bool = True
 
@@ -90,7 +92,7 @@ def run_eig(cfg: EigConfig) -> dict:
     ids = frame_ids(cfg, scene)
     session = build_session(
         trainer, form=cfg.form, lam=cfg.lam, alpha_min=cfg.alpha_min, calib_views=cfg.calib_views,
-        exclude_sky=cfg.exclude_sky, max_pairs=cfg.max_pairs or None, progress=cfg.progress,
+        exclude_sky=cfg.exclude_sky, max_pairs=cfg.max_pairs or None, compiled=cfg.compile, progress=cfg.progress,
     )
     cal = session.calibration
     cal.save(out / "calibration.json")

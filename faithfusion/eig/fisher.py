@@ -161,7 +161,55 @@ class PairSums:
     w2: Tensor  # [N] colour block = w2 * I_3
 
 
-def pair_sums(vp: ViewPass, pixel_weights: Tensor | None = None, background: Tensor | None = None) -> PairSums:
+def chunk_moments(
+    quad: Tensor,  # [P, 6] (1, x, y, x^2, xy, y^2) of the block's pixel offsets
+    mono5: Tensor,  # [P, 25] x^a y^b, a, b <= 4
+    mono3: Tensor,  # [P, 9] x^a y^b, a, b <= 2
+    m: Tensor,  # [B, K, 2] block-centred means
+    conic: Tensor,  # [B, K, 3]
+    o: Tensor,  # [B, K] opacity, 0 on padding
+    f: Tensor,  # [B, K, 3] colour
+    om: Tensor,  # [B, P, 1] pixel weight (0 outside the image)
+    bgc: Tensor | None,  # [B, P, 3] background
+    always_stop: bool = False,
+) -> Tensor:
+    """One chunk's per-slot moments `[B, K, 53]`: sum_p W dx^i dy^j for W = omega s^2 sum_k D_k^2 (i, j <= 4),
+    for W = omega s w D_k (i, j <= 2, each channel), and sum_p omega w^2 -- about the Gaussian's own centre."""
+    B, K = m.shape[:2]
+    bl = blend_pairs(quad, m, conic, o, always_stop)
+    q = torch.zeros_like(bl.alpha)
+    w2d = []
+    for k in range(3):
+        D = colour_alpha_grad(bl, f[..., k], None if bgc is None else bgc[..., k])  # [B, P, K]
+        q.addcmul_(D, D)
+        w2d.append(D.mul_(bl.weight))
+    sw = bl.slope * om  # [B, P, K] omega s
+    W1 = q.mul_(sw).mul_(bl.slope)  # omega s^2 sum_k D_k^2
+    W2 = torch.stack(w2d, 1).mul_(sw[:, None])  # [B, 3, P, K] omega s w D_k
+    W3 = (bl.weight * bl.weight * om).sum(1)  # [B, K]
+    mu1 = torch.matmul(W1.transpose(1, 2), mono5).view(B, K, 5, 5)
+    mu2 = torch.matmul(W2.transpose(-1, -2), mono3).view(B, 3, K, 3, 3)
+    Ax, Ay = _shift(m[..., 0], 5), _shift(m[..., 1], 5)  # [B, K, 5, 5]
+    nu1 = Ax @ mu1 @ Ay.transpose(-1, -2)  # [B, K, 5, 5] sum W dx^i dy^j
+    nu2 = Ax[:, None, :, :3, :3] @ mu2 @ Ay[:, None, :, :3, :3].transpose(-1, -2)  # [B, 3, K, 3, 3]
+    return torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
+
+
+_COMPILED: dict = {}
+
+
+def _chunk_fn(compiled: bool):
+    """`chunk_moments`, or its torch.compile'd form (fuses the elementwise passes; shapes vary: dynamic)."""
+    if not compiled:
+        return chunk_moments
+    if "fn" not in _COMPILED:
+        _COMPILED["fn"] = torch.compile(chunk_moments, dynamic=True)
+    return _COMPILED["fn"]
+
+
+def pair_sums(
+    vp: ViewPass, pixel_weights: Tensor | None = None, background: Tensor | None = None, compiled: bool = False
+) -> PairSums:
     """Accumulate M for every Gaussian over the view's blended pairs (chunk by chunk)."""
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]  # [N, 2], [N, 3]
@@ -173,32 +221,20 @@ def pair_sums(vp: ViewPass, pixel_weights: Tensor | None = None, background: Ten
     quad = _quad(grid, like)  # [P, 6]
     mono5, mono3 = monomials(xy, 4), monomials(xy, 2)  # [P, 25], [P, 9]
     acc = like.new_zeros(N, _PACK)
+    fn = _chunk_fn(compiled)
     with torch.no_grad():
         for ch in vp.chunks:
-            B, K = ch.ids.shape
-            m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2] block-centred
-            o = vq.opacities[ch.ids] * ch.valid  # [B, K]
-            f = vq.colors[ch.ids]  # [B, K, 3]
-            bl = blend_pairs(quad, m, conics[ch.ids], o)
-            om = omega[ch.blocks][..., None]  # [B, P, 1]
-            bgc = bg[ch.blocks] if bg is not None else None
-            q = torch.zeros_like(bl.alpha)
-            w2d = []
-            for k in range(3):
-                D = colour_alpha_grad(bl, f[..., k], None if bgc is None else bgc[..., k])  # [B, P, K]
-                q.addcmul_(D, D)
-                w2d.append(D.mul_(bl.weight))
-            sw = bl.slope * om  # [B, P, K] omega s
-            W1 = q.mul_(sw).mul_(bl.slope)  # omega s^2 sum_k D_k^2
-            W2 = torch.stack(w2d, 1).mul_(sw[:, None])  # [B, 3, P, K] omega s w D_k
-            W3 = (bl.weight * bl.weight * om).sum(1)  # [B, K]
-            mu1 = torch.matmul(W1.transpose(1, 2), mono5).view(B, K, 5, 5)
-            mu2 = torch.matmul(W2.transpose(-1, -2), mono3).view(B, 3, K, 3, 3)
-            Ax, Ay = _shift(m[..., 0], 5), _shift(m[..., 1], 5)  # [B, K, 5, 5]
-            nu1 = Ax @ mu1 @ Ay.transpose(-1, -2)  # [B, K, 5, 5] sum W dx^i dy^j
-            nu2 = Ax[:, None, :, :3, :3] @ mu2 @ Ay[:, None, :, :3, :3].transpose(-1, -2)  # [B, 3, K, 3, 3]
-            packed = torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
-            acc.index_add_(0, ch.ids.reshape(-1), (packed * ch.valid[..., None]).reshape(B * K, _PACK))
+            packed = fn(
+                quad, mono5, mono3,
+                means2d[ch.ids] - ch.centres[:, None, :],
+                conics[ch.ids],
+                vq.opacities[ch.ids] * ch.valid,
+                vq.colors[ch.ids],
+                omega[ch.blocks][..., None],
+                bg[ch.blocks] if bg is not None else None,
+                compiled,
+            )
+            acc.index_add_(0, ch.ids.reshape(-1), (packed * ch.valid[..., None]).reshape(-1, _PACK))
     return _apply_phi(acc, conics, vq.opacities)
 
 
@@ -261,14 +297,16 @@ def view_fisher(
     far_plane: float = 1e10,
     max_pairs: int | None = None,
     vp: ViewPass | None = None,
+    compiled: bool = False,
 ) -> dict[str, Tensor]:
-    """The Fisher diagonal of one view, per group (shapes as the model's parameters)."""
+    """The Fisher diagonal of one view, per group (shapes as the model's parameters); `compiled` runs the
+    per-chunk pair loop through torch.compile (GPU: fused Triton kernels; first call compiles)."""
     groups = check_groups(groups)
     needs_J = any(g in GEO_ROWS for g in groups)
     if vp is None or (needs_J and vp.vq.J is None):
         vp = prepare_view(model, camera, sh_degree=sh_degree, jacobian=needs_J, eps2d=eps2d,
                           near_plane=near_plane, far_plane=far_plane, max_pairs=max_pairs)
-    sums = pair_sums(vp, pixel_weights, background)
+    sums = pair_sums(vp, pixel_weights, background, compiled)
     return fisher_from_sums(vp, sums, groups, model.params["shN"].shape[1] + 1)
 
 

@@ -120,12 +120,13 @@ def eig_map(
     sh_degree: int | None = None,
     max_pairs: int | None = None,
     keep_acquisition: bool = False,
+    compiled: bool = False,
 ) -> EigMap:
     """EIG map of `camera`: its own Fisher H_view, the acquisition against `H_train`, composited per pixel."""
     groups = tuple(groups or H_train.keys())
     vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs,
                       jacobian=any(g in ("means", "scales", "quats", "opacities") for g in groups))
-    H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp)
+    H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled)
     acq = acquisition(H_view, H_train, lam)  # [N]
     return finish_map(composite_scalar(vp, acq), form, alpha_min, acq if keep_acquisition else None)
 

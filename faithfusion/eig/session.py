@@ -64,6 +64,7 @@ class EigSession:
     lam: float = LAMBDA
     alpha_min: float = ALPHA_MIN
     max_pairs: int | None = None
+    compiled: bool = False
     timings: dict = field(default_factory=dict)
 
     @property
@@ -76,7 +77,7 @@ class EigSession:
     def eig(self, camera: Camera) -> tuple[EigMap, Tensor]:
         """EIG map of `camera` and its calibrated value g `[H, W]`."""
         m = eig_map(self.model, camera, self.acc.H, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
-                    background=self.background(camera), max_pairs=self.max_pairs)
+                    background=self.background(camera), max_pairs=self.max_pairs, compiled=self.compiled)
         return m, self.calibration.calibrate(m.eig)
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
@@ -96,12 +97,14 @@ def build_session(
     exclude_sky: bool = True,
     groups: tuple[str, ...] = PARAM_GROUPS,
     max_pairs: int | None = None,
+    compiled: bool = False,
     progress: bool = True,
     **calib_opts,
 ) -> EigSession:
     """H_train over the trainer's captured views, then the calibration over a subset of them."""
     views = trainer.real.views
-    acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs)
+    acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs,
+                            compiled=compiled)
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     sync()
     t0 = time.perf_counter()
@@ -110,7 +113,7 @@ def build_session(
         acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
     sync()
     t1 = time.perf_counter()
-    session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs)
+    session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs, compiled)
     maps = [session.eig(v.camera)[0] for v in track(evenly_spaced(views, calib_views), "calibration", progress)]
     session.calibration = fit_calibration(maps, form=form, lam=lam, alpha_min=alpha_min, groups=list(groups), **calib_opts)
     sync()
