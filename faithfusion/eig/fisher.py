@@ -154,11 +154,12 @@ def _shift(mc: Tensor, n: int) -> Tensor:
 
 @dataclass
 class PairSums:
-    """Per Gaussian, one view: the 9x9 M = sum_pairs sum_k g_k g_k^T in its three blocks."""
+    """Per visible Gaussian, one view: the 9x9 M = sum_pairs sum_k g_k g_k^T in its three blocks (M = 0 for the rest)."""
 
-    geo: Tensor  # [N, 6, 6] (mean2d, conic, opacity) x same
-    cross: Tensor  # [N, 6, 3] geo x colour
-    w2: Tensor  # [N] colour block = w2 * I_3
+    index: Tensor  # [V] the visible Gaussians the rows refer to
+    geo: Tensor  # [V, 6, 6] (mean2d, conic, opacity) x same
+    cross: Tensor  # [V, 6, 3] geo x colour
+    w2: Tensor  # [V] colour block = w2 * I_3
 
 
 def chunk_moments(
@@ -235,11 +236,12 @@ def pair_sums(
                 compiled,
             )
             acc.index_add_(0, ch.ids.reshape(-1), (packed * ch.valid[..., None]).reshape(-1, _PACK))
-    return _apply_phi(acc, conics, vq.opacities)
+    vis = vq.proj.visible[0].nonzero().squeeze(-1)  # [V] only they have pairs
+    return _apply_phi(vis, acc[vis], conics[vis], vq.opacities[vis])
 
 
-def _apply_phi(acc: Tensor, conics: Tensor, opac: Tensor) -> PairSums:
-    """Moments per Gaussian `[N, 53]` -> the blocks of M, with phi = dsigma/d(mean2d, conic) and -1/o."""
+def _apply_phi(index: Tensor, acc: Tensor, conics: Tensor, opac: Tensor) -> PairSums:
+    """Moments per Gaussian `[V, 53]` -> the blocks of M, with phi = dsigma/d(mean2d, conic) and -1/o."""
     N = acc.shape[0]
     nu1 = acc[:, :_N_MOM]  # [N, 25]
     nu2 = acc[:, _N_MOM : _N_MOM + 3 * _N_MOM2].reshape(N, 3, _N_MOM2)  # [N, 3, 9]
@@ -256,27 +258,29 @@ def _apply_phi(acc: Tensor, conics: Tensor, opac: Tensor) -> PairSums:
     phi[:, 5, 0] = -1.0 / opac.clamp_min(1e-12)
     geo = phi @ gram @ phi.transpose(1, 2)
     cross = phi @ lin.transpose(1, 2)  # [N, 6, 3]
-    return PairSums(geo, cross, w2)
+    return PairSums(index, geo, cross, w2)
 
 
 def fisher_from_sums(vp: ViewPass, sums: PairSums, groups: Sequence[str], n_sh: int) -> dict[str, Tensor]:
     """diag(J^T M J) per group, shaped like the parameters; `n_sh` = (model degree + 1)^2."""
     out: dict[str, Tensor] = {}
-    vq = vp.vq
+    vq, idx = vp.vq, sums.index
+    N = vq.opacities.shape[0]
     if any(g in GEO_ROWS for g in groups):
-        J = vq.J  # [N, 11, 9]
+        J = vq.J[idx]  # [V, 11, 9]
         Jg, Jc = J[..., :6], J[..., 6:]
-        h = torch.einsum("npu,nuv,npv->np", Jg, sums.geo, Jg)
-        h = h + 2.0 * torch.einsum("npu,nuk,npk->np", Jg, sums.cross, Jc)
-        h = h + sums.w2[:, None] * (Jc * Jc).sum(-1)  # [N, 11]
+        h_vis = (torch.matmul(Jg, sums.geo) * Jg).sum(-1)  # [V, 11] J_g^T geo J_g
+        h_vis += 2.0 * (torch.matmul(Jg, sums.cross) * Jc).sum(-1)
+        h_vis += sums.w2[:, None] * (Jc * Jc).sum(-1)
+        h = h_vis.new_zeros(N, h_vis.shape[1])
+        h[idx] = h_vis
         for g in groups:
             if g in GEO_ROWS:
                 out[g] = h[:, GEO_ROWS[g]] if g != "opacities" else h[:, 10]
     if "sh0" in groups or "shN" in groups:
-        Y2 = vq.sh_bases**2  # [N, n_active]
-        h_sh = Y2[..., None] * vq.colour_live[:, None, :] * sums.w2[:, None, None]  # [N, n_active, 3]
-        full = h_sh.new_zeros(h_sh.shape[0], n_sh, 3)
-        full[:, : h_sh.shape[1]] = h_sh
+        Y2 = vq.sh_bases[idx] ** 2  # [V, n_active]
+        full = Y2.new_zeros(N, n_sh, 3)
+        full[idx, : Y2.shape[1]] = Y2[..., None] * vq.colour_live[idx][:, None, :] * sums.w2[:, None, None]
         if "sh0" in groups:
             out["sh0"] = full[:, :1]
         if "shN" in groups:
