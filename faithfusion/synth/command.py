@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from faithfusion.synth.generate import generate
-
 
 @dataclass
 class SynthConfig:
@@ -33,6 +31,8 @@ class SynthConfig:
     progress: bool = True
 
     def run(self) -> Path:
+        from faithfusion.synth.generate import generate  # numba kernels load only when used
+
         return generate(
             self.out, self.seed, frames=self.frames, cameras=self.cameras, width=self.width, height=self.height,
             shifts=self.shifts, dynamic=self.dynamic, supersample=self.supersample, lossless_gt=self.lossless_gt,
