@@ -11,13 +11,6 @@ annotations (boxes), writer (files), generate (the whole scene), preview (a cont
 """
 
 from faithfusion.synth.command import SynthConfig
+from faithfusion.synth.generate import generate
 
 __all__ = ["SynthConfig", "generate"]
-
-
-def __getattr__(name: str):
-    if name == "generate":  # lazily: importing the package does not load numba
-        from faithfusion.synth.generate import generate
-
-        return generate
-    raise AttributeError(name)
