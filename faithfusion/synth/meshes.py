@@ -220,7 +220,7 @@ def build_static(world: World, objects: Objects) -> Mesh:
     for tree in world.trees:
         _tree(b, line, tree, objects, ch)
     for pole in world.poles:
-        _pole(b, line, pole, objects, ch, road)
+        _pole(b, line, pole, objects, ch)
     return b.build()
 
 
@@ -267,7 +267,7 @@ def _tree(b: MeshBuilder, line, tree: Tree, objects: Objects, ground: float) -> 
     b.blob(Tc2, (0.7 * tree.crown_radius,) * 2 + (0.7 * tree.crown_height,), rng, M.LEAVES, obj, 0.15)
 
 
-def _pole(b: MeshBuilder, line, pole: Pole, objects: Objects, ground: float, road) -> None:
+def _pole(b: MeshBuilder, line, pole: Pole, objects: Objects, ground: float) -> None:
     col = M.linear(pole.colour)
     obj = objects.add(np.concatenate([col, [pole.sign]]))
     T = line.frame(pole.s, pole.l, ground)
