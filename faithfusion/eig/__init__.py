@@ -1,1 +1,22 @@
-"""eig."""
+"""Fisher information and per-pixel expected information gain (EIG) of a Gaussian scene.
+
+    fisher.py       the exact per-pixel diagonal Fisher of the Gaussians over views (fast path)
+    oracle.py       the same by brute-force autograd (tests)
+    maps.py         per-Gaussian acquisition H_view / (H_train + lambda) and per-pixel EIG maps
+    calibrate.py    a scene-independent EIG scale, loss weights and repaint masks (JSON statistics)
+    accumulator.py  H_train that grows with added (pseudo-)views and follows densification
+    session.py      a trained run made ready: H_train over its training views + calibration
+    command.py      `faithfusion eig` (EigConfig, run_eig)
+    analysis.py     does EIG predict the error of lane-shifted renders (SynthStreet)?
+    blocks.py, blend.py, jacobian.py   the pair loop's parts; toy.py, heatmap.py   helpers
+"""
+
+from faithfusion.eig.accumulator import FisherAccumulator
+from faithfusion.eig.calibrate import Calibration, fit_calibration
+from faithfusion.eig.fisher import PARAM_GROUPS, fisher_diagonal, view_fisher
+from faithfusion.eig.maps import EigMap, acquisition, eig_map
+
+__all__ = [
+    "PARAM_GROUPS", "fisher_diagonal", "view_fisher", "acquisition", "eig_map", "EigMap",
+    "Calibration", "fit_calibration", "FisherAccumulator",
+]

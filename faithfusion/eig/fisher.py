@@ -143,11 +143,19 @@ def background_blocks(grid: BlockGrid, background: Tensor | None, like: Tensor) 
     return grid.to_blocks(bg)
 
 
+_BINOM: dict = {}
+
+
 def _shift(mc: Tensor, n: int) -> Tensor:
     """A[i, a] = C(i, a) (-mc)^(i - a) for a <= i < n: moments about 0 -> moments about mc `[..., n, n]`."""
-    e = torch.arange(n, device=mc.device)
-    diff = (e[:, None] - e[None, :]).clamp_min(0)  # [n, n] i - a
-    binom = torch.tensor([[comb(i, a) if a <= i else 0 for a in range(n)] for i in range(n)], dtype=mc.dtype, device=mc.device)
+    key = (n, mc.dtype, mc.device)
+    if key not in _BINOM:  # built once per device: no host-to-device copy per chunk
+        e = torch.arange(n)
+        _BINOM[key] = (
+            torch.tensor([[comb(i, a) if a <= i else 0 for a in range(n)] for i in range(n)], dtype=mc.dtype).to(mc.device),
+            (e[:, None] - e[None, :]).clamp_min(0).to(mc.device),  # [n, n] i - a
+        )
+    binom, diff = _BINOM[key]
     powers = torch.cat([torch.ones_like(mc)[..., None], (-mc)[..., None].expand(*mc.shape, n - 1)], -1).cumprod(-1)
     return powers[..., diff] * binom  # [..., n, n]
 
