@@ -135,6 +135,7 @@ def main() -> None:
         result["resolution"] = metrics["resolution"]
         result["runs"][f"{name}@{metrics['steps']}"] = run
         print(name, json.dumps(run), flush=True)
+        write_result(args, result)
     if args.continue_to > 0:
         name = args.continue_config or args.configs.split(",")[0]
         cfg = replace(base, out=args.out / name, steps=args.continue_to, resume=True, **CONFIGS[name])
@@ -146,10 +147,15 @@ def main() -> None:
             "test_psnr_per_view": [round(v["psnr"], 3) for v in metrics["test_per_view"]],
         }
         print(name, "continued", json.dumps(result["runs"][f"{name}@{metrics['steps']}"]), flush=True)
+    print("wrote", write_result(args, result))
+
+
+def write_result(args, result: dict) -> Path:
+    """Rewrite the result JSON after every run so that a crash keeps what was measured."""
     out_json = args.result or args.out / "bench_recon.json"
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=2))
-    print("wrote", out_json)
+    return out_json
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ class Trainer:
         if self.sky is not None and state.get("sky") is not None:
             self.sky.load_state_dict(state["sky"])
             self.sky_optimizer.load_state_dict(state["sky_optimizer"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
