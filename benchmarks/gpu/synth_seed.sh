@@ -15,6 +15,7 @@ echo "eval $(( $(date +%s) - t0 )) s"
 cp /tmp/run$SEED/metrics.json $OUT/recon_seed$SEED.json
 cp /tmp/run$SEED/eval/lane_shift.json $OUT/lane_shift_seed$SEED.json
 cp /tmp/run$SEED/eval/lane_shift.png $OUT/lane_shift_seed$SEED.png
+[ -n "${SKIP_EIG:-}" ] && { echo "total $(( $(date +%s) - t0 )) s"; exit 0; }
 python3 benchmarks/bench_eig.py --run /tmp/run$SEED --out /tmp/eig$SEED --analysis /tmp/ss$SEED ${EIG_FLAGS:-} \
   --result $OUT/eig_seed$SEED.json 2>&1 | grep -v Warning | tail -25
 cp /tmp/eig$SEED/analysis/eig_vs_error.json $OUT/eig_vs_error_seed$SEED.json
