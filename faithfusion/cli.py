@@ -32,6 +32,9 @@ def commands() -> dict[str, tuple[type, Callable]]:
         "render": (RenderConfig, render_run),
         "eval": (EvalConfig, run_eval),
     }
+    from faithfusion.fusion.demo import DemoConfig, run_demo
+
+    table["demo"] = (DemoConfig, run_demo)
     try:
         from faithfusion.synth.command import SynthConfig
 

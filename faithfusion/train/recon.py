@@ -68,11 +68,19 @@ def load_scene_for(cfg: ReconConfig) -> SceneData:
 
 def run_recon(cfg: ReconConfig, scene: SceneData | None = None) -> dict:
     """Train (or resume) a reconstruction and write every output; returns the metrics dict."""
+    trainer, scene = train_run(cfg, scene)
+    return finish_run(trainer, scene, cfg, Path(cfg.out))
+
+
+def train_run(cfg: ReconConfig, scene: SceneData | None = None, trainer_factory=None) -> tuple[Trainer, SceneData]:
+    """Prepare RUN/, build (or resume) the trainer and train to cfg.steps with checkpoints.
+
+    `trainer_factory(scene, cfg, device)` lets a method supply a Trainer subclass or a prepared one."""
     out = Path(cfg.out)
     prepare_run_folder(out, cfg.resume, cfg.overwrite)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
-    trainer = Trainer(scene, cfg, device)
+    trainer = (trainer_factory or Trainer)(scene, cfg, device)
     ckpt_dir = out / "ckpt"
     if cfg.resume:
         last = latest_checkpoint(ckpt_dir)
@@ -90,7 +98,7 @@ def run_recon(cfg: ReconConfig, scene: SceneData | None = None) -> dict:
 
     trainer.fit(cfg.steps, progress=cfg.progress, on_step=on_step)
     save_checkpoint(checkpoint_path(ckpt_dir, trainer.step), trainer.state_dict())
-    return finish_run(trainer, scene, cfg, out)
+    return trainer, scene
 
 
 def eval_ids(scene: SceneData, cfg: ReconConfig) -> list[int]:

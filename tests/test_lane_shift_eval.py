@@ -1,0 +1,54 @@
+"""The lane-shift protocol and the demo report on a tiny SynthStreet scene (CPU)."""
+
+import json
+
+import torch
+
+from faithfusion.data.load import load_scene
+from faithfusion.eval.lane_shift import available_shifts, evaluate_lane_shift, write_lane_shift_report
+from faithfusion.eval.report import write_report
+from faithfusion.synth import generate
+from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
+from faithfusion.train.trainer import Trainer
+
+
+def test_lane_shift_protocol_and_report(tmp_path):
+    torch.set_num_threads(1)
+    root = generate(tmp_path / "scene", 3, frames=6, cameras=("front",), width=64, height=48, shifts=(2.0,))
+    assert available_shifts(root) == [2.0]
+    scene = load_scene(root, holdout_every=3, cameras=(0,))
+    cfg = ReconConfig(data=root, out=tmp_path / "run", steps=15, device="cpu", progress=False,
+                      init=InitConfig(max_points=2000, random_points=200), strategy=StrategyConfig(refine_start=1000))
+    trainer = Trainer(scene, cfg, torch.device("cpu"))
+    trainer.fit(15, progress=False)
+
+    def render_fn(camera):
+        rgb, _ = trainer.render_camera(camera)
+        return rgb
+
+    result = evaluate_lane_shift(render_fn, scene, root)
+    assert set(result["per_shift"]) == {"+0.0", "+2.0", "-2.0"}
+    assert result["per_shift"]["+0.0"]["mean"]["count"] == len(scene.test_ids)
+    assert result["per_shift"]["+2.0"]["mean"]["count"] == len(scene.frames)
+    assert result["by_magnitude"]["2.0"]["count"] == 2 * len(scene.frames)
+    for row in result["per_shift"]["-2.0"]["frames"]:
+        assert 0 < row["psnr"] < 60 and 0 <= row["ssim"] <= 1
+    # the shifted camera really is the one the ground truth was rendered from
+    cam = scene.shifted_camera(0, 2.0)
+    gt_pose = torch.tensor(
+        [[float(x) for x in line.split()] for line in (root / "gt_shifted" / "+2.0m" / "ego_pose" / "000.txt").read_text().splitlines()]
+    )
+    ego = scene.frames[0].ego_to_world
+    offset = cam.center - scene.camera(0).center
+    assert torch.allclose(offset, 2.0 * ego[:3, 1], atol=1e-4)
+    gt_ego_in_scene = scene.transform.points_to_scene(gt_pose[:3, 3].float())
+    assert torch.allclose(gt_ego_in_scene, ego[:3, 3] + 2.0 * ego[:3, 1], atol=1e-3)
+
+    run = tmp_path / "run"
+    out = write_lane_shift_report(run, result)
+    assert json.loads(out.read_text())["by_magnitude"]["0.0"]["count"] == len(scene.test_ids)
+    assert out.with_suffix(".png").stat().st_size > 1000
+    sizes = {"frames": 6, "width": 64, "height": 48, "shifts": (2.0,), "steps": 15}
+    report = write_report(tmp_path / "demo", {"3dgs": {"trainer": trainer, "scene": scene, "result": result}}, sizes, {"3dgs": 1.0}, root)
+    text = report.read_text()
+    assert "| 3dgs |" in text and (tmp_path / "demo" / "report" / "views.png").is_file()
