@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import requires_lpips
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -257,6 +259,7 @@ def _train_cfg(index: Path, out: Path, steps: int, **kw) -> FixerTrainConfig:
     )
 
 
+@requires_lpips
 def test_train_lowers_loss_checkpoints_and_resumes(tmp_path, monkeypatch):
     import faithfusion.fixers.train as train_mod
 

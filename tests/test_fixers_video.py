@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import requires_lpips
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -281,6 +283,7 @@ def video_index(tmp_path_factory) -> Path:
     return write_fake_video_dataset(tmp_path_factory.mktemp("video"))
 
 
+@requires_lpips
 def test_train_eigent_on_video_windows_lowers_the_loss(tmp_path, monkeypatch, video_index):
     import faithfusion.fixers.train as train_mod
 
@@ -319,6 +322,7 @@ def test_train_genfusion_with_disparity_loss(tmp_path, monkeypatch, video_index)
     assert type(load_fixer(tmp_path / "g" / "model")) is GenFusion
 
 
+@requires_lpips
 @pytest.mark.parametrize("name", ["eigent", "genfusion"])
 def test_training_steps_lower_the_video_loss_on_a_fixed_batch(name, video_index):
     """The train command's loss (RGB L2 + LPIPS, + disparity L1 for GenFusion) on fixed 16-frame crops."""
