@@ -30,6 +30,8 @@ from faithfusion.train.trainer import Trainer, real_views
 CONFIGS: dict[str, dict] = {
     "default": {},
     "absgrad": {"strategy": StrategyConfig(name="default", absgrad=True, grow_grad2d=0.0008)},
+    "appearance": {"appearance": True},
+    "sh1": {"sh_degree": 1},
     "mcmc": {"strategy": StrategyConfig(name="mcmc", cap_max=500_000), "opacity_reg": 0.01, "scale_reg": 0.01},
 }
 

@@ -79,6 +79,9 @@ class ReconConfig:
     """Weight of the lidar depth loss (driving scenes with lidar)."""
     sky_lambda: float = 0.05
     """Weight of the loss pushing alpha to 0 on sky-mask pixels."""
+    appearance: bool = False
+    """Learn a per-image affine colour transform (exposure, white balance) on the training images."""
+    appearance_lr: float = 1e-3
     opacity_reg: float = 0.0
     scale_reg: float = 0.0
     lr: LearningRates = field(default_factory=LearningRates)

@@ -89,6 +89,13 @@ class Trainer:
         if scene.kind == "driving":
             self.sky = SkyModel(scene_up(scene)).to(self.device)
             self.sky_optimizer = torch.optim.Adam(self.sky.parameters(), lr=cfg.lr.sky)
+        self.appearance = None
+        self.appearance_optimizer = None
+        if cfg.appearance:
+            from faithfusion.train.appearance import AppearanceModel
+
+            self.appearance = AppearanceModel(len(scene.frames)).to(self.device)
+            self.appearance_optimizer = torch.optim.Adam(self.appearance.parameters(), lr=cfg.appearance_lr)
         self.real = ViewPool("real", real_views(scene, scene.train_ids, cfg.scale, self.device))
         self.pools: list[ViewPool] = []
         self.step = 0
@@ -129,6 +136,8 @@ class Trainer:
         set_means_lr(self.optimizers["means"], cfg.lr.means * self.scene_scale, factor)
 
         rgb, out = self.render_camera(view.camera, self.active_sh_degree())
+        if self.appearance is not None and pool is self.real:
+            rgb = self.appearance(rgb, view.index)
         pred = rgb[None]
         weight = view.weight
         if view.mask is not None:
@@ -155,9 +164,10 @@ class Trainer:
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
-        if self.sky_optimizer is not None:
-            self.sky_optimizer.step()
-            self.sky_optimizer.zero_grad(set_to_none=True)
+        for extra in (self.sky_optimizer, self.appearance_optimizer):
+            if extra is not None:
+                extra.step()
+                extra.zero_grad(set_to_none=True)
         self.strategy.post_backward(self.model.params, self.optimizers, self.step, out.info, means_lr)
         self.strategy.after_optimizer_step(self.model.params, self.optimizers, self.step, means_lr)
         self.step += 1
@@ -213,6 +223,8 @@ class Trainer:
             "strategy": strategy_state_to(self.strategy.state_dict(), torch.device("cpu")),
             "sky": self.sky.state_dict() if self.sky is not None else None,
             "sky_optimizer": self.sky_optimizer.state_dict() if self.sky_optimizer is not None else None,
+            "appearance": self.appearance.state_dict() if self.appearance is not None else None,
+            "appearance_optimizer": self.appearance_optimizer.state_dict() if self.appearance_optimizer is not None else None,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -230,6 +242,9 @@ class Trainer:
         if self.sky is not None and state.get("sky") is not None:
             self.sky.load_state_dict(state["sky"])
             self.sky_optimizer.load_state_dict(state["sky_optimizer"])
+        if self.appearance is not None and state.get("appearance") is not None:
+            self.appearance.load_state_dict(state["appearance"])
+            self.appearance_optimizer.load_state_dict(state["appearance_optimizer"])
         self.generator.set_state(state["generator"].cpu())
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
