@@ -32,6 +32,11 @@ def commands() -> dict[str, tuple[type, Callable]]:
         "render": (RenderConfig, render_run),
         "eval": (EvalConfig, run_eval),
     }
+    from faithfusion.eig.analysis import AnalysisConfig, run_analysis
+    from faithfusion.eig.command import EigConfig, run_eig
+
+    table["eig"] = (EigConfig, run_eig)
+    table["eig-analysis"] = (AnalysisConfig, run_analysis)
     from faithfusion.fusion.demo import DemoConfig, run_demo
 
     table["demo"] = (DemoConfig, run_demo)
