@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+from common import git_commit, sync, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,33 +37,6 @@ from faithfusion.eig.maps import composite_scalar, eig_map  # noqa: E402
 from faithfusion.eig.session import build_session  # noqa: E402
 from faithfusion.eig.toy import toy_scene  # noqa: E402
 from faithfusion.gaussians.model import GaussianModel  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, warmup: int, repeats: int) -> dict:
-    """Median / mean seconds of `fn()` over `repeats` calls after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return {"median_s": times[len(times) // 2], "mean_s": sum(times) / len(times), "min_s": times[0], "repeats": repeats}
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 def eig_source_hash() -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+from common import git_commit, sync
 
 from faithfusion.data.load import load_scene
 from faithfusion.eval.metrics import ssim_map
@@ -34,11 +35,6 @@ CONFIGS: dict[str, dict] = {
     "sh1": {"sh_degree": 1},
     "mcmc": {"strategy": StrategyConfig(name="mcmc", cap_max=500_000), "opacity_reg": 0.01, "scale_reg": 0.01},
 }
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def plain_gsplat_loop(scene, cfg: ReconConfig, steps: int, device: torch.device) -> dict:
@@ -85,13 +81,6 @@ def trainer_speed(scene, cfg: ReconConfig, steps: int, device: torch.device) -> 
     sync()
     seconds = time.perf_counter() - t0
     return {"steps": steps, "seconds": seconds, "iterations_per_second": steps / seconds, "num_gaussians": len(trainer.model)}
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 def main() -> None:

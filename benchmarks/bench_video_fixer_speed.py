@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fixer_speed import device_name, git_commit, sync  # noqa: E402
+from common import device_name, git_commit, sync  # noqa: E402
 
 from faithfusion.fixers import load_fixer  # noqa: E402
 from faithfusion.fixers.eigent import EIGent, EIGentConfig  # noqa: E402
