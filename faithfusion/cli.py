@@ -40,6 +40,9 @@ def commands() -> dict[str, tuple[type, Callable]]:
     from faithfusion.fusion.demo import DemoConfig, run_demo
 
     table["demo"] = (DemoConfig, run_demo)
+    from faithfusion.fusion.command import FuseConfig, run_fuse
+
+    table["fuse"] = (FuseConfig, run_fuse)
     try:
         from faithfusion.synth.command import SynthConfig
 

@@ -27,6 +27,10 @@ class DemoConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     methods: tuple[str, ...] = ("3dgs",)
     """Methods to compare (each a schedule over the shared trainer)."""
+    fixer: str | None = None
+    """Difix folder for the fusion methods (`identity`: an untrained identity model, plumbing only)."""
+    video_fixer: str | None = None
+    """Video fixer folder (EIGent for faithfusion, GenFusion for genfusion)."""
     steps: int | None = None
     """Training steps per method (default: 1500 quick, 7000 full)."""
     overwrite: bool = False
@@ -43,7 +47,8 @@ def demo_sizes(cfg: DemoConfig) -> dict:
 def run_demo(cfg: DemoConfig) -> Path:
     from faithfusion.eval.lane_shift import evaluate_lane_shift, plot_lane_shift
     from faithfusion.eval.report import write_report
-    from faithfusion.fusion.methods import run_method
+    from faithfusion.fusion.config import as_fuse_config
+    from faithfusion.fusion.methods import render_function, run_method
     from faithfusion.synth.generate import generate
 
     out = Path(cfg.out)
@@ -67,11 +72,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     curves, results = {}, {}
     for method in cfg.methods:
         t1 = time.perf_counter()
-        trainer, scene = run_method(method, replace(base, out=out / method))
-
-        def render_fn(camera, trainer=trainer):
-            rgb, _ = trainer.render_camera(camera.to(trainer.device))
-            return rgb
+        run_cfg = as_fuse_config(replace(base, out=out / method), method=method, fixer=cfg.fixer, video_fixer=cfg.video_fixer)
+        trainer, scene = run_method(method, run_cfg)
+        render_fn = render_function(trainer)  # the method's render hook (Difix3D+) or the plain render
 
         result = evaluate_lane_shift(render_fn, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
         timings[method] = time.perf_counter() - t1

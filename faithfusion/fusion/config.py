@@ -1,0 +1,117 @@
+"""Configuration of a fusion run: `FuseConfig` (the `faithfusion fuse` command) and one schedule per method.
+
+Step numbers in a schedule are the published ones, for `reference_steps` of training; a run with
+`--steps N` scales every one of them by N / reference_steps (`Schedule.at`), so the same schedule runs
+as a tiny CPU test and as the published one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+from faithfusion.train.config import ReconConfig
+
+MethodName = Literal["3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion"]
+
+
+@dataclass
+class Schedule:
+    """Shared timing fields: the published step numbers and the budget they were written for."""
+
+    reference_steps: int = 30_000
+
+    def at(self, step: int, total: int) -> int:
+        """A published step number scaled to a run of `total` steps (at least 1)."""
+        return max(1, round(step * total / self.reference_steps))
+
+
+@dataclass
+class Difix3DSchedule(Schedule):
+    """Difix3D: progressive novel poses, 0.5 m per round toward the targets; a round every 2000 steps."""
+
+    warmup: int = 2000
+    """First round at this step (published steps)."""
+    every: int = 2000
+    step_metres: float = 0.5
+    target_shifts: tuple[float, ...] = (6.0, -6.0)
+    """Lane shifts (metres, left +) of the target cameras: every training frame at each shift."""
+    max_rounds: int = 0
+    """0 = rounds until the end of training (rounds after the targets are reached re-fix at the targets)."""
+    probability: float = 0.3
+    """Chance that a step draws a novel view (0.7 real / 0.3 novel)."""
+    loss_weight: float = 0.3
+    alpha_min: float = 0.5
+    """Novel-view pixels with rendered alpha below this do not count."""
+
+
+@dataclass
+class GenFusionSchedule(Schedule):
+    """GenFusion: warm-up, then a repair cycle every 1000 steps that replaces the regularisation pool."""
+
+    warmup: int = 1000
+    every: int = 1000
+    window: int = 16
+    """Frames per RGB-D window along the novel path."""
+    shifts: tuple[float, ...] = (2.0, -2.0, 4.0, -4.0, 6.0, -6.0)
+    lam: float = 1.0
+    """Peak regularisation weight: lam * sin(pi * (it - start) / (until - start))."""
+    until: int = 0
+    """End of the regularisation (published steps; 0 = the end of training)."""
+    probability: float = 0.3
+    sparsity: bool = True
+    """Sparsity-aware densification (strategy "sparsity": no opacity reset, visibility-gated growth)."""
+    crop: bool = False
+    """Masked reconstruction protocol: train on H/2 x W/2 crops, evaluate full frames (not implemented yet)."""
+
+
+@dataclass
+class FaithFusionSchedule(Schedule):
+    """FaithFusion: lane shift grows 1 m per round to 6 m; EIG-conditioned fixing and EIG-weighted L1."""
+
+    first: int = 3000
+    every: int = 2000
+    step_metres: float = 1.0
+    max_shift: float = 6.0
+    sides: tuple[float, ...] = (1.0, -1.0)
+    """Directions of the shift (left +1, right -1)."""
+    video_until: float = 3.0
+    """Use the video fixer (EIGent) while the shift is at most this (metres), Difix after."""
+    window: int = 16
+    probability: float = 0.4
+    loss_weight: float = 1.0
+    calib_views: int = 8
+    """Training views whose EIG maps calibrate the scale each round."""
+
+
+@dataclass
+class FuseConfig(ReconConfig):
+    """Reconstruct a scene with a fusion method: 3DGS plus repaired novel views on a schedule.
+
+    Writes what `recon` writes; RUN/ckpt/round_XXX.pt holds the state at each round boundary
+    (trainer, pools with their images, method state) and --resume continues from the last one."""
+
+    method: MethodName = "faithfusion"
+    steps: int = 30_000
+    fixer: str | None = None
+    """Difix folder (config.json + model.safetensors); `identity` = an untrained identity model (tests)."""
+    video_fixer: str | None = None
+    """Video fixer folder (EIGent for faithfusion, GenFusion for genfusion); `identity` as above."""
+    no_eig: bool = False
+    """FaithFusion ablation: uniform loss weights and an EIG condition of 1 everywhere."""
+    stop_after_rounds: int = 0
+    """Stop after this many completed rounds, as if interrupted (0 = run to the end)."""
+    difix3d: Difix3DSchedule = field(default_factory=Difix3DSchedule)
+    genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
+    faithfusion: FaithFusionSchedule = field(default_factory=FaithFusionSchedule)
+
+
+def as_fuse_config(cfg: ReconConfig, **overrides) -> FuseConfig:
+    """A FuseConfig carrying `cfg`'s reconstruction settings (and its fusion settings if it has them)."""
+    if isinstance(cfg, FuseConfig) and not overrides:
+        return cfg
+    values = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    values.update(overrides)
+    return FuseConfig(**values)
+

@@ -1,0 +1,156 @@
+"""FaithFusion as a schedule: lane shift grows 1 m per round; EIG conditions the fixer and weights the loss.
+
+Round k (first at 3000 published steps, then every 2000) works at shift min(6, k m) on each side:
+
+1. H_train is recomputed at the current parameters over the captured views (sky excluded) AND the
+   fused views of earlier rounds (FisherAccumulator), and the EIG scale is re-calibrated on the
+   captured views' own maps (eig/calibrate.py);
+2. for each shifted camera: its calibrated EIG g, the loss weight w = cal.weight(g) in [w_min, 1]
+   and the fixer's condition c = cal.soft_mask(g) in [0, 1];
+3. the renders are repaired: by EIGent (video, windows along the path, conditioned on c) while the
+   shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after;
+4. the repaired views join the fused pool (drawn with probability 0.4) with View.weight = w, and are
+   added to H_train with pixel weights w.
+
+`--no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from faithfusion.data.scene import SceneData
+from faithfusion.fusion.config import FuseConfig
+from faithfusion.fusion.fixers import ChosenFixer
+from faithfusion.fusion.paths import windows
+from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, render_cameras
+from faithfusion.fusion.rounds import Round
+from faithfusion.train.views import ViewPool
+
+
+class FaithFusionMethod:
+    name = "faithfusion"
+
+    def __init__(self, cfg: FuseConfig, scene: SceneData, difix: ChosenFixer, video: ChosenFixer | None) -> None:
+        self.sched = cfg.faithfusion
+        self.use_eig = not cfg.no_eig
+        self.scene, self.scale = scene, cfg.scale
+        self.difix, self.video = difix, video
+        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight)
+        self.pools = [self.pool]
+        self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
+        self.acc = None  # FisherAccumulator, built at the first round
+        self.calibration = None
+        self.shifts: list[float] = []  # the shift of every completed round
+
+    def recon_config(self, cfg: FuseConfig) -> FuseConfig:
+        return cfg
+
+    def rounds(self, total: int) -> list[Round]:
+        s = self.sched
+        n = math.ceil(s.max_shift / s.step_metres - 1e-9)
+        first, every = s.at(s.first, total), max(1, s.at(s.every, total))
+        out = []
+        for k in range(n):
+            step = first + k * every
+            if step >= total:
+                break
+            out.append(Round(k, step, {"shift": min(s.max_shift, (k + 1) * s.step_metres)}))
+        return out
+
+    # --- EIG ------------------------------------------------------------------------------------
+
+    def _accumulator(self, trainer):
+        from faithfusion.eig.accumulator import FisherAccumulator
+        from faithfusion.eig.session import sky_background
+
+        acc = FisherAccumulator(trainer.model, background_fn=sky_background(trainer))
+        for v in trainer.real.views:
+            w = (~v.sky_mask).float() if v.sky_mask is not None else None
+            acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
+        return acc
+
+    def eig_session(self, trainer):
+        """H_train (captured + fused views) at the current parameters, and a fresh calibration."""
+        from faithfusion.eig.calibrate import Calibration, fit_calibration
+        from faithfusion.eig.session import EigSession, evenly_spaced
+
+        if self.acc is None:
+            self.acc = self._accumulator(trainer)
+        else:
+            self.acc.recompute(trainer.model)
+        session = EigSession(trainer, self.acc, Calibration(ref=1.0))
+        maps = [session.eig(v.camera)[0] for v in evenly_spaced(trainer.real.views, self.sched.calib_views)]
+        session.calibration = self.calibration = fit_calibration(maps, form=session.form)
+        return session
+
+    # --- one round --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def run_round(self, trainer, rnd: Round) -> dict:
+        shift = float(rnd.params["shift"])
+        session = self.eig_session(trainer) if self.use_eig else None
+        use_video = self.video is not None and shift <= self.sched.video_until
+        length = self.sched.window if use_video else 8
+        views, weights_mean = [], []
+        for side in self.sched.sides:
+            for ids in windows(self.scene, self.scene.train_ids, length):
+                cams = [self.scene.shifted_camera(i, side * shift, self.scale) for i in ids]
+                r = render_cameras(trainer, cams)
+                h, w = r.rgb.shape[1:3]
+                if session is not None:
+                    maps = [session.eig(c.to(trainer.device)) for c in cams]
+                    cal = session.calibration
+                    weight = torch.stack([cal.weight(g, m.covered) for m, g in maps])  # [T, H, W] in [w_min, 1]
+                    cond = torch.stack([cal.soft_mask(g, m.covered) for m, g in maps])  # [T, H, W] in [0, 1]
+                else:
+                    weight, cond = None, r.rgb.new_ones(len(cams), h, w)
+                if use_video:
+                    ref = self.refs.for_cameras([cams[len(cams) // 2]]).to(r.rgb.device)
+                    fixed = self.video.fixer.fix(r.rgb[None], ref=ref, eig=cond[None]).images[0]
+                else:
+                    refs = self.refs.for_cameras(cams).to(r.rgb.device)
+                    fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
+                new = make_views(cams, fixed, weights=weight, device=trainer.device)
+                views.extend(new)
+                if weight is not None:
+                    weights_mean.append(float(weight.mean()))
+                    for v in new:
+                        self.acc.add_view(v.camera, pixel_weights=v.weight * self.pool.loss_weight, name=f"fused_{shift:+.1f}")
+        self.pool.views.extend(views)
+        self.pool._order = []
+        self.shifts.append(shift)
+        return {"views": len(views), "pool": len(self.pool.views), "fixer": "eigent" if use_video else "difix",
+                "eig": self.use_eig, "weight_mean": sum(weights_mean) / len(weights_mean) if weights_mean else 1.0}
+
+    def on_step(self, trainer, stats: dict) -> None:
+        return None
+
+    def state_dict(self) -> dict:
+        return {"shifts": list(self.shifts), "acc": None if self.acc is None else self.acc.state_dict(),
+                "calibration": None if self.calibration is None else self.calibration.to_dict()}
+
+    def load_state_dict(self, state: dict, trainer) -> None:
+        from faithfusion.eig.calibrate import Calibration
+
+        self.shifts = [float(s) for s in state["shifts"]]
+        self.acc = None
+        if state.get("acc") is not None:
+            self.acc = self._accumulator_empty(trainer)
+            self.acc.load_state_dict(state["acc"])
+        cal = state.get("calibration")
+        if cal is not None:
+            cal = dict(cal)
+            cal.pop("version", None)
+            self.calibration = Calibration(**cal)
+
+    def _accumulator_empty(self, trainer):
+        from faithfusion.eig.accumulator import FisherAccumulator
+        from faithfusion.eig.session import sky_background
+
+        return FisherAccumulator(trainer.model, background_fn=sky_background(trainer))
+
+    def render_fn(self, trainer):
+        return None

@@ -1,0 +1,85 @@
+"""GenFusion as a schedule: cyclic RGB-D repair of windows along the novel path.
+
+Warm-up 1000 published steps; then every 1000 steps: render 16-frame RGB-D windows along the
+lane-shifted camera paths, repair them with the GenFusion video fixer (reference: the nearest captured
+image), and REPLACE the regularisation pool with them (RGB targets plus depth on `View.depth`). The
+pool's loss weight follows lambda * sin(pi * (it - start) / (until - start)), set before every step.
+Densification is the sparsity-aware strategy ("sparsity", faithfusion/train/sparsity.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+
+from faithfusion.data.scene import SceneData
+from faithfusion.fusion.config import FuseConfig
+from faithfusion.fusion.fixers import ChosenFixer
+from faithfusion.fusion.paths import windows
+from faithfusion.fusion.pools import ReferenceImages, make_views, render_cameras
+from faithfusion.fusion.rounds import Round
+from faithfusion.train.views import ViewPool
+
+
+def sine_weight(it: int, start: int, until: int, lam: float) -> float:
+    """GenFusion's regularisation weight at step `it`: lam * sin(pi (it - start) / (until - start)), 0 outside."""
+    if until <= start or it < start or it > until:
+        return 0.0
+    return lam * math.sin(math.pi * (it - start) / (until - start))
+
+
+class GenFusionMethod:
+    name = "genfusion"
+
+    def __init__(self, cfg: FuseConfig, scene: SceneData, fixer: ChosenFixer) -> None:
+        if cfg.genfusion.crop:
+            raise NotImplementedError("genfusion.crop (masked reconstruction on H/2 x W/2 crops) is not implemented yet")
+        self.sched = cfg.genfusion
+        self.scene, self.fixer, self.scale, self.total = scene, fixer, cfg.scale, cfg.steps
+        self.pool = ViewPool("genfusion_reg", [], probability=self.sched.probability, loss_weight=0.0)
+        self.pools = [self.pool]
+        self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
+        self.start = self.sched.at(self.sched.warmup, cfg.steps)
+        self.until = self.sched.at(self.sched.until, cfg.steps) if self.sched.until > 0 else cfg.steps
+
+    def recon_config(self, cfg: FuseConfig) -> FuseConfig:
+        return replace(cfg, strategy=replace(cfg.strategy, name="sparsity")) if self.sched.sparsity else cfg
+
+    def rounds(self, total: int) -> list[Round]:
+        s = self.sched
+        return [Round(k, step) for k, step in enumerate(range(self.start, total, max(1, s.at(s.every, total))))]
+
+    def weight(self, it: int) -> float:
+        return sine_weight(it, self.start, self.until, self.sched.lam)
+
+    @torch.no_grad()
+    def run_round(self, trainer, rnd: Round) -> dict:
+        views = []
+        for shift in self.sched.shifts:
+            for ids in windows(self.scene, self.scene.train_ids, self.sched.window):
+                cams = [self.scene.shifted_camera(i, shift, self.scale) for i in ids]
+                r = render_cameras(trainer, cams)
+                ref = self.refs.for_cameras([cams[len(cams) // 2]]).to(r.rgb.device)  # [1, H, W, 3]
+                out = self.fixer.fixer.fix(r.rgb[None], ref=ref, depth=r.depth[None])
+                depth = None
+                if out.depth is not None:
+                    depth = torch.where(r.depth > 0, out.depth[0].to(r.depth.device), torch.zeros_like(r.depth))
+                views.extend(make_views(cams, out.images[0], depths=depth, device=trainer.device))
+        self.pool.views = views  # replace, not accumulate
+        self.pool._order = []
+        self.pool.loss_weight = self.weight(trainer.step)
+        return {"views": len(views), "loss_weight": self.pool.loss_weight}
+
+    def on_step(self, trainer, stats: dict) -> None:
+        self.pool.loss_weight = self.weight(trainer.step)  # the weight of the next step
+
+    def state_dict(self) -> dict:
+        return {"start": self.start, "until": self.until}
+
+    def load_state_dict(self, state: dict, trainer) -> None:
+        self.start, self.until = int(state["start"]), int(state["until"])
+
+    def render_fn(self, trainer):
+        return None

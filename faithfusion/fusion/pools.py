@@ -1,0 +1,144 @@
+"""Pseudo-view pools: render novel cameras with the current model, repair them, keep them as `View`s.
+
+A pool is the trainer's `ViewPool`; this module builds its views and writes them to (and reads them
+back from) a checkpoint, so that a fusion run resumes without calling the fixer again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from faithfusion.cameras import Camera
+from faithfusion.data.scene import SceneData
+from faithfusion.train.views import View, ViewPool
+
+
+@dataclass
+class Renders:
+    """What the current model shows from some cameras."""
+
+    rgb: Tensor  # [N, H, W, 3] in [0, 1], sky composited
+    alpha: Tensor  # [N, H, W]
+    depth: Tensor  # [N, H, W] expected depth, 0 where alpha is (almost) 0
+
+
+@torch.no_grad()
+def render_cameras(trainer, cameras: list[Camera], alpha_min: float = 1e-3) -> Renders:
+    """Render `cameras` (one size) with the trainer's model and sky."""
+    rgbs, alphas, depths = [], [], []
+    for cam in cameras:
+        rgb, out = trainer.render_camera(cam.to(trainer.device))
+        a = out.alpha[0, ..., 0]
+        d = out.depth[0, ..., 0]
+        rgbs.append(rgb.clamp(0, 1))
+        alphas.append(a)
+        depths.append(torch.where(a > alpha_min, d, torch.zeros_like(d)))
+    return Renders(torch.stack(rgbs), torch.stack(alphas), torch.stack(depths))
+
+
+class ReferenceImages:
+    """The nearest captured image to a camera (Difix's reference view), loaded once per frame."""
+
+    def __init__(self, scene: SceneData, ids: list[int], scale: float = 1.0) -> None:
+        from faithfusion.fusion.paths import centers
+
+        self.scene, self.ids, self.scale = scene, list(ids), scale
+        self._centers = centers([scene.camera(i, scale) for i in self.ids])  # [M, 3]
+        self._cache: dict[int, Tensor] = {}
+
+    def nearest_id(self, camera: Camera) -> int:
+        return self.ids[int(torch.argmin((self._centers - camera.center.cpu()).norm(dim=-1)))]
+
+    def image(self, index: int) -> Tensor:  # [H, W, 3]
+        if index not in self._cache:
+            self._cache[index] = self.scene.load_image(index, self.scale)
+        return self._cache[index]
+
+    def for_cameras(self, cameras: list[Camera]) -> Tensor:  # [N, H, W, 3]
+        return torch.stack([self.image(self.nearest_id(c)) for c in cameras])
+
+
+def make_views(
+    cameras: list[Camera],
+    images: Tensor,  # [N, H, W, 3] in [0, 1]
+    weights: Tensor | None = None,  # [N, H, W]
+    masks: Tensor | None = None,  # [N, H, W] bool
+    depths: Tensor | None = None,  # [N, H, W]
+    device: torch.device | str = "cpu",
+) -> list[View]:
+    """Pseudo-views with uint8 targets (what the checkpoint stores, so a resumed run sees the same bytes)."""
+    img8 = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    views = []
+    for k, cam in enumerate(cameras):
+        views.append(
+            View(
+                camera=cam.to(device),
+                image=img8[k].to(device),
+                weight=None if weights is None else weights[k].float().to(device),
+                mask=None if masks is None else masks[k].bool().to(device),
+                depth=None if depths is None else depths[k].float().to(device),
+            )
+        )
+    return views
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def _cpu(x: Tensor | None) -> Tensor | None:
+    return None if x is None else x.detach().cpu()
+
+
+def pool_state(pool: ViewPool) -> dict:
+    """Everything needed to rebuild `pool` (images as uint8, per-pixel maps as stored)."""
+    return {
+        "name": pool.name,
+        "probability": pool.probability,
+        "loss_weight": pool.loss_weight,
+        "views": [
+            {
+                "K": v.camera.K.cpu(), "viewmat": v.camera.viewmat.cpu(), "width": v.camera.width,
+                "height": v.camera.height, "camera_name": v.camera.name, "image": _cpu(v.image),
+                "weight": _cpu(v.weight), "mask": _cpu(v.mask), "depth": _cpu(v.depth), "index": v.index,
+            }
+            for v in pool.views
+        ],
+    }
+
+
+def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> None:
+    """Refill `pool` in place from `pool_state` output (the trainer keeps its reference to the pool)."""
+    def dev(x):
+        return None if x is None else x.to(device)
+
+    pool.probability = float(state["probability"])
+    pool.loss_weight = float(state["loss_weight"])
+    pool.views = [
+        View(
+            camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]).to(device),
+            image=dev(v["image"]), weight=dev(v["weight"]), mask=dev(v["mask"]), depth=dev(v["depth"]), index=v["index"],
+        )
+        for v in state["views"]
+    ]
+    pool._order = []
+
+
+def camera_state(cam: Camera) -> dict:
+    return {"K": cam.K.cpu(), "viewmat": cam.viewmat.cpu(), "width": cam.width, "height": cam.height, "name": cam.name}
+
+
+def camera_from_state(state: dict) -> Camera:
+    return Camera(K=state["K"], viewmat=state["viewmat"], width=state["width"], height=state["height"], name=state["name"])
+
+
+def fix_frames(fixer, images: Tensor, refs: Tensor | None, eig: Tensor | None = None, chunk: int = 8) -> Tensor:
+    """Repair single frames `[N, H, W, 3]` (each its own window of one) with references `[N, H, W, 3]`."""
+    out = []
+    for k in range(0, images.shape[0], chunk):
+        sl = slice(k, k + chunk)
+        res = fixer.fix(images[sl, None], ref=None if refs is None else refs[sl], eig=None if eig is None else eig[sl, None])
+        out.append(res.images[:, 0].to(images.device))
+    return torch.cat(out) if out else images

@@ -1,0 +1,214 @@
+"""The fusion methods as schedules over the shared trainer, on a tiny SynthStreet scene (CPU, identity fixers)."""
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from faithfusion.cameras import interpolate_pose, quat_to_rotmat, rotmat_to_quat, slerp
+from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, FuseConfig, GenFusionSchedule
+from faithfusion.fusion.fixers import MissingFixerError, choose_fixer
+from faithfusion.fusion.genfusion import sine_weight
+from faithfusion.fusion.paths import progressive_poses, step_pose_toward
+from faithfusion.fusion.runner import run_fusion
+from faithfusion.synth import generate
+from faithfusion.train.config import InitConfig, StrategyConfig
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return generate(tmp_path_factory.mktemp("fusion") / "scene", 0, frames=6, cameras=("front",), width=64, height=48,
+                    shifts=(1.0, 2.0))
+
+
+def tiny(scene_dir, out, method, **kw) -> FuseConfig:
+    """60 steps, rounds every 20 (schedules written for 60 steps: no scaling)."""
+    cfg = FuseConfig(
+        data=scene_dir, out=out, method=method, steps=60, device="cpu", progress=False, holdout_every=3, cameras=(0,),
+        fixer="identity", save_renders=False, init=InitConfig(max_points=1500, random_points=150),
+        strategy=StrategyConfig(refine_start=10, refine_every=10, refine_stop=50),
+        difix3d=Difix3DSchedule(reference_steps=60, warmup=20, every=20, target_shifts=(2.0,)),
+        genfusion=GenFusionSchedule(reference_steps=60, warmup=20, every=20, window=3, shifts=(2.0,), lam=0.5),
+        faithfusion=FaithFusionSchedule(reference_steps=60, first=20, every=20, max_shift=2.0, video_until=1.0,
+                                        window=3, calib_views=2),
+    )
+    return replace(cfg, **kw)
+
+
+def test_schedule_scales_with_steps():
+    s = FaithFusionSchedule()
+    assert (s.at(s.first, 30_000), s.at(s.every, 30_000)) == (3000, 2000)
+    assert (s.at(s.first, 60), s.at(s.every, 60)) == (6, 4)
+
+
+def test_difix3d_progressive_poses(scene_dir, tmp_path):
+    trainer, scene, method, metrics = run_fusion("difix3d", tiny(scene_dir, tmp_path / "run", "difix3d"))
+    assert trainer.step == 60 and metrics["fusion"]["completed_rounds"] == 2
+    assert metrics["fusion"]["identity_fixer"] and "warning" in metrics["fusion"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["fusion"]["identity_fixer"] is True
+    n = len(method.targets)
+    assert len(method.novel) == 2 * n and len(method.pool.views) == 2 * n
+    assert method.pool.probability == 0.3 and method.pool.loss_weight == 0.3
+    for k, target in enumerate(method.targets):
+        start = scene.camera(scene.train_ids[k])
+        gap0 = float((target.center - start.center).norm())
+        for r in range(2):  # 0.5 m closer per round
+            gap = float((method.novel[r * n + k].center - target.center).norm())
+            assert gap == pytest.approx(gap0 - 0.5 * (r + 1), abs=1e-4)
+    assert all(v.mask is not None and v.mask.dtype == torch.bool for v in method.pool.views)
+
+
+def test_pose_steps_slerp_rotation():
+    a = torch.eye(4)
+    b = torch.eye(4)
+    b[:3, :3] = quat_to_rotmat(torch.tensor([math.cos(0.4), 0.0, math.sin(0.4), 0.0]))
+    b[:3, 3] = torch.tensor([2.0, 0.0, 0.0])
+    mid = step_pose_toward(a, b, 0.5)
+    assert torch.allclose(mid[:3, 3], torch.tensor([0.5, 0.0, 0.0]), atol=1e-6)
+    q = slerp(rotmat_to_quat(a[:3, :3]), rotmat_to_quat(b[:3, :3]), 0.25)
+    assert torch.allclose(mid[:3, :3], quat_to_rotmat(q), atol=1e-5)
+    assert torch.allclose(mid, interpolate_pose(a, b, 0.25), atol=1e-6)
+    assert torch.equal(step_pose_toward(a, b, 5.0), b)  # reached, not overshot
+    # the nearest known pose is the one that moves
+    from faithfusion.cameras import Camera
+
+    K = torch.eye(3)
+    far = torch.eye(4)
+    far[:3, 3] = torch.tensor([-3.0, 0.0, 0.0])
+    cams = [Camera(K, torch.linalg.inv(far), 4, 4), Camera(K, torch.linalg.inv(a), 4, 4)]
+    out = progressive_poses(cams, [Camera(K, torch.linalg.inv(b), 4, 4)], 0.5)
+    assert torch.allclose(out[0].camtoworld, mid, atol=1e-5)
+
+
+def test_difix3d_plus_render_hook(scene_dir, tmp_path):
+    from faithfusion.fusion.methods import render_function
+
+    trainer, scene, method, metrics = run_fusion("difix3d+", tiny(scene_dir, tmp_path / "run", "difix3d+",
+                                                                  difix3d=Difix3DSchedule(reference_steps=60, warmup=30, every=30, target_shifts=(1.0,))))
+    hook = render_function(trainer)
+    cam = scene.camera(scene.test_ids[0])
+    plain, _ = trainer.render_camera(cam)
+    assert torch.allclose(hook(cam), plain.clamp(0, 1), atol=1e-5)  # identity fixer: the hook's fix is a no-op
+    assert "test_with_render_hook" in metrics["fusion"]
+
+
+def test_genfusion_sine_weight_and_pool(scene_dir, tmp_path):
+    cfg = tiny(scene_dir, tmp_path / "run", "genfusion")
+    seen = []
+    from faithfusion.fusion import genfusion as gf
+
+    orig = gf.GenFusionMethod.on_step
+
+    def spy(self, trainer, stats):
+        orig(self, trainer, stats)
+        seen.append((trainer.step, self.pool.loss_weight))
+
+    gf.GenFusionMethod.on_step = spy
+    try:
+        trainer, scene, method, _ = run_fusion("genfusion", cfg)
+    finally:
+        gf.GenFusionMethod.on_step = orig
+    assert (method.start, method.until) == (20, 60)
+    for step, w in seen:
+        assert w == pytest.approx(sine_weight(step, 20, 60, 0.5))
+    assert max(w for _, w in seen) == pytest.approx(0.5, abs=1e-6)  # the peak at (20 + 60) / 2
+    assert sine_weight(20, 20, 60, 0.5) == 0.0 and sine_weight(10, 20, 60, 0.5) == 0.0
+    # the pool was replaced (not grown) each cycle: one view per training frame at the one shift
+    assert len(method.pool.views) == len(scene.train_ids)
+    assert all(v.depth is not None and (v.depth >= 0).all() for v in method.pool.views)
+    assert type(trainer.strategy).__name__ == "SparsityStrategy"
+
+
+def test_sparsity_strategy_gates_growth_and_never_resets(scene_dir):
+    from faithfusion.data.load import load_scene
+    from faithfusion.train.config import ReconConfig
+    from faithfusion.train.sparsity import SparsityStrategy
+    from faithfusion.train.trainer import Trainer
+
+    scene = load_scene(scene_dir, holdout_every=3, cameras=(0,))
+    cfg = ReconConfig(data=scene_dir, device="cpu", progress=False, init=InitConfig(max_points=500, random_points=50),
+                      strategy=StrategyConfig(name="sparsity", refine_start=0, refine_every=10, reset_every=5))
+    tr = Trainer(scene, cfg, torch.device("cpu"))
+    st = tr.strategy
+    assert isinstance(st, SparsityStrategy)
+    assert st.min_seen(0) == 50 and st.min_seen(2500) == 75 and st.min_seen(10_000) == 100
+    n = len(tr.model)
+    st.state["grad2d"] = torch.full((n,), 1.0)  # every Gaussian has a high gradient ...
+    count = torch.zeros(n)
+    count[: n // 2] = 60.0  # ... but only the first half was seen >= 50 times
+    st.state["count"] = count
+    params, opt = tr.model.params, tr.optimizers
+    opa = params["opacities"].detach().clone()
+    stats = st.refine(params, opt, step=0)
+    grown = stats["duplicated"] + stats["split"]
+    assert grown == n // 2
+    # new Gaussians are copies of the seen half only: the unseen half is untouched
+    assert torch.equal(params["opacities"].detach()[n // 2 : n], opa[n // 2 :])
+    # training through reset steps (5, 10) never caps opacity at 2 * prune_opa; the default strategy does
+    for name, resets in (("sparsity", False), ("default", True)):
+        c = replace(cfg, strategy=replace(cfg.strategy, name=name, refine_start=1000))
+        t = Trainer(scene, c, torch.device("cpu"))
+        t.fit(11, progress=False)  # the last step is 10, a reset step
+        top = float(torch.sigmoid(t.model.params["opacities"].detach()).max())
+        assert (top <= 2 * c.strategy.prune_opa + 1e-6) == resets
+
+
+def test_faithfusion_shift_grows_and_eig_weights(scene_dir, tmp_path):
+    trainer, scene, method, metrics = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion"))
+    assert method.shifts == [1.0, 2.0]
+    rows = [json.loads(l) for l in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert [r["fixer"] for r in rows] == ["eigent", "difix"]  # video fixer while shift <= video_until
+    assert method.pool.probability == 0.4
+    w_min = method.calibration.w_min
+    assert len(method.pool.views) == 2 * 2 * len(scene.train_ids)
+    for v in method.pool.views:
+        assert v.weight is not None and v.weight.shape == v.image.shape[:2]
+        assert float(v.weight.min()) >= w_min - 1e-6 and float(v.weight.max()) <= 1.0 + 1e-6
+    # every fused view is part of H_train (weighted by its EIG loss weight): recomputed with it next round
+    assert sum(fv.name.startswith("fused") for fv in method.acc.views) == len(method.pool.views)
+
+
+def test_faithfusion_no_eig(scene_dir, tmp_path):
+    _, _, method, _ = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion", no_eig=True,
+                                                     faithfusion=FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, window=3)))
+    assert method.acc is None and all(v.weight is None for v in method.pool.views)
+
+
+def test_resume_at_round_boundary_matches(scene_dir, tmp_path):
+    full = tiny(scene_dir, tmp_path / "a", "difix3d")
+    tr_a, _, m_a, _ = run_fusion("difix3d", full)
+    part = tiny(scene_dir, tmp_path / "b", "difix3d", stop_after_rounds=1)
+    _, _, m_b, res = run_fusion("difix3d", part)
+    assert res["stopped"] and len(m_b.novel) == len(m_b.targets)
+    tr_c, _, m_c, _ = run_fusion("difix3d", replace(part, stop_after_rounds=0, resume=True))
+    assert tr_c.step == tr_a.step == 60
+    assert len(m_c.novel) == len(m_a.novel)
+    for x, y in zip(m_a.novel, m_c.novel):
+        assert torch.allclose(x.viewmat, y.viewmat)
+    for va, vc in zip(m_a.pool.views, m_c.pool.views):
+        assert torch.equal(va.image, vc.image) and torch.equal(va.mask, vc.mask)
+    assert len(tr_a.model) == len(tr_c.model)
+    assert torch.allclose(tr_a.model.params["means"], tr_c.model.params["means"], atol=1e-5)
+
+
+def test_missing_fixer_is_named(tmp_path):
+    with pytest.raises(MissingFixerError, match="weights/difix"):
+        choose_fixer(None, "difix")
+    with pytest.raises(MissingFixerError, match=str(tmp_path)):
+        choose_fixer(tmp_path, "difix")
+
+
+def test_fuse_cli_parses(tmp_path):
+    import tyro
+
+    from faithfusion.cli import commands
+
+    cls, fn = commands()["fuse"]
+    cfg = tyro.extras.subcommand_cli_from_dict(
+        {"fuse": cls}, args=["fuse", "--data", str(tmp_path), "--method", "difix3d+", "--out", str(tmp_path / "r"),
+                             "--fixer", "identity", "--steps", "60", "--no-eig", "--faithfusion.every", "20"])
+    assert cfg.method == "difix3d+" and cfg.fixer == "identity" and cfg.steps == 60 and cfg.no_eig
+    assert cfg.faithfusion.every == 20 and fn.__name__ == "run_fuse"
