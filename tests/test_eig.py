@@ -195,3 +195,41 @@ def test_trimmed_lists_give_the_same_fisher_with_fewer_pairs():
     a, b = pair_sums(full), pair_sums(cut)
     for x, y in ((a.geo, b.geo), (a.cross, b.cross), (a.w2, b.w2)):
         assert rel(y, x) < 1e-5
+
+
+def test_acquisition_variants_log_floor_group_norm_and_smoothing():
+    from faithfusion.eig.maps import box_filter, floor_train
+
+    model, cams = toy_scene(dtype=torch.float64)
+    H_train = fisher_diagonal(model, cams[:1])
+    H_view = view_fisher(model, cams[1])
+    ratio = acquisition(H_view, H_train)
+    # log: the exact diagonal-Laplace EIG, sum log(1 + ratio) per scalar, never above the trace form
+    log = acquisition(H_view, H_train, acq="log")
+    ref = sum(torch.log1p(H_view[g] / (H_train[g] + 1e-6)).reshape(len(model), -1).sum(-1) for g in H_view)
+    assert torch.allclose(log, ref) and (log <= ratio + 1e-12).all()
+    # floor: H_train no lower than the q-quantile of its positive entries -> acquisition can only fall
+    Hf = floor_train(H_train, 0.5)
+    for g in H_train:
+        pos = H_train[g][H_train[g] > 0]
+        assert float(Hf[g].min()) == pytest.approx(float(torch.quantile(pos.float(), 0.5)), rel=1e-5)
+    assert (acquisition(H_view, H_train, h_floor=0.5) <= ratio + 1e-9).all()
+    assert floor_train(H_train, 0.0)["means"] is H_train["means"]
+    # group_norm: "mean" divides each group's sum by its scalars per Gaussian; a mapping divides by its value
+    mean = acquisition(H_view, H_train, group_norm="mean")
+    n = {g: model.params[g][0].numel() for g in H_view}
+    per = {g: acquisition({g: H_view[g]}, H_train) for g in H_view}
+    assert torch.allclose(mean, sum(per[g] / n[g] for g in per))
+    assert torch.allclose(acquisition(H_view, H_train, group_norm={g: 2.0 for g in H_view}), ratio / 2)
+    with pytest.raises(ValueError):
+        acquisition(H_view, H_train, acq="nope")
+    # several values composited at once == one at a time
+    vp = prepare_view(model, cams[1])
+    both = composite_scalar(vp, torch.stack([ratio, log], -1))
+    assert torch.allclose(both.wI[..., 1], composite_scalar(vp, log).wI)
+    assert torch.allclose(both.w2I[..., 0], composite_scalar(vp, ratio).w2I)
+    # eig_map passes the options through; smoothing is a box filter of the finished map
+    m = eig_map(model, cams[1], H_train, form="faithfusion", acq="log")
+    ms = eig_map(model, cams[1], H_train, form="faithfusion", acq="log", smooth=3)
+    assert torch.allclose(ms.eig, box_filter(m.eig, 3)) and ms.eig.shape == m.eig.shape
+    assert torch.allclose(box_filter(torch.ones(5, 4), 4), torch.ones(5, 4))

@@ -64,3 +64,28 @@ def test_eig_vs_error_analysis_writes_json_and_curves(tiny_run):
     assert curve[0]["psnr"] >= curve[-1]["psnr"]  # ranking by the error itself: PSNR falls as pixels are admitted
     assert mag["retained"]["by_g_threshold"][-1]["fraction"] == 1.0
     assert (tiny_run / "analysis" / "eig_vs_error.png").is_file()
+
+
+def test_eig_analysis_variants_match_the_session_form_and_report_each(tiny_run):
+    from faithfusion.eig.analysis import parse_variant
+
+    assert parse_variant("faithfusion+log+floor=0.1+gtrain+box=5") == parse_variant(
+        "faithfusion+log+floor=0.1+gtrain+box=5")
+    v = parse_variant("diag+log+floor=0.1+gmean+box=5+lam=1e-4")
+    assert (v.form, v.acq, v.h_floor, v.group_norm, v.smooth, v.lam) == ("diag", "log", 0.1, "mean", 5, 1e-4)
+    with pytest.raises(ValueError):
+        parse_variant("fisherrf+bogus")
+    names = ("fisherrf", "faithfusion+log+gtrain+box=3")
+    cfg = AnalysisConfig(run=tiny_run / "run", out=tiny_run / "analysis_v", shifts=(3.0,), max_frames=2, device="cpu",
+                         jitter_renders=2, samples_per_view=500, calib_views=2, progress=False, variants=names)
+    result = run_analysis(cfg)
+    mag = result["by_magnitude"]["3.0"]
+    assert set(mag["variants"]) == set(names) and set(result["variant_calibrations"]) == set(names)
+    # the variant "fisherrf" is the session's own form: same calibration, same statistics
+    assert result["variant_calibrations"]["fisherrf"]["ref"] == pytest.approx(result["calibration"]["ref"], rel=1e-6)
+    for subset in ("all", "covered"):
+        assert mag["variants"]["fisherrf"]["spearman"][subset]["eig~l1"] == pytest.approx(
+            mag["spearman"][subset]["eig~l1"], abs=1e-9, nan_ok=True)
+    assert "render_grad~l1" in mag["spearman"]["all"]
+    row = mag["variants"]["faithfusion+log+gtrain+box=3"]
+    assert {"monotone_g", "monotone_fraction", "by_g_threshold"} <= set(row)

@@ -12,6 +12,12 @@ over channels, and 1 - SSIM map). Pixels are subsampled per view and pooled per 
     naive baselines: 1 - alpha, and the per-pixel std of renders under small pose jitter (default 8
     renders, +-2 cm, +-0.2 deg); over all pixels and over covered pixels only.
 
+`variants` (e.g. "fisherrf", "faithfusion+log", "fisherrf+log+floor=0.1+box=5") evaluates other EIG
+definitions on the same pixels from one H_view per camera (`parse_variant` has the grammar); each gets
+its own calibration on the training views, its Spearman table and its retained-pixel curves under
+result["variants"][name], next to the same pixels' baselines. `render_grad` (the image-gradient magnitude
+of the render) is reported beside the naive baselines, never as an EIG.
+
 Writes OUT/eig_vs_error.json and OUT/eig_vs_error.png.
 """
 
@@ -58,6 +64,8 @@ class AnalysisConfig:
     calib_views: int = 16
     seed: int = 0
     progress: bool = True
+    variants: tuple[str, ...] = ()
+    """Other EIG definitions to evaluate on the same pixels (see `parse_variant`), e.g. faithfusion+log+box=5."""
 
 
 def jitter_camera(camera: Camera, translation: float, degrees: float, generator: torch.Generator) -> Camera:
@@ -115,19 +123,164 @@ def retained_curves(samples: dict[str, np.ndarray]) -> dict:
     return {"by_g_threshold": by_threshold, "by_fraction": by_fraction}
 
 
-def spearman_table(samples: dict[str, np.ndarray]) -> dict:
+def spearman_table(samples: dict[str, np.ndarray], uncertainties: tuple[str, ...] = UNCERTAINTIES) -> dict:
     from scipy.stats import spearmanr
 
     out = {}
     for subset, keep in (("all", np.ones_like(samples["covered"], bool)), ("covered", samples["covered"])):
         table = {}
-        for u in UNCERTAINTIES:
+        for u in uncertainties:
             for e in ERRORS:
                 x, y = samples[u][keep], samples[e][keep]
                 rho = spearmanr(x, y)[0] if x.size > 2 and np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
                 table[f"{u}~{e}"] = float(rho)
         out[subset] = table | {"pixels": int(keep.sum())}
     return out
+
+
+# --- EIG variants ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One EIG definition: a per-pixel form over a per-Gaussian acquisition (see maps.py)."""
+
+    name: str
+    form: str = "fisherrf"
+    acq: str = "ratio"
+    h_floor: float = 0.0
+    group_norm: str | None = None  # None, "mean" or "train" (divide by the group's median over training views)
+    smooth: int = 0
+    lam: float = 1e-6
+
+
+def parse_variant(spec: str) -> Variant:
+    """`form[+option...]`: form in fisherrf / faithfusion / diag; options `log` (acq), `floor=Q` (h_floor),
+    `gmean` / `gtrain` (group_norm), `box=K` (smooth), `lam=X`."""
+    from faithfusion.eig.maps import FORMS
+
+    form, *opts = spec.split("+")
+    if form not in FORMS:
+        raise ValueError(f"variant {spec!r}: form must be one of {FORMS}")
+    kw: dict = {}
+    for o in opts:
+        key, _, val = o.partition("=")
+        if key == "log" and not val:
+            kw["acq"] = "log"
+        elif key == "floor":
+            kw["h_floor"] = float(val)
+        elif key in ("gmean", "gtrain") and not val:
+            kw["group_norm"] = key[1:]
+        elif key == "box":
+            kw["smooth"] = int(val)
+        elif key == "lam":
+            kw["lam"] = float(val)
+        else:
+            raise ValueError(f"variant {spec!r}: unknown option {o!r}")
+    return Variant(spec, form, **kw)
+
+
+class VariantMaps:
+    """All variants' maps of a camera from one H_view (and one compositing pass), each calibrated on the
+    training views exactly as the session calibrates its own form."""
+
+    def __init__(self, session, variants: list[Variant], calib_cameras: list[Camera]):
+        from faithfusion.eig.calibrate import fit_calibration
+        from faithfusion.eig.maps import EigMap, floor_train
+
+        self.session, self.variants = session, variants
+        H = session.acc.H
+        self.floors = {v.h_floor: floor_train(H, v.h_floor) for v in variants}
+        views = [self._view(c) for c in calib_cameras]
+        # "gtrain": a group's acquisition divided by its median over the training views' visible Gaussians
+        self.scales: dict[tuple, dict[str, float]] = {}
+        for v in variants:
+            key = (v.acq, v.h_floor, v.lam)
+            if v.group_norm == "train" and key not in self.scales:
+                self.scales[key] = self._train_scales(views, *key)
+        maps = [self._maps(vp, Hv) for vp, Hv in views]
+        self.calibrations = {
+            v.name: fit_calibration([EigMap(m[v.name], cov, a, n, v.form) for m, cov, a, n in maps], form=v.form,
+                                    lam=v.lam, groups=list(H))
+            for v in variants
+        }
+
+    def _view(self, camera: Camera):
+        from faithfusion.eig.fisher import prepare_view, view_fisher
+
+        s = self.session
+        vp = prepare_view(s.model, camera, max_pairs=s.max_pairs)
+        Hv = view_fisher(s.model, camera, groups=tuple(s.acc.H), background=s.background(camera), vp=vp)
+        return vp, Hv
+
+    def _train_scales(self, views, acq, h_floor, lam) -> dict[str, float]:
+        from faithfusion.eig.maps import group_acquisition
+
+        parts: dict[str, list[Tensor]] = {}
+        for _, Hv in views:
+            seen = sum(h.reshape(h.shape[0], -1).sum(-1) for h in Hv.values()) > 0
+            for g, r in group_acquisition(Hv, self.floors[h_floor], lam, acq).items():
+                parts.setdefault(g, []).append(r[seen])
+        out = {}
+        for g, p in parts.items():
+            x = torch.cat(p).double()
+            x = x[x > 0]
+            out[g] = float(x.median()) if x.numel() else 1.0
+        return out
+
+    def _maps(self, vp, Hv):
+        """({variant: raw map [H, W]}, covered, alpha, count)."""
+        from faithfusion.eig.maps import ALPHA_MIN, PixelSums, acquisition, composite_scalar, cover, pixel_eig
+
+        cols, cache = [], {}
+        for v in self.variants:
+            gn = self.scales[(v.acq, v.h_floor, v.lam)] if v.group_norm == "train" else v.group_norm
+            key = (v.acq, v.h_floor, v.lam, v.group_norm)
+            if key not in cache:
+                cache[key] = len(cols)
+                cols.append(acquisition(Hv, self.floors[v.h_floor], v.lam, acq=v.acq, group_norm=gn))
+        sums = composite_scalar(vp, torch.stack(cols, -1))  # wI, w2I [H, W, C]
+        covered = sums.alpha >= ALPHA_MIN
+        out = {}
+        for v in self.variants:
+            c = cache[(v.acq, v.h_floor, v.lam, v.group_norm)]
+            one = PixelSums(sums.wI[..., c], sums.w2I[..., c], sums.count, sums.alpha)
+            out[v.name] = cover(pixel_eig(one, v.form), covered, v.smooth)
+        return out, covered, sums.alpha, sums.count
+
+    def __call__(self, camera: Camera) -> dict[str, tuple[Tensor, Tensor]]:
+        """{variant: (raw EIG [H, W], calibrated g [H, W])}."""
+        maps = self._maps(*self._view(camera))[0]
+        return {k: (m, self.calibrations[k].calibrate(m)) for k, m in maps.items()}
+
+
+def render_grad(rgb: Tensor) -> Tensor:
+    """Image-gradient magnitude of a render `[H, W, 3]` -> `[H, W]` (central differences, channel mean)."""
+    x = rgb.permute(2, 0, 1)[None]
+    x = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")[0]
+    gx = 0.5 * (x[:, 1:-1, 2:] - x[:, 1:-1, :-2])
+    gy = 0.5 * (x[:, 2:, 1:-1] - x[:, :-2, 1:-1])
+    return (gx * gx + gy * gy).sqrt().mean(0)
+
+
+def monotone(rows: list[dict], key: str = "fraction", tol: float = 0.0) -> dict:
+    """Does the retained PSNR fall (within `tol` dB) at every step that admits more pixels? Also the first
+    threshold index from which it does."""
+    pts = [r for r in rows if r[key] > 0 and np.isfinite(r["psnr"])]
+    ups = [k for k in range(1, len(pts)) if pts[k][key] > pts[k - 1][key] and pts[k]["psnr"] > pts[k - 1]["psnr"] + tol]
+    return {"monotone": not ups, "rises": len(ups), "monotone_from": (ups[-1] if ups else 0), "points": len(pts)}
+
+
+def variant_summary(samples: dict[str, np.ndarray], name: str) -> dict:
+    """Spearman (vs L1 and 1-SSIM, all / covered) and retained-pixel curves of one variant's pooled samples."""
+    s = samples | {"eig": samples[f"eig:{name}"], "g": samples[f"g:{name}"]}
+    sp = spearman_table(s, ("eig",))
+    ret = retained_curves({k: s[k] for k in ("se", "g", "l1", "covered", "eig", *UNCERTAINTIES[1:])})
+    by_t = ret["by_g_threshold"]
+    by_f = ret["by_fraction"]["eig"]
+    return {"spearman": sp, "by_g_threshold": by_t, "by_fraction": by_f,
+            "monotone_g": monotone(by_t), "monotone_fraction": monotone(by_f),
+            "g_quantiles": {q: float(np.quantile(s["g"], float(q))) for q in ("0.1", "0.5", "0.9", "0.99")}}
 
 
 def analyse(session, scene, data_root: Path, cfg: AnalysisConfig, scale: float) -> dict:
@@ -139,6 +292,13 @@ def analyse(session, scene, data_root: Path, cfg: AnalysisConfig, scale: float) 
     ids = evenly_spaced(ids, cfg.max_frames)
     rng = np.random.default_rng(cfg.seed)
     jitter_t = scene.transform.metres_to_scene(cfg.jitter_m)
+    variants = [parse_variant(v) for v in cfg.variants]
+    vmaps = None
+    if variants:
+        from faithfusion.eig.session import evenly_spaced as spaced
+
+        calib = [v.camera for v in spaced(list(session.trainer.real.views), cfg.calib_views)]
+        vmaps = VariantMaps(session, variants, calib)
     per_shift: dict[str, dict] = {}
     pooled: dict[float, list[dict[str, np.ndarray]]] = {}
     for mag in cfg.shifts:
@@ -154,8 +314,12 @@ def analyse(session, scene, data_root: Path, cfg: AnalysisConfig, scale: float) 
                 maps = {
                     "g": g, "eig": m.eig, "one_minus_alpha": 1.0 - alpha, "covered": m.covered,
                     "jitter_std": jitter_std(session, cam, cfg.jitter_renders, jitter_t, cfg.jitter_deg, cfg.seed + i),
+                    "render_grad": render_grad(pred),
                     **err,
                 }
+                if vmaps is not None:
+                    for name, (ve, vg) in vmaps(cam).items():
+                        maps[f"eig:{name}"], maps[f"g:{name}"] = ve, vg
                 n_pix = cam.height * cam.width
                 pick = rng.choice(n_pix, size=min(cfg.samples_per_view, n_pix), replace=False)
                 views.append({k: v.reshape(-1).detach().cpu().double().numpy()[pick] for k, v in maps.items()}
@@ -164,15 +328,24 @@ def analyse(session, scene, data_root: Path, cfg: AnalysisConfig, scale: float) 
             samples["covered"] = samples["covered"] > 0.5
             per_shift[f"{d:+.1f}"] = {
                 "shift": d, "frames": len(views), "psnr_mean_view": float(np.mean([v["psnr_view"][0] for v in views])),
-                "spearman": spearman_table(samples), "retained": retained_curves(samples),
+                "spearman": spearman_table(samples, (*UNCERTAINTIES, "render_grad")), "retained": retained_curves(samples),
                 "g_quantiles": {q: float(np.quantile(samples["g"], float(q))) for q in ("0.1", "0.5", "0.9", "0.99")},
             }
+            if variants:
+                per_shift[f"{d:+.1f}"]["variants"] = {v.name: variant_summary(samples, v.name) for v in variants}
             pooled.setdefault(mag, []).append(samples)
     by_magnitude = {}
     for mag, parts in pooled.items():
         samples = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        by_magnitude[f"{mag:.1f}"] = {"spearman": spearman_table(samples), "retained": retained_curves(samples)}
-    return {"per_shift": per_shift, "by_magnitude": by_magnitude}
+        by_magnitude[f"{mag:.1f}"] = {"spearman": spearman_table(samples, (*UNCERTAINTIES, "render_grad")),
+                                      "retained": retained_curves(samples)}
+        if variants:
+            by_magnitude[f"{mag:.1f}"]["variants"] = {v.name: variant_summary(samples, v.name) for v in variants}
+    out = {"per_shift": per_shift, "by_magnitude": by_magnitude}
+    if vmaps is not None:
+        out["variant_calibrations"] = {k: c.to_dict() for k, c in vmaps.calibrations.items()}
+        out["variant_group_scales"] = {f"{k}": v for k, v in vmaps.scales.items()}
+    return out
 
 
 def plot_analysis(result: dict, path: Path) -> None:

@@ -9,7 +9,19 @@ Per pixel, three forms (`form`):
     diag         EIG_p = 1/2 sum_i w_pi^2 I_i            the squared-weight (diagonal) form
 
 FaithFusion then takes log(1 + EIG); here that log belongs to the calibration (`calibrate.py`), so every
-form is stored raw. Pixels that no Gaussian covers (accumulated alpha < `alpha_min`, FaithFusion's 0.1)
+form is stored raw.
+
+Variants of the per-Gaussian acquisition (`acq`, `h_floor`, `group_norm`) and of the map (`smooth`), all off
+by default (the published forms above); docs/eig.md has what each does and how they measure:
+
+    acq="log"      I_i = sum_theta log(1 + H_view / (H_train + lambda)): the exact Laplace EIG of the diagonal
+                   posterior (1/2 log det(I + H_view H_train^-1), per Gaussian) instead of its trace
+                   approximation; an unobserved scalar adds log(1 + H_view / lambda), not H_view / lambda
+    h_floor=q      H_train floored per group at the q-quantile of its positive entries (q in (0, 1)): a
+                   scalar that training barely saw counts as seen about as well as the q-th poorest one
+    group_norm     "mean": each group's sum divided by its number of scalars per Gaussian (shN's 45 scalars
+                   no longer outvote the 3 of the means); or explicit per-group divisors (`group_scales`)
+    smooth=k       a k x k box filter on the finished map (error maps are smooth over a few pixels) Pixels that no Gaussian covers (accumulated alpha < `alpha_min`, FaithFusion's 0.1)
 count as maximal: their raw value is set to the map's maximum over covered pixels and `covered` marks
 them, so that calibration and loss weights treat them as the most uncertain pixels of the view.
 """
@@ -29,22 +41,71 @@ from faithfusion.gaussians.model import GaussianModel
 
 Form = Literal["fisherrf", "faithfusion", "diag"]
 FORMS: tuple[str, ...] = ("fisherrf", "faithfusion", "diag")
+Acq = Literal["ratio", "log"]
+ACQS: tuple[str, ...] = ("ratio", "log")
 LAMBDA = 1e-6
 ALPHA_MIN = 0.1
 
 
-def acquisition(H_view: Mapping[str, Tensor], H_train: Mapping[str, Tensor], lam: float = LAMBDA) -> Tensor:
-    """I_i = sum over the groups of H_view and all of Gaussian i's scalars of H_view / (H_train + lambda) `[N]`."""
-    total = None
+def floor_train(H_train: Mapping[str, Tensor], q: float) -> dict[str, Tensor]:
+    """H_train with each group floored at the q-quantile of its positive entries (q <= 0: unchanged)."""
+    if q <= 0.0:
+        return dict(H_train)
+    out = {}
+    for g, h in H_train.items():
+        pos = h[h > 0].reshape(-1).float()
+        if pos.numel() == 0:
+            out[g] = h
+            continue
+        if pos.numel() > 1_000_000:  # torch.quantile's size limit: an even subsample is as good
+            pos = pos[torch.linspace(0, pos.numel() - 1, 1_000_000, device=pos.device).long()]
+        out[g] = h.clamp_min(float(torch.quantile(pos, q)))
+    return out
+
+
+def group_acquisition(
+    H_view: Mapping[str, Tensor], H_train: Mapping[str, Tensor], lam: float = LAMBDA, acq: Acq = "ratio"
+) -> dict[str, Tensor]:
+    """Per group, sum over Gaussian i's scalars of H_view / (H_train + lambda) (or log(1 + that)) `{g: [N]}`."""
+    if acq not in ACQS:
+        raise ValueError(f"unknown acquisition {acq!r}: choose from {ACQS}")
+    out = {}
     for g, hv in H_view.items():
-        ratio = (hv / (H_train[g] + lam)).reshape(hv.shape[0], -1).sum(-1)
-        total = ratio if total is None else total + ratio
+        r = hv / (H_train[g] + lam)
+        if acq == "log":
+            r = torch.log1p(r)
+        out[g] = r.reshape(hv.shape[0], -1).sum(-1)
+    return out
+
+
+def acquisition(
+    H_view: Mapping[str, Tensor],
+    H_train: Mapping[str, Tensor],
+    lam: float = LAMBDA,
+    *,
+    acq: Acq = "ratio",
+    h_floor: float = 0.0,
+    group_norm: str | Mapping[str, float] | None = None,
+) -> Tensor:
+    """I_i = sum over the groups of H_view and all of Gaussian i's scalars of H_view / (H_train + lambda) `[N]`
+    (defaults); `acq`, `h_floor`, `group_norm` as in the module docstring."""
+    per_group = group_acquisition(H_view, floor_train(H_train, h_floor), lam, acq)
+    total = None
+    for g, v in per_group.items():
+        if group_norm == "mean":
+            v = v / (H_view[g][0].numel() if H_view[g].shape[0] else 1)
+        elif isinstance(group_norm, Mapping):
+            v = v / group_norm[g]
+        elif group_norm is not None:
+            raise ValueError(f"unknown group_norm {group_norm!r}: None, 'mean' or a per-group mapping")
+        total = v if total is None else total + v
     return total
 
 
 @dataclass
 class PixelSums:
-    """Per-pixel sums over the blended Gaussians of one camera, images `[H, W]`."""
+    """Per-pixel sums over the blended Gaussians of one camera, images `[H, W]` (`[H, W, V]` for wI and w2I
+    when `V` values per Gaussian were composited at once)."""
 
     wI: Tensor  # sum_i w_i I_i
     w2I: Tensor  # sum_i w_i^2 I_i
@@ -53,28 +114,34 @@ class PixelSums:
 
 
 def composite_scalar(vp: ViewPass, values: Tensor) -> PixelSums:
-    """Blend a per-Gaussian scalar `values [N]` over the view's pairs (same pairs and weights as the render)."""
+    """Blend a per-Gaussian scalar `values [N]` (or `V` of them at once, `[N, V]`) over the view's pairs (same
+    pairs and weights as the render)."""
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
     quad = _quad(grid, means2d)  # [P, 6]
-    out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 4)  # wI, w2I, count, alpha
+    vals = values[:, None] if values.dim() == 1 else values  # [N, V]
+    V = vals.shape[1]
+    out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 2 * V + 2)  # wI (V), w2I (V), count, alpha
     with torch.no_grad():
         for ch in vp.chunks:
             m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2]
             o = vq.opacities[ch.ids] * ch.valid
             bl = blend_pairs(quad, m, conics[ch.ids], o)
-            v = values[ch.ids][:, :, None]  # [B, K, 1]
-            out[ch.blocks] = torch.stack(
+            v = vals[ch.ids].to(out.dtype)  # [B, K, V]
+            out[ch.blocks] = torch.cat(
                 [
-                    torch.matmul(bl.weight, v)[..., 0],
-                    torch.matmul(bl.weight * bl.weight, v)[..., 0],
-                    (bl.alpha > 0).sum(-1).to(out.dtype),
-                    1.0 - bl.T_final,
+                    torch.matmul(bl.weight, v),
+                    torch.matmul(bl.weight * bl.weight, v),
+                    (bl.alpha > 0).sum(-1, keepdim=True).to(out.dtype),
+                    1.0 - bl.T_final[..., None],
                 ],
                 -1,
             )
-    img = grid.from_blocks(out)  # [H, W, 4]
-    return PixelSums(*img.unbind(-1))
+    img = grid.from_blocks(out)  # [H, W, 2V + 2]
+    wI, w2I = img[..., :V], img[..., V : 2 * V]
+    if values.dim() == 1:
+        wI, w2I = wI[..., 0], w2I[..., 0]
+    return PixelSums(wI, w2I, img[..., -2], img[..., -1])
 
 
 def pixel_eig(sums: PixelSums, form: Form) -> Tensor:
@@ -82,7 +149,8 @@ def pixel_eig(sums: PixelSums, form: Form) -> Tensor:
     if form == "fisherrf":
         return 0.5 * sums.wI
     if form == "faithfusion":
-        return 0.5 * sums.wI / sums.count.clamp_min(1.0)
+        n = sums.count.clamp_min(1.0)
+        return 0.5 * sums.wI / (n if sums.wI.dim() == n.dim() else n[..., None])
     if form == "diag":
         return 0.5 * sums.w2I
     raise ValueError(f"unknown EIG form {form!r}: choose from {FORMS}")
@@ -100,11 +168,25 @@ class EigMap:
     acquisition: Tensor | None = None  # [N] per-Gaussian I (kept when asked)
 
 
-def finish_map(sums: PixelSums, form: Form, alpha_min: float = ALPHA_MIN, acq: Tensor | None = None) -> EigMap:
+def box_filter(img: Tensor, k: int) -> Tensor:
+    """k x k mean of an image `[H, W]` with replicated borders (k <= 1: unchanged)."""
+    if k <= 1:
+        return img
+    x = torch.nn.functional.pad(img[None, None], ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2), mode="replicate")
+    return torch.nn.functional.avg_pool2d(x, k, stride=1)[0, 0]
+
+
+def cover(eig: Tensor, covered: Tensor, smooth: int = 0) -> Tensor:
+    """The coverage rule (uncovered pixels = the max over covered ones), then the optional k x k box filter."""
+    top = eig[covered].max() if bool(covered.any()) else eig.new_zeros(())
+    return box_filter(torch.where(covered, eig, top), smooth)
+
+
+def finish_map(sums: PixelSums, form: Form, alpha_min: float = ALPHA_MIN, acq: Tensor | None = None,
+               smooth: int = 0) -> EigMap:
     eig = pixel_eig(sums, form)
     covered = sums.alpha >= alpha_min
-    top = eig[covered].max() if bool(covered.any()) else eig.new_zeros(())
-    return EigMap(torch.where(covered, eig, top), covered, sums.alpha, sums.count, form, acq)
+    return EigMap(cover(eig, covered, smooth), covered, sums.alpha, sums.count, form, acq)
 
 
 def eig_map(
@@ -121,12 +203,17 @@ def eig_map(
     max_pairs: int | None = None,
     keep_acquisition: bool = False,
     compiled: bool = False,
+    acq: Acq = "ratio",
+    h_floor: float = 0.0,
+    group_norm: str | Mapping[str, float] | None = None,
+    smooth: int = 0,
 ) -> EigMap:
-    """EIG map of `camera`: its own Fisher H_view, the acquisition against `H_train`, composited per pixel."""
+    """EIG map of `camera`: its own Fisher H_view, the acquisition against `H_train`, composited per pixel
+    (`acq`, `h_floor`, `group_norm`, `smooth`: the variants of the module docstring; defaults = published)."""
     groups = tuple(groups or H_train.keys())
     vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs,
                       jacobian=any(g in ("means", "scales", "quats", "opacities") for g in groups))
     H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled)
-    acq = acquisition(H_view, H_train, lam)  # [N]
-    return finish_map(composite_scalar(vp, acq), form, alpha_min, acq if keep_acquisition else None)
+    I = acquisition(H_view, H_train, lam, acq=acq, h_floor=h_floor, group_norm=group_norm)  # [N]
+    return finish_map(composite_scalar(vp, I), form, alpha_min, I if keep_acquisition else None, smooth)
 
