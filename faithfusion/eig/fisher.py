@@ -39,7 +39,7 @@ from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
 from faithfusion.eig.blocks import BlockGrid, BlockLists, Chunk, chunk_lists, plan_chunks
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, view_quantities
 from faithfusion.gaussians.model import GaussianModel
-from faithfusion.render.torch_backend import build_tile_lists
+from faithfusion.render.torch_backend import TileLists, build_tile_lists
 
 PARAM_GROUPS: tuple[str, ...] = ("means", "scales", "quats", "opacities", "sh0", "shN")
 BLOCK = 8
@@ -73,6 +73,7 @@ class ViewPass:
     grid: BlockGrid
     chunks: list[Chunk]
     sh_degree: int
+    tiles: TileLists | None = None  # the renderer's 16x16 tile lists (the Triton pair loop walks them)
 
     @property
     def n_gaussians(self) -> int:
@@ -91,9 +92,11 @@ def prepare_view(
     block: int = BLOCK,
     max_pairs: int | None = None,
     trim: bool = True,
+    plan: bool = True,
 ) -> ViewPass:
     """Projection (+ Jacobian), block lists and chunks of one camera; `trim` cuts each block's list after
-    its last Gaussian that any pixel of the block blends (exact: the rest have alpha 0 everywhere there)."""
+    its last Gaussian that any pixel of the block blends (exact: the rest have alpha 0 everywhere there).
+    `plan=False` skips the block lists and chunks (the Triton pair loop needs only the tile lists)."""
     degree = model.sh_degree if sh_degree is None else min(sh_degree, model.sh_degree)
     params = {k: v.detach() for k, v in model.params.items()}
     cam = camera.to(model.device)
@@ -101,11 +104,15 @@ def prepare_view(
         viewmat, K = cam.viewmat.to(params["means"].dtype), cam.K.to(params["means"].dtype)
         vq = view_quantities(params, degree, viewmat, K, cam.width, cam.height, eps2d, near_plane, far_plane, jacobian)
         tl = build_tile_lists(vq.proj, cam.width, cam.height)
+        if not plan:
+            grid = BlockGrid(block, tl.tiles_x * (tl.tile_size // block), tl.tiles_y * (tl.tile_size // block),
+                             cam.width, cam.height)
+            return ViewPass(cam, vq, grid, [], degree, tl)
         max_pairs = max_pairs or default_max_pairs(model.device)
         lists, chunks = plan_chunks(tl, vq.proj.means2d[0], vq.proj.radii[0], cam.width, cam.height, block, max_pairs)
         if trim and chunks:
             chunks = chunk_lists(lists, max_pairs, live_counts(vq, lists, chunks), vq.proj.means2d.dtype)
-    return ViewPass(cam, vq, lists.grid, chunks, degree)
+    return ViewPass(cam, vq, lists.grid, chunks, degree, tl)
 
 
 def live_counts(vq: ViewQuantities, lists: BlockLists, chunks: list[Chunk]) -> Tensor:
@@ -216,10 +223,51 @@ def _chunk_fn(compiled: bool):
     return _COMPILED["fn"]
 
 
+BACKENDS = ("auto", "torch", "triton")
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """'auto' -> 'triton' on CUDA when triton imports, else 'torch'. 'triton' on the CPU needs
+    TRITON_INTERPRET=1 (Triton's interpreter: tests only)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose from {BACKENDS}")
+    if backend == "auto":
+        if device.type != "cuda":
+            return "torch"
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "torch"
+        return "triton"
+    if backend == "triton" and device.type != "cuda":
+        import os
+
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("backend='triton' on the CPU needs TRITON_INTERPRET=1 (set before importing triton)")
+    return backend
+
+
+def _pair_sums_triton(vp: ViewPass, pixel_weights: Tensor | None, background: Tensor | None) -> PairSums:
+    """`pair_sums` by the Triton kernel of `triton_pairs.py` over the view's tile lists."""
+    from faithfusion.eig.triton_pairs import pair_sums_raw, unpack
+
+    vq, cam = vp.vq, vp.camera
+    tiles = vp.tiles if vp.tiles is not None else build_tile_lists(vq.proj, cam.width, cam.height)
+    with torch.no_grad():
+        out = pair_sums_raw(vq.proj.means2d[0], vq.proj.conics[0], vq.opacities, vq.colors, tiles,
+                            cam.width, cam.height, pixel_weights, background)
+        vis = vq.proj.visible[0].nonzero().squeeze(-1)
+        return PairSums(vis, *unpack(out[vis]))
+
+
 def pair_sums(
-    vp: ViewPass, pixel_weights: Tensor | None = None, background: Tensor | None = None, compiled: bool = False
+    vp: ViewPass, pixel_weights: Tensor | None = None, background: Tensor | None = None, compiled: bool = False,
+    backend: str = "auto",
 ) -> PairSums:
-    """Accumulate M for every Gaussian over the view's blended pairs (chunk by chunk)."""
+    """Accumulate M for every Gaussian over the view's blended pairs (chunk by chunk; or, `backend`
+    'triton' / 'auto' on CUDA, in one Triton kernel over the tile lists: `compiled` is then ignored)."""
+    if resolve_backend(backend, vp.vq.proj.means2d.device) == "triton":
+        return _pair_sums_triton(vp, pixel_weights, background)
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]  # [N, 2], [N, 3]
     like = means2d
@@ -310,15 +358,18 @@ def view_fisher(
     max_pairs: int | None = None,
     vp: ViewPass | None = None,
     compiled: bool = False,
+    backend: str = "auto",
 ) -> dict[str, Tensor]:
     """The Fisher diagonal of one view, per group (shapes as the model's parameters); `compiled` runs the
-    per-chunk pair loop through torch.compile (GPU: fused Triton kernels; first call compiles)."""
+    per-chunk pair loop through torch.compile (GPU: fused Triton kernels; first call compiles). `backend`:
+    'torch' the chunked pair loop, 'triton' the kernel of `triton_pairs.py`, 'auto' Triton on CUDA."""
     groups = check_groups(groups)
     needs_J = any(g in GEO_ROWS for g in groups)
-    if vp is None or (needs_J and vp.vq.J is None):
+    backend = resolve_backend(backend, model.device)
+    if vp is None or (needs_J and vp.vq.J is None) or (backend == "torch" and not vp.chunks and vp.tiles is not None):
         vp = prepare_view(model, camera, sh_degree=sh_degree, jacobian=needs_J, eps2d=eps2d,
-                          near_plane=near_plane, far_plane=far_plane, max_pairs=max_pairs)
-    sums = pair_sums(vp, pixel_weights, background, compiled)
+                          near_plane=near_plane, far_plane=far_plane, max_pairs=max_pairs, plan=backend == "torch")
+    sums = pair_sums(vp, pixel_weights, background, compiled, backend)
     return fisher_from_sums(vp, sums, groups, model.params["shN"].shape[1] + 1)
 
 
