@@ -1,0 +1,165 @@
+"""The Triton pair loop (`eig/triton_pairs.py`) against the torch path of fisher.py and the oracle.
+
+On the CPU the kernel runs in Triton's interpreter (TRITON_INTERPRET=1, set here before triton is
+imported); the `gpu` test compares both paths on CUDA. Skipped where triton is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from faithfusion.cameras import Camera  # noqa: E402
+from faithfusion.eig.fisher import PARAM_GROUPS, fisher_diagonal, pair_sums, prepare_view, resolve_backend  # noqa: E402
+from faithfusion.eig.oracle import fisher_oracle  # noqa: E402
+from faithfusion.eig.toy import toy_scene  # noqa: E402
+from faithfusion.gaussians.model import GaussianModel  # noqa: E402
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+cpu_kernel = pytest.mark.skipif(not INTERPRET, reason="the CPU tests run the kernel in Triton's interpreter")
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def config():
+    """Set FAITHFUSION_EIG_TRITON (block, batch, warps) for one test."""
+    old = os.environ.get("FAITHFUSION_EIG_TRITON")
+
+    def set_(cfg: str) -> None:
+        os.environ["FAITHFUSION_EIG_TRITON"] = cfg
+
+    yield set_
+    if old is None:
+        os.environ.pop("FAITHFUSION_EIG_TRITON", None)
+    else:
+        os.environ["FAITHFUSION_EIG_TRITON"] = old
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
+
+
+def toy_inputs(dtype):
+    model, cams = toy_scene(dtype=dtype)
+    g = torch.Generator().manual_seed(3)
+    bgs = [torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64), torch.rand(10, 12, 3, generator=g, dtype=torch.float64)]
+    ws = [None, torch.rand(10, 12, generator=g, dtype=torch.float64)]
+    return model, cams, [b.to(dtype) for b in bgs], [None, ws[1].to(dtype)]
+
+
+@pytest.fixture(scope="module")
+def toy_oracle():
+    torch.set_num_threads(1)
+    model, cams, bgs, ws = toy_inputs(torch.float64)
+    return fisher_oracle(model, cams, backgrounds=bgs, pixel_weights=ws)
+
+
+def random_scene(n: int, width: int, height: int, seed: int, opaque: bool = False, dtype=torch.float64):
+    """Anisotropic random Gaussians in front of one camera (`opaque`: pixels reach the transmittance stop)."""
+    model = GaussianModel.random(n, extent=1.0, sh_degree=1, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        p = model.params
+        p["scales"] += 0.5 * torch.randn(p["scales"].shape, generator=g) + (0.3 if opaque else -0.5)
+        if opaque:
+            p["opacities"].uniform_(2.0, 8.0, generator=g)  # many clamped at 0.999
+        else:
+            p["opacities"].uniform_(-2.0, 3.0, generator=g)
+        p["shN"].normal_(0.0, 0.2, generator=g)
+    params = {k: v.detach().to(dtype) for k, v in model.params.items()}
+    model = GaussianModel(params, model.sh_degree)
+    K = torch.tensor([[0.8 * width, 0, width / 2], [0, 0.8 * width, height / 2], [0, 0, 1.0]], dtype=dtype)
+    vm = torch.eye(4, dtype=dtype)
+    vm[:3, 3] = torch.tensor([0.1, -0.05, 2.5], dtype=dtype)
+    cam = Camera(K=K, viewmat=vm, width=width, height=height, name="rand")
+    bg = torch.rand(height, width, 3, generator=g, dtype=torch.float64).to(dtype)
+    w = torch.rand(height, width, generator=g, dtype=torch.float64).to(dtype)
+    return model, cam, bg, w
+
+
+def test_auto_backend_is_torch_on_cpu():
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    with pytest.raises(ValueError):
+        resolve_backend("cuda", torch.device("cpu"))
+
+
+@cpu_kernel
+@pytest.mark.parametrize("cfg", ["16,16,8", "8,4,4"])
+def test_triton_equals_torch_and_oracle_float64(toy_oracle, config, cfg):
+    config(cfg)
+    model, cams, bgs, ws = toy_inputs(torch.float64)
+    H_t = fisher_diagonal(model, cams, backgrounds=bgs, pixel_weights=ws, backend="torch")
+    H_x = fisher_diagonal(model, cams, backgrounds=bgs, pixel_weights=ws, backend="triton")
+    for g in PARAM_GROUPS:
+        assert H_x[g].shape == model.params[g].shape
+        assert rel(H_x[g], toy_oracle[g]) < 1e-10, (g, rel(H_x[g], toy_oracle[g]))
+        assert rel(H_x[g], H_t[g]) < 1e-10, (g, rel(H_x[g], H_t[g]))
+
+
+@cpu_kernel
+def test_triton_float32_toy(toy_oracle):
+    model, cams, bgs, ws = toy_inputs(torch.float32)
+    H_t = fisher_diagonal(model, cams, backgrounds=bgs, pixel_weights=ws, backend="torch")
+    H_x = fisher_diagonal(model, cams, backgrounds=bgs, pixel_weights=ws, backend="triton")
+    for g in PARAM_GROUPS:
+        assert rel(H_x[g], toy_oracle[g]) < 1e-5, (g, rel(H_x[g], toy_oracle[g]))
+        assert rel(H_x[g], H_t[g]) < 1e-5, (g, rel(H_x[g], H_t[g]))
+
+
+@cpu_kernel
+@pytest.mark.parametrize("opaque", [False, True])
+@pytest.mark.parametrize("cfg", ["16,8,4", "8,4,4"])
+def test_triton_random_scene_pair_sums(config, opaque, cfg):
+    """30 (resp. 60 opaque) anisotropic Gaussians on 24x16 (a partial tile): M per Gaussian, float64 and float32."""
+    config(cfg)
+    n = 60 if opaque else 30
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+        model, cam, bg, w = random_scene(n, 24, 16, seed=5, opaque=opaque, dtype=dtype)
+        vp = prepare_view(model, cam)
+        a = pair_sums(vp, w, bg, backend="torch")
+        b = pair_sums(vp, w, bg, backend="triton")
+        assert torch.equal(a.index, b.index)
+        for x, y in ((a.geo, b.geo), (a.cross, b.cross), (a.w2, b.w2)):
+            assert y.norm() > 0 and rel(y, x) < tol, (dtype, rel(y, x))
+        H_t = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="torch")
+        H_x = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="triton")
+        for g in PARAM_GROUPS:
+            assert H_t[g].norm() > 0, g
+            assert rel(H_x[g], H_t[g]) < tol, (dtype, g, rel(H_x[g], H_t[g]))
+        if opaque and dtype == torch.float64:  # the oracle on the opaque scene (the stop and the clamp)
+            H_o = fisher_oracle(model, [cam], backgrounds=[bg], pixel_weights=[w])
+            for g in PARAM_GROUPS:
+                assert rel(H_x[g], H_o[g]) < 1e-10, (g, rel(H_x[g], H_o[g]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_triton_equals_torch_on_cuda():
+    """4000 anisotropic Gaussians at 160x120 (and an opaque 2000 at 200x136) on CUDA: the kernel against the torch path."""
+    dev = torch.device("cuda")
+    assert resolve_backend("auto", dev) == "triton"
+    for n, W, H, opaque in ((4000, 160, 120, False), (2000, 200, 136, True)):
+        for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+            model, cam, bg, w = random_scene(n, W, H, seed=7, opaque=opaque, dtype=dtype)
+            model = GaussianModel({k: v.to(dev) for k, v in model.params.items()}, model.sh_degree)
+            cam, bg, w = cam.to(dev), bg.to(dev), w.to(dev)
+            H_t = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="torch")
+            H_x = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="triton")
+            H_a = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w])  # auto = triton
+            for g in PARAM_GROUPS:
+                assert H_t[g].norm() > 0, g
+                assert rel(H_x[g], H_t[g]) < tol, (n, dtype, g, rel(H_x[g], H_t[g]))
+                assert torch.equal(H_a[g], H_x[g]) or rel(H_a[g], H_x[g]) < 1e-6  # atomics: order may vary
