@@ -233,3 +233,27 @@ def test_acquisition_variants_log_floor_group_norm_and_smoothing():
     ms = eig_map(model, cams[1], H_train, form="faithfusion", acq="log", smooth=3)
     assert torch.allclose(ms.eig, box_filter(m.eig, 3)) and ms.eig.shape == m.eig.shape
     assert torch.allclose(box_filter(torch.ones(5, 4), 4), torch.ones(5, 4))
+
+
+def test_pixel_variance_equals_autograd():
+    """sum_k sum_theta (d c_pk / d theta)^2 / (H_train + lambda) per pixel, against autograd of the render."""
+    from faithfusion.eig.maps import pixel_variance
+
+    model, cams = toy_scene(dtype=torch.float64)
+    H_train = fisher_diagonal(model, cams[:1])
+    bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    lam = 1e-3
+    var = pixel_variance(model, cams[1], H_train, lam=lam, background=bg).wI
+    cam = cams[1]
+    params = [model.params[g] for g in PARAM_GROUPS]
+    out = render(model, cam.viewmat[None], cam.K[None], cam.width, cam.height, backend="torch")
+    rgb = out.rgb[0] + (1.0 - out.alpha[0]) * bg
+    ref = torch.zeros(cam.height, cam.width, dtype=torch.float64)
+    for y in range(cam.height):
+        for x in range(cam.width):
+            for k in range(3):
+                grads = torch.autograd.grad(rgb[y, x, k], params, retain_graph=True, allow_unused=True)
+                for g, gr in zip(PARAM_GROUPS, grads):
+                    if gr is not None:
+                        ref[y, x] += float((gr.detach() ** 2 / (H_train[g] + lam)).sum())
+    assert rel(var, ref) < 1e-8

@@ -75,7 +75,7 @@ def test_eig_analysis_variants_match_the_session_form_and_report_each(tiny_run):
     assert (v.form, v.acq, v.h_floor, v.group_norm, v.smooth, v.lam) == ("diag", "log", 0.1, "mean", 5, 1e-4)
     with pytest.raises(ValueError):
         parse_variant("fisherrf+bogus")
-    names = ("fisherrf", "faithfusion+log+gtrain+box=3")
+    names = ("fisherrf", "faithfusion+log+gtrain+box=3", "pvar+floor=0.1")
     cfg = AnalysisConfig(run=tiny_run / "run", out=tiny_run / "analysis_v", shifts=(3.0,), max_frames=2, device="cpu",
                          jitter_renders=2, samples_per_view=500, calib_views=2, progress=False, variants=names)
     result = run_analysis(cfg)

@@ -155,13 +155,14 @@ class Variant:
 
 
 def parse_variant(spec: str) -> Variant:
-    """`form[+option...]`: form in fisherrf / faithfusion / diag; options `log` (acq), `floor=Q` (h_floor),
-    `gmean` / `gtrain` (group_norm), `box=K` (smooth), `lam=X`."""
+    """`form[+option...]`: form in fisherrf / faithfusion / diag, or pvar (the per-pixel Laplace predictive
+    variance, `maps.pixel_variance`: only floor, lam and box apply); options `log` (acq), `floor=Q`
+    (h_floor), `gmean` / `gtrain` (group_norm), `box=K` (smooth), `lam=X`."""
     from faithfusion.eig.maps import FORMS
 
     form, *opts = spec.split("+")
-    if form not in FORMS:
-        raise ValueError(f"variant {spec!r}: form must be one of {FORMS}")
+    if form not in (*FORMS, "pvar"):
+        raise ValueError(f"variant {spec!r}: form must be one of {FORMS} or pvar")
     kw: dict = {}
     for o in opts:
         key, _, val = o.partition("=")
@@ -198,7 +199,7 @@ class VariantMaps:
             key = (v.acq, v.h_floor, v.lam)
             if v.group_norm == "train" and key not in self.scales:
                 self.scales[key] = self._train_scales(views, *key)
-        maps = [self._maps(vp, Hv) for vp, Hv in views]
+        maps = [self._maps(*view) for view in views]
         self.calibrations = {
             v.name: fit_calibration([EigMap(m[v.name], cov, a, n, v.form) for m, cov, a, n in maps], form=v.form,
                                     lam=v.lam, groups=list(H))
@@ -210,14 +211,15 @@ class VariantMaps:
 
         s = self.session
         vp = prepare_view(s.model, camera, max_pairs=s.max_pairs)
-        Hv = view_fisher(s.model, camera, groups=tuple(s.acc.H), background=s.background(camera), vp=vp)
-        return vp, Hv
+        bg = s.background(camera)
+        Hv = view_fisher(s.model, camera, groups=tuple(s.acc.H), background=bg, vp=vp)
+        return vp, Hv, bg
 
     def _train_scales(self, views, acq, h_floor, lam) -> dict[str, float]:
         from faithfusion.eig.maps import group_acquisition
 
         parts: dict[str, list[Tensor]] = {}
-        for _, Hv in views:
+        for _, Hv, _ in views:
             seen = sum(h.reshape(h.shape[0], -1).sum(-1) for h in Hv.values()) > 0
             for g, r in group_acquisition(Hv, self.floors[h_floor], lam, acq).items():
                 parts.setdefault(g, []).append(r[seen])
@@ -228,21 +230,30 @@ class VariantMaps:
             out[g] = float(x.median()) if x.numel() else 1.0
         return out
 
-    def _maps(self, vp, Hv):
+    def _maps(self, vp, Hv, bg):
         """({variant: raw map [H, W]}, covered, alpha, count)."""
-        from faithfusion.eig.maps import ALPHA_MIN, PixelSums, acquisition, composite_scalar, cover, pixel_eig
+        from faithfusion.eig.maps import (ALPHA_MIN, PixelSums, acquisition, composite_scalar, cover, pixel_eig,
+                                          pixel_variance)
 
-        cols, cache = [], {}
+        cols, cache, pvar = [], {}, {}
         for v in self.variants:
+            if v.form == "pvar":
+                if (v.h_floor, v.lam) not in pvar:
+                    pvar[(v.h_floor, v.lam)] = pixel_variance(self.session.model, vp.camera, self.floors[v.h_floor],
+                                                              lam=v.lam, background=bg, vp=vp).wI
+                continue
             gn = self.scales[(v.acq, v.h_floor, v.lam)] if v.group_norm == "train" else v.group_norm
             key = (v.acq, v.h_floor, v.lam, v.group_norm)
             if key not in cache:
                 cache[key] = len(cols)
                 cols.append(acquisition(Hv, self.floors[v.h_floor], v.lam, acq=v.acq, group_norm=gn))
-        sums = composite_scalar(vp, torch.stack(cols, -1))  # wI, w2I [H, W, C]
+        sums = composite_scalar(vp, torch.stack(cols, -1) if cols else vp.vq.opacities[:, None])  # [H, W, C]
         covered = sums.alpha >= ALPHA_MIN
         out = {}
         for v in self.variants:
+            if v.form == "pvar":
+                out[v.name] = cover(pvar[(v.h_floor, v.lam)], covered, v.smooth)
+                continue
             c = cache[(v.acq, v.h_floor, v.lam, v.group_norm)]
             one = PixelSums(sums.wI[..., c], sums.w2I[..., c], sums.count, sums.alpha)
             out[v.name] = cover(pixel_eig(one, v.form), covered, v.smooth)

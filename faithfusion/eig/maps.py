@@ -21,7 +21,11 @@ by default (the published forms above); docs/eig.md has what each does and how t
                    scalar that training barely saw counts as seen about as well as the q-th poorest one
     group_norm     "mean": each group's sum divided by its number of scalars per Gaussian (shN's 45 scalars
                    no longer outvote the 3 of the means); or explicit per-group divisors (`group_scales`)
-    smooth=k       a k x k box filter on the finished map (error maps are smooth over a few pixels) Pixels that no Gaussian covers (accumulated alpha < `alpha_min`, FaithFusion's 0.1)
+    smooth=k       a k x k box filter on the finished map (error maps are smooth over a few pixels)
+
+For comparison, `pixel_variance` is the per-pixel Laplace predictive variance sum_k J_pk (H_train + lambda)^-1
+J_pk^T of the pixel's colour (the EIG of observing that one pixel is 1/2 log(1 + it / noise), the same
+ranking): exact per pixel and per channel, without H_view and without compositing a per-Gaussian value. Pixels that no Gaussian covers (accumulated alpha < `alpha_min`, FaithFusion's 0.1)
 count as maximal: their raw value is set to the map's maximum over covered pixels and `covered` marks
 them, so that calibration and loss weights treat them as the most uncertain pixels of the view.
 """
@@ -35,8 +39,9 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.eig.blend import blend_pairs
-from faithfusion.eig.fisher import ViewPass, _quad, prepare_view, view_fisher
+from faithfusion.eig.blend import blend_pairs, colour_alpha_grad
+from faithfusion.eig.fisher import ViewPass, _quad, background_blocks, prepare_view, view_fisher
+from faithfusion.eig.jacobian import GEO_ROWS
 from faithfusion.gaussians.model import GaussianModel
 
 Form = Literal["fisherrf", "faithfusion", "diag"]
@@ -217,3 +222,73 @@ def eig_map(
     I = acquisition(H_view, H_train, lam, acq=acq, h_floor=h_floor, group_norm=group_norm)  # [N]
     return finish_map(composite_scalar(vp, I), form, alpha_min, I if keep_acquisition else None, smooth)
 
+
+
+def _posterior_u(vp: ViewPass, H_train: Mapping[str, Tensor], lam: float) -> Tensor:
+    """Per Gaussian, the covariance of its view quantities u under the diagonal Laplace posterior,
+    P = J^T (H_train + lambda)^-1 J over the groups of H_train `[N, 9, 9]`."""
+    vq = vp.vq
+    N = vq.opacities.shape[0]
+    P = vq.opacities.new_zeros(N, 9, 9)
+    geo = [g for g in H_train if g in GEO_ROWS]
+    if geo:
+        if vq.J is None:
+            raise ValueError("pixel_variance needs the view's Jacobian (prepare_view(jacobian=True))")
+        for g in geo:
+            J = vq.J[:, GEO_ROWS[g]]  # [N, r, 9]
+            inv = 1.0 / (H_train[g].reshape(N, -1).to(J) + lam)  # [N, r]
+            P += torch.einsum("nru,nr,nrv->nuv", J, inv, J)
+    n_act = vq.sh_bases.shape[1]
+    for g, sl in (("sh0", slice(0, 1)), ("shN", slice(1, n_act))):
+        if g in H_train and sl.stop > sl.start:
+            h = H_train[g][:, : sl.stop - sl.start]  # [N, b, 3]
+            Y2 = vq.sh_bases[:, sl] ** 2  # [N, b]
+            var = (Y2[..., None] / (h.to(Y2) + lam)).sum(1) * vq.colour_live.to(Y2)  # [N, 3]
+            P[:, 6:, 6:] += torch.diag_embed(var)
+    return P
+
+
+def pixel_variance(
+    model: GaussianModel,
+    camera: Camera,
+    H_train: Mapping[str, Tensor],
+    *,
+    lam: float = LAMBDA,
+    background: Tensor | None = None,
+    sh_degree: int | None = None,
+    max_pairs: int | None = None,
+    vp: ViewPass | None = None,
+) -> PixelSums:
+    """Laplace predictive variance of every pixel's colour, summed over channels, in `wI` (and `w2I`) `[H, W]`:
+    sum_i sum_k g_pik^T P_i g_pik, g_pik = d c_pk / d u_i, P_i from `_posterior_u` (exact: the diagonal
+    posterior has no cross-Gaussian terms)."""
+    if vp is None or vp.vq.J is None:
+        vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, jacobian=True)
+    vq, grid = vp.vq, vp.grid
+    means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
+    P = _posterior_u(vp, H_train, lam)
+    quad = _quad(grid, means2d)  # [P, 6]
+    xy = grid.pixel_offsets(means2d.dtype, means2d.device)  # [P, 2]
+    bg = background_blocks(grid, background, means2d)
+    out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 3)  # var, count, alpha
+    with torch.no_grad():
+        for ch in vp.chunks:
+            m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2]
+            o = vq.opacities[ch.ids] * ch.valid
+            a, b, c = conics[ch.ids].unbind(-1)  # [B, K]
+            bl = blend_pairs(quad, m, conics[ch.ids], o)
+            dx = xy[None, :, None, 0] - m[:, None, :, 0]  # [B, P, K]
+            dy = xy[None, :, None, 1] - m[:, None, :, 1]
+            inv_o = (-1.0 / o.clamp_min(1e-12))[:, None, :].expand_as(dx)
+            v = torch.stack([-(a[:, None] * dx + b[:, None] * dy), -(b[:, None] * dx + c[:, None] * dy),
+                             0.5 * dx * dx, dx * dy, 0.5 * dy * dy, inv_o], -1) * bl.slope[..., None]  # [B, P, K, 6]
+            Pc = P[ch.ids]  # [B, K, 9, 9]
+            qgg = torch.einsum("bpku,bkuv,bpkv->bpk", v, Pc[..., :6, :6], v)
+            cross = torch.einsum("bpku,bkuc->bpkc", v, Pc[..., :6, 6:])  # [B, P, K, 3]
+            var = bl.weight * bl.weight * torch.diagonal(Pc[..., 6:, 6:], dim1=-2, dim2=-1).sum(-1)[:, None, :]
+            for k in range(3):
+                D = colour_alpha_grad(bl, vq.colors[ch.ids][..., k], None if bg is None else bg[ch.blocks][..., k])
+                var = var + D * D * qgg + 2.0 * D * bl.weight * cross[..., k]
+            out[ch.blocks] = torch.stack([var.sum(-1), (bl.alpha > 0).sum(-1).to(out.dtype), 1.0 - bl.T_final], -1)
+    img = grid.from_blocks(out)
+    return PixelSums(img[..., 0], img[..., 0], img[..., 1], img[..., 2])
