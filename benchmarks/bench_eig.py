@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -79,7 +80,7 @@ def freeze_strategy_steps(trainer) -> None:
     trainer.total_steps = max(trainer.total_steps, trainer.step + 100_000)
 
 
-def bench_eig_view(session, view, device, warmup: int, repeats: int, compiled: bool = False) -> dict:
+def bench_eig_view(session, view, device, warmup: int, repeats: int, compiled: bool = False, backend: str = "auto") -> dict:
     cam = view.camera
     model = session.model
     out: dict = {"width": cam.width, "height": cam.height, "num_gaussians": len(model)}
@@ -94,13 +95,14 @@ def bench_eig_view(session, view, device, warmup: int, repeats: int, compiled: b
     out["chunks"] = len(vp.chunks)
     out["stage_prepare_projection_jacobian_tiles"] = timed(lambda: prepare_view(model, cam, max_pairs=session.max_pairs), device, 1, max(3, repeats // 2))
     bg = session.background(cam)
-    out["stage_pair_sums"] = timed(lambda: pair_sums(vp, None, bg), device, 1, max(3, repeats // 2))
+    out["stage_pair_sums"] = timed(lambda: pair_sums(vp, None, bg, backend=backend), device, 1, max(3, repeats // 2))
+    out["stage_prepare_tiles_only"] = timed(lambda: prepare_view(model, cam, plan=False), device, 1, max(3, repeats // 2))
     if compiled:  # the same pair loop through torch.compile (the warm-up call compiles)
         t0 = time.perf_counter()
-        pair_sums(vp, None, bg, compiled=True)
+        pair_sums(vp, None, bg, compiled=True, backend="torch")
         sync(device)
         out["compile_seconds"] = time.perf_counter() - t0
-        out["stage_pair_sums_compiled"] = timed(lambda: pair_sums(vp, None, bg, compiled=True), device, 2, max(3, repeats // 2))
+        out["stage_pair_sums_compiled"] = timed(lambda: pair_sums(vp, None, bg, compiled=True, backend="torch"), device, 2, max(3, repeats // 2))
         session.compiled = True
         out["eig_map_compiled"] = timed(lambda: session.eig(cam), device, 2, repeats)
         session.compiled = False
@@ -212,6 +214,8 @@ def main() -> None:
     ap.add_argument("--analysis-frames", type=int, default=12, help="frames per shift (0 = all)")
     ap.add_argument("--analysis-shifts", default="3,6")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "torch", "triton"),
+                    help="Fisher pair loop (auto: Triton on CUDA); the torch.compile timings always use torch")
     ap.add_argument("--result", type=Path, default=None, help="JSON path (default OUT/bench_eig.json)")
     args = ap.parse_args()
 
@@ -219,6 +223,7 @@ def main() -> None:
     from faithfusion.train.trainer import resolve_device
 
     device = resolve_device(args.device)
+    os.environ["FAITHFUSION_EIG_BACKEND"] = args.backend  # fisher.resolve_backend: what 'auto' means here
     args.out.mkdir(parents=True, exist_ok=True)
     run = args.run
     t_train = None
@@ -241,6 +246,7 @@ def main() -> None:
         "run_resolution": [trainer.real.views[0].camera.width, trainer.real.views[0].camera.height],
         "train_views": len(trainer.real.views),
         "form": args.form,
+        "backend": args.backend,
     }
 
     def save() -> Path:
@@ -257,7 +263,8 @@ def main() -> None:
 
     # (a, EIG side) one EIG map at WxH
     view = resized_view(trainer.real.views[0], args.width, args.height)
-    result["eig_view"] = bench_eig_view(session, view, device, args.warmup, args.repeats, compiled=not args.no_compile)
+    result["eig_view"] = bench_eig_view(session, view, device, args.warmup, args.repeats, compiled=not args.no_compile,
+                                         backend=args.backend)
     print("EIG map", json.dumps(result["eig_view"]["eig_map"]), flush=True)
     save()
 

@@ -227,8 +227,12 @@ BACKENDS = ("auto", "torch", "triton")
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """'auto' -> 'triton' on CUDA when triton imports, else 'torch'. 'triton' on the CPU needs
-    TRITON_INTERPRET=1 (Triton's interpreter: tests only)."""
+    """'auto' -> 'triton' on CUDA when triton imports, else 'torch' (on CUDA, FAITHFUSION_EIG_BACKEND=torch|triton
+    overrides 'auto': benchmarks). 'triton' on the CPU needs TRITON_INTERPRET=1 (Triton's interpreter: tests)."""
+    import os
+
+    if backend == "auto" and device.type == "cuda" and os.environ.get("FAITHFUSION_EIG_BACKEND", "auto") != "auto":
+        backend = os.environ["FAITHFUSION_EIG_BACKEND"]
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: choose from {BACKENDS}")
     if backend == "auto":
@@ -240,8 +244,6 @@ def resolve_backend(backend: str, device: torch.device) -> str:
             return "torch"
         return "triton"
     if backend == "triton" and device.type != "cuda":
-        import os
-
         if os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("backend='triton' on the CPU needs TRITON_INTERPRET=1 (set before importing triton)")
     return backend
