@@ -1,11 +1,14 @@
-"""The Triton pair loop (`eig/triton_pairs.py`) against the torch path of fisher.py and the oracle.
+"""The Triton pair loop (`eig/triton_pairs.py`) against the torch path of fisher.py and the oracle, and
+the analytic per-Gaussian Jacobian (`jacobian.analytic_jacobian`) against the autograd one.
 
 On the CPU the kernel runs in Triton's interpreter (TRITON_INTERPRET=1, set here before triton is
-imported); the `gpu` test compares both paths on CUDA. Skipped where triton is not installed.
+imported); the `gpu` test compares both paths on CUDA. The kernel tests skip where triton is not
+installed (the Jacobian tests need no triton).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -13,16 +16,24 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
 
 from faithfusion.cameras import Camera  # noqa: E402
 from faithfusion.eig.fisher import PARAM_GROUPS, fisher_diagonal, pair_sums, prepare_view, resolve_backend  # noqa: E402
+from faithfusion.eig.jacobian import view_quantities  # noqa: E402
 from faithfusion.eig.oracle import fisher_oracle  # noqa: E402
 from faithfusion.eig.toy import toy_scene  # noqa: E402
 from faithfusion.gaussians.model import GaussianModel  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-cpu_kernel = pytest.mark.skipif(not INTERPRET, reason="the CPU tests run the kernel in Triton's interpreter")
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+cpu_kernel = pytest.mark.skipif(not (INTERPRET and HAS_TRITON), reason="runs the kernel in Triton's interpreter (needs triton)")
+
+
+@pytest.fixture(autouse=True)
+def _triton(request):
+    """Kernel tests skip cleanly without triton."""
+    if "jacobian" not in request.node.name:
+        pytest.importorskip("triton")
 
 
 @pytest.fixture(autouse=True)
@@ -163,3 +174,43 @@ def test_triton_equals_torch_on_cuda():
                 assert H_t[g].norm() > 0, g
                 assert rel(H_x[g], H_t[g]) < tol, (n, dtype, g, rel(H_x[g], H_t[g]))
                 assert torch.equal(H_a[g], H_x[g]) or rel(H_a[g], H_x[g]) < 1e-6  # atomics: order may vary
+            _check_jacobian(model, cam, 1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def _check_jacobian(model, cam, tol: float) -> None:
+    params = {k: v.detach() for k, v in model.params.items()}
+    dt = params["means"].dtype
+    args = (params, model.sh_degree, cam.viewmat.to(dt), cam.K.to(dt), cam.width, cam.height)
+    a = view_quantities(*args, method="autograd").J
+    b = view_quantities(*args, method="analytic").J
+    assert a.abs().amax() > 0
+    # per output column u, relative to that column's largest entry
+    err = (a - b).abs().amax((0, 1)) / a.abs().amax((0, 1)).clamp_min(1e-300)
+    assert float(err.max()) < tol, err.tolist()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_analytic_jacobian_equals_autograd(dtype, tol):
+    """Toy scene (clamped tangent, SH clamp, off-centre and near Gaussians) and a random anisotropic one."""
+    model, cams = toy_scene(dtype=dtype)
+    for cam in cams:
+        _check_jacobian(model, cam, tol)
+    model, cam, _, _ = random_scene(300, 64, 48, seed=3, dtype=dtype)
+    _check_jacobian(model, cam, tol)
+
+
+def test_analytic_jacobian_fisher_equals_oracle(toy_oracle):
+    """The whole Fisher with the analytic J (torch pair loop) against the brute-force oracle, float64."""
+    model, cams, bgs, ws = toy_inputs(torch.float64)
+    total = {}
+    for cam, bg, w in zip(cams, bgs, ws):
+        params = {k: v.detach() for k, v in model.params.items()}
+        vp = prepare_view(model, cam)
+        vq = view_quantities(params, model.sh_degree, cam.viewmat, cam.K, cam.width, cam.height, method="analytic")
+        vp.vq.J = vq.J
+        from faithfusion.eig.fisher import view_fisher
+
+        for g, h in view_fisher(model, cam, background=bg, pixel_weights=w, vp=vp, backend="torch").items():
+            total[g] = total[g] + h if g in total else h
+    for g in PARAM_GROUPS:
+        assert rel(total[g], toy_oracle[g]) < 1e-10, (g, rel(total[g], toy_oracle[g]))

@@ -9,6 +9,13 @@ Jacobian, the eps2d blur, the quaternion normalisation, the sigmoid / exp activa
 at 0 and the view direction's dependence on the mean are all exactly those of the renderer.
 
 SH coefficients enter u linearly: d colour_k / d sh_bk = Y_b(dir) [colour_k before the clamp >= 0].
+
+`analytic_jacobian` gives the same J in closed form (hand forward mode over the 11 parameter
+directions at once: mean2d, the EWA covariance through J W, the conic as -conic dcov conic, the
+tangent clamp's zero derivative outside the widened field of view, the quaternion normalisation), with
+autograd kept only for the colour's dependence on the mean through the view direction (3 small
+backward passes through the SH, none for degree 0). `view_quantities(method=...)`: 'autograd' (the
+9 backward passes), 'analytic', or 'auto' (analytic on CUDA, autograd elsewhere).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.render.sh import C0, camera_centres, eval_sh_bases, normalize_dirs, num_bases, sh_colors
-from faithfusion.render.torch_backend import Projection, project_gaussians
+from faithfusion.render.torch_backend import FOV_MARGIN, Projection, project_gaussians
 
 # rows of J: the geometric parameter scalars, in this order
 GEO_ROWS = {"means": slice(0, 3), "scales": slice(3, 6), "quats": slice(6, 10), "opacities": slice(10, 11)}
@@ -62,8 +69,9 @@ def view_quantities(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     jacobian: bool = True,
+    method: str = "auto",
 ) -> ViewQuantities:
-    """Projection, colours and (if `jacobian`) the per-Gaussian Jacobian of one camera."""
+    """Projection, colours and (if `jacobian`) the per-Gaussian Jacobian of one camera (`method`: see above)."""
     means, log_scales, quats, logit_o = params["means"], params["scales"], params["quats"], params["opacities"]
     sh_coeffs = torch.cat([params["sh0"], params["shN"]], 1)  # [N, K, 3]
     vm, Ks = viewmat[None], K[None]
@@ -76,6 +84,16 @@ def view_quantities(
 
     vis = proj.visible[0].nonzero().squeeze(-1)  # only visible Gaussians have pixels: J of the rest stays 0
     sh_vis = sh_coeffs[vis]
+    if method == "auto":
+        method = "analytic" if means.is_cuda else "autograd"
+    if method == "analytic":
+        J = means.new_zeros(means.shape[0], N_GEO_ROWS, N_U)
+        if vis.numel():
+            J[vis] = analytic_jacobian(means[vis], log_scales[vis], quats[vis], logit_o[vis], sh_vis, sh_degree,
+                                       viewmat, K, width, height, eps2d)
+        return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)
+    if method != "autograd":
+        raise ValueError(f"unknown Jacobian method {method!r}: 'auto', 'autograd' or 'analytic'")
 
     def u_of(m: Tensor, s: Tensor, q: Tensor, o: Tensor) -> Tensor:  # [V, 9]
         p = project_gaussians(m, q, torch.exp(s), torch.sigmoid(o), vm, Ks, width, height, eps2d, near_plane, far_plane)
@@ -96,3 +114,111 @@ def view_quantities(
                                    for g, p in zip(grads, primals)], -1))  # [V, 11]
     J[vis] = torch.stack(rows, -1)
     return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)
+
+
+def _rot(q: Tensor) -> Tensor:
+    """The rotation formula of `quat_scale_factor` for quats `[..., 4]` (wxyz) taken as given (no normalisation)."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*q.shape[:-1], 3, 3)
+
+
+def analytic_jacobian(
+    means: Tensor,  # [V, 3] (visible Gaussians only)
+    log_scales: Tensor,  # [V, 3]
+    quats: Tensor,  # [V, 4]
+    logit_o: Tensor,  # [V]
+    sh_coeffs: Tensor,  # [V, K, 3]
+    sh_degree: int,
+    viewmat: Tensor,  # [4, 4]
+    K: Tensor,  # [3, 3]
+    width: int,
+    height: int,
+    eps2d: float = 0.3,
+) -> Tensor:
+    """d u / d (means, log-scales, quats, logit opacity) `[V, 11, 9]` in closed form (see the module docstring)."""
+    V, dt = means.shape[0], means.dtype
+    Rc, t = viewmat[:3, :3], viewmat[:3, 3]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    p = means @ Rc.T + t  # [V, 3]
+    x, y, z = p.unbind(-1)
+    rz = 1.0 / z
+    # tangents d p / d theta over the 11 directions [V, 11, 3]: only the means move p
+    dp = means.new_zeros(V, N_GEO_ROWS, 3)
+    dp[:, 0:3, :] = Rc.T[None]  # d p / d mean_i = column i of Rc
+    dx, dy, dz = dp.unbind(-1)  # [V, 11]
+    drz = -rz[:, None] ** 2 * dz
+
+    def tangent(u: Tensor, du: Tensor, f: Tensor, c: Tensor, size: int) -> tuple[Tensor, Tensor]:
+        tan_fov = 0.5 * size / f
+        lim_pos = (size - c) / f + FOV_MARGIN * tan_fov
+        lim_neg = c / f + FOV_MARGIN * tan_fov
+        r = u * rz
+        inside = (r >= -lim_neg) & (r <= lim_pos)  # torch.clamp passes the gradient on the closed interval
+        dr = du * rz[:, None] + u[:, None] * drz
+        return r.clamp(-lim_neg, lim_pos), dr * inside[:, None]
+
+    tx, dtx = tangent(x, dx, fx, cx, width)
+    ty, dty = tangent(y, dy, fy, cy, height)
+
+    # M = R(q / |q|) diag(exp(log_s)), W = Rc M; tangents dW [V, 11, 3, 3]
+    s = torch.exp(log_scales)
+    n = torch.linalg.vector_norm(quats, dim=-1, keepdim=True)
+    qh = quats / n
+    R = _rot(qh)  # [V, 3, 3]
+    M = R * s[:, None, :]
+    dM = means.new_zeros(V, N_GEO_ROWS, 3, 3)
+    for j in range(3):  # d M / d log_s_j = column j of M
+        dM[:, 3 + j, :, j] = M[:, :, j]
+    eye4 = torch.eye(4, dtype=dt, device=means.device)
+    dqh = (eye4[None] - qh[:, :, None] * qh[:, None, :]) / n[..., None]  # [V, 4 (dq_i), 4] d qh / d q_i
+    # R is quadratic in q (plus a constant): dR(q)[d] = (R(q + d) - R(q - d)) / 2 exactly
+    dR = 0.5 * (_rot(qh[:, None, :] + dqh) - _rot(qh[:, None, :] - dqh))  # [V, 4, 3, 3]
+    dM[:, 6:10] = dR * s[:, None, None, :]
+    W = Rc @ M  # [V, 3, 3]
+    dW = Rc @ dM  # [V, 11, 3, 3]
+
+    # rows of J W: jw0 = fx rz (W0 - tx W2), jw1 = fy rz (W1 - ty W2)
+    W0, W1_, W2 = W[:, None, 0, :], W[:, None, 1, :], W[:, None, 2, :]  # [V, 1, 3]
+    dW0, dW1, dW2 = dW[..., 0, :], dW[..., 1, :], dW[..., 2, :]  # [V, 11, 3]
+    a0 = (W0 - tx[:, None, None] * W2)[:, 0]  # [V, 3]
+    a1 = (W1_ - ty[:, None, None] * W2)[:, 0]
+    jw0 = fx * rz[:, None] * a0
+    jw1 = fy * rz[:, None] * a1
+    djw0 = fx * (drz[..., None] * a0[:, None] + rz[:, None, None] * (dW0 - dtx[..., None] * W2 - tx[:, None, None] * dW2))
+    djw1 = fy * (drz[..., None] * a1[:, None] + rz[:, None, None] * (dW1 - dty[..., None] * W2 - ty[:, None, None] * dW2))
+    ca = (jw0 * jw0).sum(-1) + eps2d
+    cb = (jw0 * jw1).sum(-1)
+    cc = (jw1 * jw1).sum(-1) + eps2d
+    dca = 2.0 * (djw0 * jw0[:, None]).sum(-1)  # [V, 11]
+    dcb = (djw0 * jw1[:, None]).sum(-1) + (jw0[:, None] * djw1).sum(-1)
+    dcc = 2.0 * (djw1 * jw1[:, None]).sum(-1)
+    inv_det = 1.0 / (ca * cc - cb * cb)
+    A, B, C = cc * inv_det, -cb * inv_det, ca * inv_det  # the conic
+    A_, B_, C_ = A[:, None], B[:, None], C[:, None]
+    # d conic = -conic dcov conic (symmetric 2x2)
+    dA = -(A_ * A_ * dca + 2 * A_ * B_ * dcb + B_ * B_ * dcc)
+    dB = -(A_ * B_ * dca + (A_ * C_ + B_ * B_) * dcb + B_ * C_ * dcc)
+    dC = -(B_ * B_ * dca + 2 * B_ * C_ * dcb + C_ * C_ * dcc)
+
+    J = means.new_zeros(V, N_GEO_ROWS, N_U)
+    J[..., 0] = fx * (dx * rz[:, None] + x[:, None] * drz)
+    J[..., 1] = fy * (dy * rz[:, None] + y[:, None] * drz)
+    J[..., 2], J[..., 3], J[..., 4] = dA, dB, dC
+    o = torch.sigmoid(logit_o)
+    J[:, 10, 5] = o * (1 - o)
+    if sh_degree > 0:  # colour through the view direction: 3 backward passes through the SH only
+        vm = viewmat[None]
+        with torch.enable_grad():
+            m = means.detach().requires_grad_(True)
+            col = sh_colors(m, sh_coeffs, sh_degree, vm)[0]  # [V, 3]
+            for k in range(3):
+                (g,) = torch.autograd.grad(col[:, k].sum(), m, retain_graph=k < 2)
+                J[:, 0:3, 6 + k] = g
+    return J
