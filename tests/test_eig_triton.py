@@ -161,7 +161,7 @@ def test_triton_random_scene_pair_sums(config, opaque, cfg):
 def test_triton_equals_torch_on_cuda():
     """4000 anisotropic Gaussians at 160x120 (and an opaque 2000 at 200x136) on CUDA: the kernel against the torch path."""
     dev = torch.device("cuda")
-    assert resolve_backend("auto", dev) == "triton"
+    assert resolve_backend("auto", dev) == "torch"  # opt-in until this test has passed on a GPU
     for n, W, H, opaque in ((4000, 160, 120, False), (2000, 200, 136, True)):
         for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
             model, cam, bg, w = random_scene(n, W, H, seed=7, opaque=opaque, dtype=dtype)
@@ -169,11 +169,9 @@ def test_triton_equals_torch_on_cuda():
             cam, bg, w = cam.to(dev), bg.to(dev), w.to(dev)
             H_t = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="torch")
             H_x = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="triton")
-            H_a = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w])  # auto = triton
             for g in PARAM_GROUPS:
                 assert H_t[g].norm() > 0, g
                 assert rel(H_x[g], H_t[g]) < tol, (n, dtype, g, rel(H_x[g], H_t[g]))
-                assert torch.equal(H_a[g], H_x[g]) or rel(H_a[g], H_x[g]) < 1e-6  # atomics: order may vary
             _check_jacobian(model, cam, 1e-12 if dtype == torch.float64 else 1e-5)
 
 
