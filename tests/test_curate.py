@@ -1,0 +1,114 @@
+"""`faithfusion fixer curate` on two tiny SynthStreet seeds (one held out): index format, splits, GT, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faithfusion.fixers.curate import CurateConfig, SynthOracle, curate, ramp_shifts
+from faithfusion.fixers.dataset import read_index, read_video_index
+
+H, W = 32, 48
+
+
+def tiny_config(out: Path, **kw) -> CurateConfig:
+    base = dict(out=out, synth_seeds=(0,), test_seeds=(1,), synth_frames=4, synth_width=W, synth_height=H,
+                synth_cameras=("front", "front_right"), shifts=(2.0,), steps=8, device="cpu", random_points=100,
+                max_points=400, underfit_stride=4, shift_stride=2, video_windows=True, video_frames=4, video_ramp=3,
+                with_eig=True, eig_calib_views=2, progress=False)
+    base.update(kw)
+    return CurateConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> tuple[CurateConfig, dict]:
+    torch.set_num_threads(2)
+    cfg = tiny_config(tmp_path_factory.mktemp("fixdata"))
+    return cfg, curate(cfg)
+
+
+def _size(p: Path) -> tuple[int, int]:
+    if p.suffix == ".npy":
+        return tuple(np.load(p).shape[:2])
+    with Image.open(p) as im:
+        return im.size[1], im.size[0]
+
+
+def test_index_loads_with_the_dataset_readers(curated):
+    cfg, summary = curated
+    images, videos = read_index(cfg.out / "index.json"), read_video_index(cfg.out / "index.json")
+    assert {s.kind for s in images} == {"sparse", "underfit", "cross_camera", "lane_shift"}
+    assert videos and all(len(v.degraded) == cfg.video_frames == len(v.target) for v in videos)
+    assert summary["total"] == len(images) + len(videos)
+    assert json.loads((cfg.out / "summary.json").read_text())["by_kind"]["video"] == len(videos)
+    for s in images:
+        paths = [s.degraded, s.target, s.reference, *s.maps.values()]
+        assert set(s.maps) == {"eig", "depth", "alpha"}
+        assert {_size(p) for p in paths} == {(H, W)}, s
+        assert np.load(s.maps["eig"]).dtype == np.float16
+    for v in videos:
+        assert {_size(p) for p in [*v.degraded, *v.target, *v.maps["eig"], *v.maps["depth"]]} == {(H, W)}
+        assert v.reference is not None and v.reference_depth is not None and len(v.maps["target_depth"]) == cfg.video_frames
+
+
+def test_split_is_by_scene(curated):
+    cfg, _ = curated
+    samples = read_index(cfg.out / "index.json") + read_video_index(cfg.out / "index.json")
+    split_of: dict[str, set[str]] = {}
+    for s in samples:
+        split_of.setdefault(s.scene, set()).add(s.split)
+    assert split_of == {"synth_0": {"train"}, "synth_1": {"test"}}
+
+
+def test_lane_shift_targets_are_the_ground_truth(curated):
+    cfg, _ = curated
+    lane = [s for s in read_index(cfg.out / "index.json") if s.kind == "lane_shift"]
+    assert {s.shift for s in lane} == {2.0, -2.0}
+    raw = json.loads((cfg.out / "index.json").read_text())["samples"]
+    for s in raw:
+        if s["kind"] != "lane_shift":
+            continue
+        gt = cfg.out / "scenes" / f"seed_{s['scene'].split('_')[1]}" / "gt_shifted" / f"{s['shift']:+.1f}m" / "images" / f"{s['frame']:03d}_{s['cam']}.jpg"
+        target = np.asarray(Image.open(cfg.out / s["target"]))
+        assert np.array_equal(target, np.asarray(Image.open(gt).convert("RGB")))
+
+
+def test_resume_skips_complete_scenes_and_refuses_another_config(curated):
+    cfg, _ = curated
+    marker = cfg.out / "samples" / "synth_0" / "samples.json"
+    before = marker.stat().st_mtime_ns
+    again = curate(tiny_config(cfg.out))
+    assert again["skipped"] == ["synth_0", "synth_1"] and again["curated"] == []
+    assert marker.stat().st_mtime_ns == before
+    with pytest.raises(FileExistsError):
+        curate(tiny_config(cfg.out, steps=9))
+
+
+def test_identity_difix_leaves_renders_unchanged(curated):
+    from faithfusion.fixers.difix import Difix
+    from faithfusion.fixers.evaluate import evaluate_fixer_on_index
+
+    cfg, _ = curated
+    res = evaluate_fixer_on_index(Difix(), cfg.out / "index.json", split="test", kinds=("lane_shift",), shifts=(2.0,))
+    assert res["samples"] == 4  # 2 timesteps x (+2 m, -2 m)
+    assert res["fixed_ref_psnr"] == pytest.approx(res["degraded_psnr"], abs=1e-3)
+    assert res["fixed_noref_psnr"] == pytest.approx(res["degraded_psnr"], abs=1e-3)
+    if "degraded_lpips" in res:
+        assert res["fixed_ref_lpips"] == pytest.approx(res["degraded_lpips"], abs=1e-4)
+
+
+def test_ramp_and_oracle_match_the_generated_ground_truth(curated):
+    assert ramp_shifts(3.0, 5, 3) == [0.0, 1.5, 3.0, 3.0, 3.0]
+    assert ramp_shifts(-2.0, 2, 9) == [0.0, -2.0]
+    cfg, _ = curated
+    root = cfg.out / "scenes" / "seed_0"
+    rgb, depth = SynthOracle(root).render(2, -2.0, 0, (H, W))
+    gt = np.asarray(Image.open(root / "gt_shifted" / "-2.0m" / "images" / "002_0.jpg").convert("RGB")) / 255.0
+    assert np.abs(rgb.numpy() - gt).mean() < 0.02  # JPEG q95 against the lossless render
+    gt_depth = np.asarray(Image.open(root / "gt_shifted" / "-2.0m" / "depth" / "002_0.png")) / 256.0
+    assert np.allclose(depth.numpy(), gt_depth, atol=1 / 256)
