@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from common import device_name, git_commit, sync
+from common import device_name, git_commit, time_loop
 
 from faithfusion.fixers import Difix, DifixConfig, load_fixer
 
@@ -60,19 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
         with torch.autocast(device.type, dtype=DTYPES[args.dtype], enabled=use_autocast):
             return model(frames, ref)
 
-    with torch.inference_mode():
-        t_warm = time.perf_counter()
-        for _ in range(args.warmup):
-            step()
-        sync(device)
-        warm_s = time.perf_counter() - t_warm
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        for _ in range(args.frames):
-            out = step()
-        sync(device)
-        seconds = time.perf_counter() - t0
+    warm_s, seconds, out = time_loop(step, device, args.warmup, args.frames)
     n = args.frames * args.batch
     result = {
         "benchmark": "fixer_speed",

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name, git_commit, sync  # noqa: E402
+from common import device_name, git_commit, time_loop  # noqa: E402
 
 from faithfusion.fixers import load_fixer  # noqa: E402
 from faithfusion.fixers.eigent import EIGent, EIGentConfig  # noqa: E402
@@ -83,19 +82,7 @@ def bench_one(name: str, args: argparse.Namespace, device: torch.device) -> dict
         with torch.autocast(device.type, dtype=DTYPES[args.dtype], enabled=use_autocast):
             return inner()
 
-    with torch.inference_mode():
-        t_warm = time.perf_counter()
-        for _ in range(args.warmup):
-            step()
-        sync(device)
-        warm_s = time.perf_counter() - t_warm
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        for _ in range(args.windows):
-            out = step()
-        sync(device)
-        seconds = time.perf_counter() - t0
+    warm_s, seconds, out = time_loop(step, device, args.warmup, args.windows)
     per_window = seconds / args.windows
     return {
         "fixer": type(model).__name__,

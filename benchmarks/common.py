@@ -49,3 +49,23 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
         times.append(time.perf_counter() - t0)
     times.sort()
     return {"median_s": times[len(times) // 2], "mean_s": sum(times) / len(times), "min_s": times[0], "repeats": repeats}
+
+
+def time_loop(step: Callable[[], object], device: torch.device, warmup: int, n: int) -> tuple[float, float, object]:
+    """Throughput timing under inference_mode: `warmup` calls, then `n` calls timed together with one sync.
+
+    Returns (warm-up seconds, timed seconds, the last output). Peak memory is reset after warm-up."""
+    with torch.inference_mode():
+        t_warm = time.perf_counter()
+        for _ in range(warmup):
+            step()
+        sync(device)
+        warm_s = time.perf_counter() - t_warm
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        out = None
+        for _ in range(n):
+            out = step()
+        sync(device)
+    return warm_s, time.perf_counter() - t0, out
