@@ -257,3 +257,15 @@ def test_pixel_variance_equals_autograd():
                     if gr is not None:
                         ref[y, x] += float((gr.detach() ** 2 / (H_train[g] + lam)).sum())
     assert rel(var, ref) < 1e-8
+
+
+def test_acquisition_ignores_rounding_negatives_of_the_fast_fisher():
+    """The fast path can leave ~-1e-7 where H is 0; with H_train + lambda <= 0, log(1 + r) would be NaN."""
+    model, cams = toy_scene(dtype=torch.float32)
+    H_train = {g: h.clone() for g, h in fisher_diagonal(model, cams[:1]).items()}
+    H_view = view_fisher(model, cams[1])
+    H_train["scales"][0] = -2e-6
+    H_view["scales"][1] = -1e-7
+    for acq in ("ratio", "log"):
+        I = acquisition(H_view, H_train, acq=acq)
+        assert torch.isfinite(I).all() and (I >= 0).all()

@@ -76,7 +76,9 @@ def group_acquisition(
         raise ValueError(f"unknown acquisition {acq!r}: choose from {ACQS}")
     out = {}
     for g, hv in H_view.items():
-        r = hv / (H_train[g] + lam)
+        # the fast Fisher's moment shifts can leave rounding negatives (~-1e-7) where H is 0: clamp them, or
+        # H_train + lambda can reach 0 and log(1 + r) its pole
+        r = hv.clamp_min(0.0) / (H_train[g].clamp_min(0.0) + lam)
         if acq == "log":
             r = torch.log1p(r)
         out[g] = r.reshape(hv.shape[0], -1).sum(-1)
