@@ -49,15 +49,20 @@ class FixerSample:
     shift: float | None
 
 
-def read_index(index: str | Path) -> list[FixerSample]:
-    """All samples of a fixer dataset index, paths resolved."""
+def _load_index(index: str | Path) -> tuple[Path, list[dict]]:
+    """The index's base folder (paths are relative to it) and its raw sample records."""
     index = Path(index)
     data = json.loads(index.read_text())
     if "samples" not in data:
         raise ValueError(f"{index}: not a fixer index (no 'samples')")
-    base = (index.parent / data.get("root", ".")).resolve()
+    return (index.parent / data.get("root", ".")).resolve(), data["samples"]
+
+
+def read_index(index: str | Path) -> list[FixerSample]:
+    """All samples of a fixer dataset index, paths resolved."""
+    base, samples = _load_index(index)
     out = []
-    for i, s in enumerate(data["samples"]):
+    for i, s in enumerate(samples):
         if is_video_sample(s):
             continue
         for key in ("degraded", "target"):
@@ -225,13 +230,9 @@ class VideoFixerSample:
 
 def read_video_index(index: str | Path) -> list[VideoFixerSample]:
     """The video samples of a fixer dataset index, paths resolved and frame counts checked."""
-    index = Path(index)
-    data = json.loads(index.read_text())
-    if "samples" not in data:
-        raise ValueError(f"{index}: not a fixer index (no 'samples')")
-    base = (index.parent / data.get("root", ".")).resolve()
+    base, samples = _load_index(index)
     out = []
-    for i, s in enumerate(data["samples"]):
+    for i, s in enumerate(samples):
         if not is_video_sample(s):
             continue
         t = len(s.get("degraded") or [])
