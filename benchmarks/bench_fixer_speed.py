@@ -13,13 +13,12 @@ JSON with device, commit, command and figures. On CPU autocast is off: use a tin
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
-from common import device_name, git_commit, time_loop
+from common import device_name, git_commit, time_loop, write_json
 
 from faithfusion.fixers import Difix, DifixConfig, load_fixer
 
@@ -89,8 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"batch {args.batch}, ref {result['reference']}, {result['dtype']}: "
           f"{result['frames_per_second']:.1f} frames/s ({result['ms_per_frame']:.2f} ms/frame)")
     if args.result is not None:
-        args.result.parent.mkdir(parents=True, exist_ok=True)
-        args.result.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.result, result)
     return result
 
 

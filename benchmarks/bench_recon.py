@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import git_commit, sync
+from common import git_commit, sync, write_json
 
 from faithfusion.data.load import load_scene
 from faithfusion.eval.metrics import ssim_map
@@ -143,10 +143,7 @@ def main() -> None:
 
 def write_result(args, result: dict) -> Path:
     """Rewrite the result JSON after every run so that a crash keeps what was measured."""
-    out_json = args.result or args.out / "bench_recon.json"
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=2))
-    return out_json
+    return write_json(args.result or args.out / "bench_recon.json", result)
 
 
 if __name__ == "__main__":

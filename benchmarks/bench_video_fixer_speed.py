@@ -17,7 +17,6 @@ window) checks on CPU that the script runs; its figures mean nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name, git_commit, time_loop  # noqa: E402
+from common import device_name, git_commit, time_loop, write_json  # noqa: E402
 
 from faithfusion.fixers import load_fixer  # noqa: E402
 from faithfusion.fixers.eigent import EIGent, EIGentConfig  # noqa: E402
@@ -150,8 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['dtype']}: {r['seconds_per_window']:.3f} s/window ({r['ms_per_frame']:.1f} ms/frame), "
               f"{r['parameters'] / 1e6:.2f} M parameters")
     if args.result is not None:
-        args.result.parent.mkdir(parents=True, exist_ok=True)
-        args.result.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.result, result)
     return result
 
 
