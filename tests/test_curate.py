@@ -112,3 +112,18 @@ def test_ramp_and_oracle_match_the_generated_ground_truth(curated):
     assert np.abs(rgb.numpy() - gt).mean() < 0.02  # JPEG q95 against the lossless render
     gt_depth = np.asarray(Image.open(root / "gt_shifted" / "-2.0m" / "depth" / "002_0.png")) / 256.0
     assert np.allclose(np.minimum(depth.numpy(), 65535 / 256), gt_depth, rtol=0, atol=1 / 256)  # PNG saturates at 256 m
+
+
+def test_workers_curate_every_scene_into_one_index(curated, tmp_path):
+    cfg, _ = curated
+    par = curate(tiny_config(tmp_path / "par", workers=2, with_eig=False, video_windows=False))
+    assert sorted(par["curated"]) == ["synth_0", "synth_1"] and par["pending"] == []
+    key = lambda s: (s["scene"], s["kind"], s["frame"], s["cam"], s.get("shift"))  # noqa: E731
+    seq = {key(s): s for s in json.loads((cfg.out / "index.json").read_text())["samples"] if s["kind"] != "video"}
+    got = json.loads((tmp_path / "par" / "index.json").read_text())["samples"]
+    assert {key(s) for s in got} == set(seq)
+    for s in got:  # targets are ground truth: byte-identical whichever process wrote them
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "par" / s["target"])),
+                              np.asarray(Image.open(cfg.out / seq[key(s)]["target"])))
+    with pytest.raises(ValueError, match="synth_7"):
+        curate(tiny_config(tmp_path / "par", only=("synth_7",)))

@@ -48,7 +48,7 @@ from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
 
 MARKER = "complete.json"
-RUNTIME_FIELDS = ("overwrite", "progress", "device", "max_seconds")  # may differ between a run and its resume
+RUNTIME_FIELDS = ("overwrite", "progress", "device", "max_seconds", "workers", "only")  # may differ between a run and its resume
 SYNTH_CAMERA_IDS = {"front": 0, "front_left": 1, "front_right": 2, "side_left": 3, "side_right": 4}
 
 
@@ -107,6 +107,10 @@ class CurateConfig:
     overwrite: bool = False
     """Replace the samples of a non-empty `out` written with another config."""
     progress: bool = True
+    workers: int = 1
+    """Scenes curated at once, each in its own process (they share the device); the index lists them all."""
+    only: tuple[str, ...] = ()
+    """Curate only these scenes (names such as synth_3) in this process; the index still lists every complete one."""
 
 
 # --- config, folders and resume ----------------------------------------------------------------
@@ -700,15 +704,36 @@ class _Progress:
         self.bar.advance(self.task)
 
 
-def curate(cfg: CurateConfig) -> dict:
-    """Curate every scene not yet complete, then write index.json and summary.json; returns the summary."""
+def _worker(cfg: CurateConfig) -> None:
+    curate_scenes(cfg, scene_jobs(cfg), time.perf_counter())
+
+
+def curate_in_workers(cfg: CurateConfig, jobs: list[SceneJob]) -> None:
+    """Curate the incomplete scenes in `cfg.workers` spawned processes (round-robin); raise if any failed."""
+    import multiprocessing as mp
+
+    todo = [j.name for j in jobs if not is_complete(Path(cfg.out), j)]
+    shares = [tuple(todo[w::cfg.workers]) for w in range(cfg.workers)]
+    ctx = mp.get_context("spawn")  # CUDA cannot be forked
+    procs = [ctx.Process(target=_worker, args=(dataclasses.replace(cfg, workers=1, only=share, progress=False),))
+             for share in shares if share]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [share for p, share in zip(procs, [s for s in shares if s]) if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"curation workers failed on scenes {failed}; re-run to resume (complete scenes are kept)")
+
+
+def curate_scenes(cfg: CurateConfig, jobs: list[SceneJob], t0: float) -> tuple[list[str], list[str], list[str]]:
+    """Curate the incomplete scenes of `jobs` (those in `cfg.only`, when given) in this process."""
     root = Path(cfg.out)
-    jobs = scene_jobs(cfg)
-    prepare_out(cfg)
-    t0 = time.perf_counter()
     done, skipped, pending = [], [], []
     with _Progress(cfg.progress) as bar:
         for job in jobs:
+            if cfg.only and job.name not in cfg.only:
+                continue
             if is_complete(root, job):
                 skipped.append(job.name)
                 continue
@@ -718,6 +743,25 @@ def curate(cfg: CurateConfig) -> dict:
             bar.start(f"{job.name} ({job.split})", total=None)
             curate_scene(job, cfg, bar.tick)
             done.append(job.name)
+    return done, skipped, pending
+
+
+def curate(cfg: CurateConfig) -> dict:
+    """Curate every scene not yet complete, then write index.json and summary.json; returns the summary."""
+    root = Path(cfg.out)
+    jobs = scene_jobs(cfg)
+    unknown = set(cfg.only) - {j.name for j in jobs}
+    if unknown:
+        raise ValueError(f"--only names scenes that are not in this curation: {sorted(unknown)}")
+    prepare_out(cfg)
+    t0 = time.perf_counter()
+    if cfg.workers > 1:
+        before = {j.name for j in jobs if is_complete(root, j)}
+        curate_in_workers(cfg, jobs)
+        done = [j.name for j in jobs if is_complete(root, j) and j.name not in before]
+        skipped, pending = sorted(before), [j.name for j in jobs if not is_complete(root, j)]
+    else:
+        done, skipped, pending = curate_scenes(cfg, jobs, t0)
     samples = write_index(root, jobs)
     summary = {**summarise(samples), "curated": done, "skipped": skipped, "pending": pending,
                "seconds": time.perf_counter() - t0}

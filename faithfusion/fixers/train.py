@@ -78,6 +78,7 @@ class FixerTrainConfig:
     ckpt_every: int = 1000
     keep_ckpts: int = 2
     resume: bool = True  # continue from the newest checkpoint in out/ckpt
+    max_seconds: float = 0.0  # stop (with a checkpoint) after this much training time; a re-run resumes. 0 = no limit
     log_every: int = 50
     num_workers: int = 2
     seed: int = 0
@@ -384,8 +385,12 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
             if step % per_epoch == 0 or step == total:
                 val = (validate_video if cfg.is_video else validate)(
                     model, val_data, loss_fn, cfg, device, epoch=math.ceil(step / per_epoch), step=step, val_dir=out / "val")
-            if step % cfg.ckpt_every == 0 or step == total:
+            out_of_time = cfg.max_seconds > 0 and time.perf_counter() - t0 > cfg.max_seconds
+            if step % cfg.ckpt_every == 0 or step == total or out_of_time:
                 save(step)
+            if out_of_time:
+                print(f"fixer train: stopped at step {step} of {total} after {cfg.max_seconds:.0f} s; re-run to resume")
+                break
     if step == start and not (out / "model" / "config.json").is_file():
         model.save_pretrained(out / "model")
     return {"steps": step, "start": start, "seconds": time.perf_counter() - t0, "last": terms, "val": val,
