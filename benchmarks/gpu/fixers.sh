@@ -7,7 +7,8 @@
 # training continues from its newest checkpoint. The trained models come back as $OUT/<model>.tar
 # (config.json + model.safetensors: what faithfusion/fixers/weights/<model>/ ships).
 #   STAGES="curate train eval"   (default: all)
-#   CURATE_STEPS (2000) reconstruction steps per scene; TRAIN_SECONDS (240) wall limit of each training;
+#   CURATE_STEPS (2000) reconstruction steps per scene; TRAIN_SECONDS (240) wall limit of each training (less
+#   when the call's BUDGET_SECONDS (570) would be passed);
 #   DIFIX_STEPS (3000), VIDEO_STEPS (1500) the cosine schedules' lengths.
 set -o pipefail
 source benchmarks/gpu/setup.sh > /dev/null 2>&1
@@ -25,10 +26,12 @@ if [[ $STAGES == *curate* ]]; then
     --synth-height 320 --steps ${CURATE_STEPS:-2000} --device cuda --shift-stride 4 --underfit-stride 4 \
     --video-windows --video-shifts 3 6 --workers 9 --no-progress 2>&1 | tail -20 | tee $OUT/logs/curate.log
   wait $fox; tail -12 $OUT/logs/curate_fox.log
-  cp $DATA/summary.json $OUT/curate_summary.json
+  cp $DATA/summary.json $OUT/logs/curate_summary.json
   echo "curate $(( $(date +%s) - t0 )) s"
 fi
 if [[ $STAGES == *train* ]]; then
+  left=$(( ${BUDGET_SECONDS:-570} - ($(date +%s) - t0) - 100 ))  # keep time for packing and evaluation
+  (( left < TRAIN_SECONDS )) && TRAIN_SECONDS=$left; echo "training for at most $TRAIN_SECONDS s"
   common="--index $DATA/index.json --bf16 --no-progress --lpips-weights $L --max-seconds $TRAIN_SECONDS --ckpt-every 250"
   $ff fixer train $common --out $RUNS/difix --model difix --backbone compact --steps ${DIFIX_STEPS:-3000} \
     --batch-size 8 --crop 256 --gram-warmup 1000 > $OUT/logs/train_difix.log 2>&1 &
@@ -51,4 +54,5 @@ if [[ $STAGES == *eval* ]]; then
   wait
   cat $OUT/difix_eval_*.json
 fi
+tar -C $OUT -cf $OUT/logs.tar logs && rm -r $OUT/logs   # $OUT returns at most 8 files
 echo "total $(( $(date +%s) - t0 )) s"
