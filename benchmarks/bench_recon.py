@@ -34,6 +34,8 @@ CONFIGS: dict[str, dict] = {
     "appearance": {"appearance": True},
     "sh1": {"sh_degree": 1},
     "mcmc": {"strategy": StrategyConfig(name="mcmc", cap_max=500_000), "opacity_reg": 0.01, "scale_reg": 0.01},
+    "reg": {"opacity_reg": 0.01, "scale_reg": 0.01},
+    "reg_stop7k": {"opacity_reg": 0.01, "scale_reg": 0.01, "strategy": StrategyConfig(name="default", refine_stop=7000)},
 }
 
 
