@@ -3,6 +3,7 @@
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -195,10 +196,19 @@ def test_resume_at_round_boundary_matches(scene_dir, tmp_path):
 
 
 def test_missing_fixer_is_named(tmp_path):
-    with pytest.raises(MissingFixerError, match="weights/difix"):
-        choose_fixer(None, "difix")
+    with pytest.raises(MissingFixerError, match="weights/eigent"):  # no EIGent ships yet
+        choose_fixer(None, "eigent")
     with pytest.raises(MissingFixerError, match=str(tmp_path)):
         choose_fixer(tmp_path, "difix")
+
+
+def test_shipped_difix_is_the_trained_default():
+    chosen = choose_fixer(None, "difix")
+    size = sum(p.stat().st_size for p in Path(chosen.source).iterdir())
+    assert not chosen.identity and type(chosen.fixer).__name__ == "Difix" and size <= 15 * 2**20
+    img = torch.rand(1, 1, 32, 48, 3, generator=torch.Generator().manual_seed(0))  # [B, T, H, W, 3]
+    out = chosen.fixer.fix(img).images
+    assert out.shape == img.shape and (out - img).abs().mean() > 1e-3  # trained: not the identity it starts as
 
 
 def test_fuse_cli_parses(tmp_path):
