@@ -178,6 +178,14 @@ def test_faithfusion_no_eig(scene_dir, tmp_path):
     assert method.acc is None and all(v.weight is None for v in method.pool.views)
 
 
+def test_faithfusion_difix_only_loads_no_video_fixer(scene_dir, tmp_path):
+    sched = FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, video_until=0.0, window=3, calib_views=2)
+    cfg = tiny(scene_dir, tmp_path / "run", "faithfusion", video_fixer=str(tmp_path / "nowhere"), faithfusion=sched)
+    _, _, method, _ = run_fusion("faithfusion", cfg)  # a missing --video-fixer is never looked at
+    rows = [json.loads(l) for l in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert method.video is None and [r["fixer"] for r in rows] == ["difix"]
+
+
 def test_resume_at_round_boundary_matches(scene_dir, tmp_path):
     full = tiny(scene_dir, tmp_path / "a", "difix3d")
     tr_a, _, m_a, _ = run_fusion("difix3d", full)

@@ -37,7 +37,8 @@ def picture_grid(results: dict, scene_dir: Path, shifts: list[float], path: Path
     return path
 
 
-def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir: Path) -> Path:
+def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir: Path,
+                 notes: list[str] | None = None) -> Path:
     """OUT/report.md with the lane-shift table per method, the plot and a picture grid."""
     shifts_pics = [d for d in (0.0, 3.0, 6.0) if d == 0.0 or d in sizes["shifts"]]
     grid = picture_grid(results, scene_dir, shifts_pics, out / "report" / "views.png")
@@ -72,6 +73,8 @@ def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir
         f"![views]({grid.relative_to(out).as_posix()})",
         "",
     ]
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     path = out / "report.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))

@@ -77,7 +77,8 @@ class FaithFusionSchedule(Schedule):
     sides: tuple[float, ...] = (1.0, -1.0)
     """Directions of the shift (left +1, right -1)."""
     video_until: float = 3.0
-    """Use the video fixer (EIGent) while the shift is at most this (metres), Difix after."""
+    """Use the video fixer (EIGent) while the shift is at most this (metres), Difix after; 0 = Difix at every
+    shift (no video fixer is loaded)."""
     window: int = 16
     probability: float = 0.4
     loss_weight: float = 1.0

@@ -38,6 +38,8 @@ def build_method(name: str, cfg: FuseConfig, scene: SceneData, device) -> tuple[
         from faithfusion.fusion.faithfusion import FaithFusionMethod
 
         difix = choose_fixer(cfg.fixer, "difix", device)
+        if cfg.faithfusion.video_until <= 0:  # Difix at every shift: no video fixer needed
+            return FaithFusionMethod(cfg, scene, difix, None), [difix]
         video = choose_fixer(video_spec, "eigent", device, flag="--video-fixer")
         return FaithFusionMethod(cfg, scene, difix, video), [difix, video]
     raise ValueError(f"unknown fusion method {name!r} (difix3d | difix3d+ | genfusion | faithfusion)")
