@@ -230,3 +230,11 @@ def test_fuse_cli_parses(tmp_path):
                              "--fixer", "identity", "--steps", "60", "--no-eig", "--faithfusion.every", "20"])
     assert cfg.method == "difix3d+" and cfg.fixer == "identity" and cfg.steps == 60 and cfg.no_eig
     assert cfg.faithfusion.every == 20 and fn.__name__ == "run_fuse"
+
+
+def test_demo_rejects_unknown_methods_before_any_work(tmp_path):
+    from faithfusion.fusion.demo import DemoConfig, run_demo
+
+    with pytest.raises(ValueError, match="faithfusion-no-eig"):
+        run_demo(DemoConfig(out=tmp_path / "d", quick=True, methods=("3dgs", "nerf")))
+    assert not (tmp_path / "d").exists()

@@ -13,8 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from faithfusion.data.scene import save_json_atomic
 from faithfusion.fusion.fixers import WEIGHTS_ROOT
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
+
+
+ABLATION = "faithfusion-no-eig"
 
 
 @dataclass
@@ -27,7 +31,8 @@ class DemoConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     methods: tuple[str, ...] = ("3dgs",)
-    """Methods to compare (each a schedule over the shared trainer)."""
+    """Methods to compare (each a schedule over the shared trainer); `faithfusion-no-eig` is the ablation
+    (uniform loss weights, an EIG condition of 1 everywhere)."""
     fixer: str | None = None
     """Difix folder for the fusion methods (`identity`: an untrained identity model, plumbing only)."""
     video_fixer: str | None = None
@@ -52,6 +57,11 @@ def run_demo(cfg: DemoConfig) -> Path:
     from faithfusion.fusion.methods import render_function, run_method
     from faithfusion.synth.generate import generate
 
+    from faithfusion.fusion.methods import METHODS
+
+    unknown = [m for m in cfg.methods if m not in METHODS and m != ABLATION]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS) + [ABLATION]}")
     out = Path(cfg.out)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise FileExistsError(f"{out}: demo folder is not empty; pass --overwrite to replace it")
@@ -73,13 +83,18 @@ def run_demo(cfg: DemoConfig) -> Path:
     curves, results, notes = {}, {}, []
     for method in cfg.methods:
         t1 = time.perf_counter()
-        run_cfg = as_fuse_config(replace(base, out=out / method), method=method, fixer=cfg.fixer, video_fixer=cfg.video_fixer)
-        if method == "faithfusion" and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
+        ablation = method == ABLATION
+        schedule = "faithfusion" if ablation else method
+        run_cfg = as_fuse_config(replace(base, out=out / method), method=schedule, fixer=cfg.fixer,
+                                 video_fixer=cfg.video_fixer, no_eig=ablation)
+        if schedule == "faithfusion" and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
             run_cfg.faithfusion.video_until = 0.0
-            notes.append("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
-                         "shift; EIG still weighted the loss of every fused pixel.")
-            print("demo: " + notes[-1])
-        trainer, scene = run_method(method, run_cfg)
+            note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
+                    "shift; EIG still weighted the loss of every fused pixel.")
+            if note not in notes:
+                notes.append(note)
+                print("demo: " + note)
+        trainer, scene = run_method(schedule, run_cfg)
         render_fn = render_function(trainer)  # the method's render hook (Difix3D+) or the plain render
 
         result = evaluate_lane_shift(render_fn, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
@@ -90,5 +105,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         results[method] = {"trainer": trainer, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
     report = write_report(out, results, sizes, timings, scene_dir, notes=notes)
+    save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),
+                                         "seconds": timings, "notes": notes, "by_magnitude": curves})
     print(f"demo finished in {time.perf_counter() - t0:.0f} s -> {report}")
     return report

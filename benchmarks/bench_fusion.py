@@ -1,0 +1,72 @@
+"""The fusion comparison (issue 7): every method on several held-out SynthStreet seeds, the same step budget.
+
+    python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--steps N]
+        [--methods 3dgs difix3d difix3d+ faithfusion faithfusion-no-eig] [--result benchmarks/results/NAME.json]
+
+Each seed is one `faithfusion demo` run (scene, every method, lane-shift evaluation against ground truth,
+report) in DIR/seed_S; a seed whose demo.json exists is not run again (resume). The JSON holds, per method,
+the mean PSNR / SSIM / LPIPS at every |shift| over the seeds, the per-seed figures and wall times; the PNG
+beside it plots them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import git_commit, write_json  # noqa: E402
+
+from faithfusion.eval.lane_shift import plot_lane_shift  # noqa: E402
+from faithfusion.fusion.demo import DemoConfig, run_demo  # noqa: E402
+
+DEFAULT_METHODS = ("3dgs", "difix3d", "difix3d+", "faithfusion", "faithfusion-no-eig")
+
+
+def mean_curves(runs: list[dict], method: str) -> dict[str, dict[str, float]]:
+    """Mean of each metric at each |shift| over the seeds' by_magnitude curves of `method`."""
+    mags = sorted({m for r in runs for m in r["by_magnitude"][method]}, key=float)
+    out = {}
+    for m in mags:
+        rows = [r["by_magnitude"][method][m] for r in runs if m in r["by_magnitude"][method]]
+        out[m] = {k: float(np.mean([row[k] for row in rows])) for k in rows[0] if isinstance(rows[0][k], (int, float))}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[8, 9, 10])
+    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    ap.add_argument("--quick", action="store_true", help="the demo's CPU size (192x128, 16 frames, 1000 steps)")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--result", type=Path, default=None)
+    a = ap.parse_args(argv)
+    runs = []
+    for seed in a.seeds:
+        folder = a.out / f"seed_{seed}"
+        if not (folder / "demo.json").is_file():
+            run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=tuple(a.methods),
+                                steps=a.steps, overwrite=True))
+        runs.append(json.loads((folder / "demo.json").read_text()))
+    curves = {m: mean_curves(runs, m) for m in a.methods}
+    result = {
+        "benchmark": "fusion_comparison", "commit": git_commit(), "command": "python " + " ".join(sys.argv),
+        "seeds": a.seeds, "sizes": runs[0]["sizes"], "steps_per_method": runs[0]["sizes"]["steps"] if a.steps is None else a.steps,
+        "notes": sorted({n for r in runs for n in r["notes"]}), "mean_by_magnitude": curves,
+        "per_seed": {str(r["seed"]): {"by_magnitude": r["by_magnitude"], "seconds": r["seconds"]} for r in runs},
+    }
+    path = a.result or a.out / "fusion_comparison.json"
+    write_json(path, result)
+    plot_lane_shift(curves, path.with_suffix(".png"), title=f"SynthStreet seeds {a.seeds}: mean over seeds")
+    for m, c in curves.items():
+        print(m, "  ".join(f"{k} m: {v['psnr']:.2f}/{v.get('lpips', float('nan')):.3f}" for k, v in c.items()))
+
+
+if __name__ == "__main__":
+    main()
