@@ -179,11 +179,16 @@ def test_faithfusion_no_eig(scene_dir, tmp_path):
 
 
 def test_faithfusion_difix_only_loads_no_video_fixer(scene_dir, tmp_path):
-    sched = FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, video_until=0.0, window=3, calib_views=2)
+    from faithfusion.fusion.paths import sequences
+
+    sched = FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, video_until=0.0, window=3,
+                                calib_views=2, view_stride=2)
     cfg = tiny(scene_dir, tmp_path / "run", "faithfusion", video_fixer=str(tmp_path / "nowhere"), faithfusion=sched)
-    _, _, method, _ = run_fusion("faithfusion", cfg)  # a missing --video-fixer is never looked at
+    _, scene, method, _ = run_fusion("faithfusion", cfg)  # a missing --video-fixer is never looked at
     rows = [json.loads(l) for l in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
     assert method.video is None and [r["fixer"] for r in rows] == ["difix"]
+    per_side = sum(len(seq[::2]) for seq in sequences(scene, scene.train_ids))  # every 2nd frame of each camera
+    assert len(method.pool.views) == 2 * per_side < 2 * len(scene.train_ids)
 
 
 def test_resume_at_round_boundary_matches(scene_dir, tmp_path):

@@ -30,7 +30,7 @@ class DemoConfig:
     """Small scene and budget: finishes in minutes on a 2-core CPU."""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    methods: tuple[str, ...] = ("3dgs",)
+    methods: tuple[str, ...] = ("3dgs", "faithfusion")
     """Methods to compare (each a schedule over the shared trainer); `faithfusion-no-eig` is the ablation
     (uniform loss weights, an EIG condition of 1 everywhere)."""
     fixer: str | None = None
@@ -45,9 +45,9 @@ class DemoConfig:
 def demo_sizes(cfg: DemoConfig) -> dict:
     if cfg.quick:
         return {"frames": 16, "width": 192, "height": 128, "shifts": (1.0, 3.0, 6.0), "steps": 1000,
-                "max_points": 10_000, "random_points": 2_000, "frame_stride": 3}
+                "max_points": 10_000, "random_points": 2_000, "frame_stride": 3, "fuse_view_stride": 3}
     return {"frames": 40, "width": 480, "height": 320, "shifts": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "steps": 7000,
-            "max_points": 300_000, "random_points": 50_000, "frame_stride": 2}
+            "max_points": 300_000, "random_points": 50_000, "frame_stride": 2, "fuse_view_stride": 1}
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -87,6 +87,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         schedule = "faithfusion" if ablation else method
         run_cfg = as_fuse_config(replace(base, out=out / method), method=schedule, fixer=cfg.fixer,
                                  video_fixer=cfg.video_fixer, no_eig=ablation)
+        run_cfg.faithfusion.view_stride = sizes["fuse_view_stride"]
         if schedule == "faithfusion" and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
             run_cfg.faithfusion.video_until = 0.0
             note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "

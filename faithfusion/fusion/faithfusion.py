@@ -24,7 +24,7 @@ import torch
 from faithfusion.data.scene import SceneData
 from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
-from faithfusion.fusion.paths import windows
+from faithfusion.fusion.paths import sequences, windows
 from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, render_cameras
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
@@ -95,8 +95,9 @@ class FaithFusionMethod:
         use_video = self.video is not None and shift <= self.sched.video_until
         length = self.sched.window if use_video else 8
         views, weights_mean = [], []
+        fused_ids = [i for seq in sequences(self.scene, self.scene.train_ids) for i in seq[::max(1, self.sched.view_stride)]]
         for side in self.sched.sides:
-            for ids in windows(self.scene, self.scene.train_ids, length):
+            for ids in windows(self.scene, fused_ids, length):
                 cams = [self.scene.shifted_camera(i, side * shift, self.scale) for i in ids]
                 r = render_cameras(trainer, cams)
                 h, w = r.rgb.shape[1:3]
