@@ -127,3 +127,27 @@ def test_workers_curate_every_scene_into_one_index(curated, tmp_path):
                               np.asarray(Image.open(cfg.out / seq[key(s)]["target"])))
     with pytest.raises(ValueError, match="synth_7"):
         curate(tiny_config(tmp_path / "par", only=("synth_7",)))
+
+
+def test_video_windows_record_cameras_that_explain_the_ground_truth(curated):
+    from faithfusion.eval.temporal import warp_error
+    from faithfusion.fixers.dataset import VideoFixerDataset
+    from faithfusion.fixers.evaluate_video import evaluate_video_fixer_on_index
+    from faithfusion.fusion.fixers import identity_fixer
+
+    cfg, _ = curated
+    data = VideoFixerDataset(cfg.out / "index.json", None, crop=None, frames=None)
+    ramps = [i for i, s in enumerate(data.samples) if s.cameras is not None and s.shift]
+    assert ramps
+    item = data[ramps[0]]
+    assert item["K"].shape == (cfg.video_frames, 3, 3) and item["camtoworld"].shape == (cfg.video_frames, 4, 4)
+    gt = warp_error(item["target"], item["target_depth"], item["K"], item["camtoworld"])
+    noisy = warp_error((item["target"] + 0.1 * torch.randn(item["target"].shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1),
+                       item["target_depth"], item["K"], item["camtoworld"])
+    assert gt["valid_fraction"] > 0.2 and gt["warp_error"] < 0.5 * noisy["warp_error"]  # the recorded poses are right
+    res = evaluate_video_fixer_on_index(identity_fixer("eigent"), cfg.out / "index.json", "test", shifts=None,
+                                        difix=identity_fixer("difix"))
+    assert res["windows"] > 0
+    for name in ("fixer", "difix"):  # identity models: the render, unchanged
+        assert abs(res[f"{name}_psnr"] - res["render_psnr"]) < 1e-3 and res[f"{name}_low_eig_change"] < 1e-3
+        assert abs(res[f"{name}_warp_error"] - res["render_warp_error"]) < 1e-3

@@ -545,13 +545,22 @@ def video_target(ctx: Ctx, oracle: SynthOracle | None, i: int, d: float) -> tupl
     return oracle.render(f.timestep, d, int(f.cam_name), size)
 
 
+def camera_record(cam: Camera, scene_scale: float) -> dict[str, list]:
+    """A frame's intrinsics and its camera-to-world pose in metres (the scene's rotation kept, its scale undone)."""
+    c2w = cam.camtoworld.double().clone()
+    c2w[:3, 3] /= scene_scale
+    return {"K": cam.K.double().tolist(), "camtoworld_m": c2w.tolist(), "width": cam.width, "height": cam.height}
+
+
 def video_window(ctx: Ctx, rd: Renderer, oracle: SynthOracle | None, ids: list[int], shifts: list[float], stem: str,
                  tag: str) -> dict:
     """One window: degraded / target / maps per frame; the reference nearest to its first frame."""
     folder = ctx.folder / "video" / stem
     lists: dict[str, list[str]] = {"degraded": [], "target": [], "depth": [], "alpha": [], "eig": [], "target_depth": []}
+    cameras = []
     for j, (i, d) in enumerate(zip(ids, shifts)):
         cam = ctx.scene.shifted_camera(i, d, ctx.cfg.scale)
+        cameras.append(camera_record(cam, ctx.scene.transform.scale))
         tgt, tdepth = video_target(ctx, oracle, i, d)
         files = write_frame(folder, f"{j:02d}", ctx.root, rd.render(cam), tgt, rd.eig(cam))
         if tdepth is not None:
@@ -568,7 +577,8 @@ def video_window(ctx: Ctx, rd: Renderer, oracle: SynthOracle | None, ids: list[i
     ctx.tick("video")
     return ctx.sample("video", first.timestep, first.cam_name, shifts[-1],
                       {**{k: v for k, v in lists.items() if len(v) == len(ids)}, "reference": ctx.refs.path(ref),
-                       "reference_depth": rel(ref_depth, ctx.root)}, window=tag, shifts=[round(s, 4) for s in shifts])
+                       "reference_depth": rel(ref_depth, ctx.root)}, window=tag, shifts=[round(s, 4) for s in shifts],
+                      cameras=cameras)
 
 
 def video_samples(ctx: Ctx, rd: Renderer, oracle: SynthOracle | None) -> list[dict]:

@@ -226,6 +226,8 @@ class VideoFixerSample:
     scene: str
     split: str
     kind: str = "video"
+    cameras: list[dict] | None = None  # per frame: K, camtoworld_m (metres), width, height
+    shift: float | None = None  # the window's final lane shift (metres, left +)
 
 
 def read_video_index(index: str | Path) -> list[VideoFixerSample]:
@@ -251,6 +253,8 @@ def read_video_index(index: str | Path) -> list[VideoFixerSample]:
             scene=str(s.get("scene", "")),
             split=str(s.get("split", "train")),
             kind=str(s.get("kind", "video")),
+            cameras=s.get("cameras") if isinstance(s.get("cameras"), list) and len(s["cameras"]) == t else None,
+            shift=float(s["shift"]) if s.get("shift") is not None else None,
         ))
     return out
 
@@ -270,7 +274,8 @@ class VideoFixerDataset(torch.utils.data.Dataset):
 
     Items: `degraded`, `target` `[T, h, w, 3]`, `reference` `[h, w, 3]` (whole, resized, never
     cropped), `has_ref`, optional `eig`/`depth`/`target_depth` `[T, h, w]` and `reference_depth`
-    `[h, w]`. A sample longer than `frames` gives a random window of `frames` frames (the first
+    `[h, w]`, and for whole frames of samples that record them `K` `[T, 3, 3]` and `camtoworld` `[T, 4, 4]`
+    (metres). A sample longer than `frames` gives a random window of `frames` frames (the first
     window when indexed without a seed); `crop`: one random square window, the same in every frame
     and map. Index with `i` or `(i, seed)` (the seed draws the window and the crop).
     """
@@ -314,6 +319,12 @@ class VideoFixerDataset(torch.utils.data.Dataset):
         if s.reference_depth is not None:
             item["reference_depth"] = resize_map(load_map(s.reference_depth), (h, w))
         item.update(maps)
+        if s.cameras is not None and self.crop is None:  # whole frames: cameras scaled to the item's size
+            cams = s.cameras[pick]
+            K = torch.tensor([c["K"] for c in cams], dtype=torch.float32)  # [T, 3, 3]
+            K[:, 0] *= w / torch.tensor([float(c["width"]) for c in cams])[:, None]
+            K[:, 1] *= h / torch.tensor([float(c["height"]) for c in cams])[:, None]
+            item["K"], item["camtoworld"] = K, torch.tensor([c["camtoworld_m"] for c in cams], dtype=torch.float32)
         item.update({"scene": s.scene, "kind": s.kind, "index": i})
         return item
 
