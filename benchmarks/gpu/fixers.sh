@@ -9,7 +9,8 @@
 #   STAGES="curate train eval"   (default: all)
 #   VIDEO=1         also curate EIG maps and the 16-frame video windows for EIGent / GenFusion. Measured on the
 #                   H100 with 9 workers: more than 15 min for the 9 scenes, mostly the per-sample EIG maps.
-#   MODELS="difix"  which fixers to train side by side (difix eigent genfusion; the video ones need VIDEO=1)
+#   MODELS="difix"  which fixers to train side by side (difix eigent genfusion; the video ones need VIDEO=1 and
+#                   are evaluated against the Difix of the same call: python -m faithfusion.fixers.evaluate_video)
 #   CURATE_STEPS (2000), TRAIN_SECONDS (wall limit of each training, fitted into BUDGET_SECONDS=570),
 #   DIFIX_STEPS (3000), VIDEO_STEPS (1500).
 # The trained models come back as $OUT/<model>.tar (model/ = config.json + model.safetensors, the files that
@@ -53,6 +54,11 @@ if [[ $STAGES == *eval* ]]; then
   ev="python3 -m faithfusion.fixers.evaluate --model $RUNS/difix/model --lpips-weights $L --index $DATA/index.json --split test"
   for d in 1 3 6; do $ev --kinds lane_shift --shifts $d --out $OUT/difix_eval_${d}m.json & done
   $ev --kinds sparse,underfit,cross_camera --shifts "" --out $OUT/difix_eval_other.json &
+  for m in $MODELS; do   # video fixers beside the per-frame Difix: quality, warp error, low-EIG change, depth
+    [ $m = difix ] && continue
+    python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --model $RUNS/$m/model \
+      --difix $RUNS/difix/model --lpips-weights $L --shifts 3,6 --out $OUT/${m}_eval.json &
+  done
   wait
   cat $OUT/difix_eval_*.json
 fi
