@@ -56,7 +56,9 @@ def fixer_commands() -> dict[str, tuple[type, Callable]]:
     """`faithfusion fixer NAME`: curation and training of the fixers."""
     from faithfusion.fixers.train import FixerTrainConfig, train_fixer
 
-    table: dict[str, tuple[type, Callable]] = {"train": (FixerTrainConfig, train_fixer)}
+    from faithfusion.fixers.dataset import MergeConfig, merge_indexes
+
+    table: dict[str, tuple[type, Callable]] = {"train": (FixerTrainConfig, train_fixer), "merge": (MergeConfig, merge_indexes)}
     try:
         from faithfusion.fixers.curate import CurateConfig, curate
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         args=args,
         prog=prog,
         description="FaithFusion: faithful novel-view synthesis of driving scenes."
-        + ("" if prog != "faithfusion" else " Fixer jobs: `faithfusion fixer {train,curate}`."),
+        + ("" if prog != "faithfusion" else " Fixer jobs: `faithfusion fixer {curate,merge,train}`."),
     )
     for cls, fn in table.values():
         if type(cfg) is cls:

@@ -151,3 +151,26 @@ def test_video_windows_record_cameras_that_explain_the_ground_truth(curated):
     for name in ("fixer", "difix"):  # identity models: the render, unchanged
         assert abs(res[f"{name}_psnr"] - res["render_psnr"]) < 1e-3 and res[f"{name}_low_eig_change"] < 1e-3
         assert abs(res[f"{name}_warp_error"] - res["render_warp_error"]) < 1e-3
+
+
+def test_merge_indexes_keeps_every_file_and_renames_clashing_scenes(curated, tmp_path):
+    import os
+
+    from faithfusion.cli import main
+    from faithfusion.fixers.dataset import read_video_index
+
+    cfg, _ = curated
+    other = tmp_path / "other"
+    other.mkdir()
+    raw = json.loads((cfg.out / "index.json").read_text())
+    (other / "index.json").write_text(json.dumps({"root": os.path.relpath(cfg.out, other), "samples": raw["samples"]}))
+    merged = tmp_path / "m" / "index.json"
+    main(["fixer", "merge", "--out", str(merged), "--indexes", str(cfg.out / "index.json"), str(other / "index.json")])
+    a, m = read_index(cfg.out / "index.json"), read_index(merged)
+    assert len(m) == 2 * len(a)
+    assert [s.degraded.resolve() for s in m] == [s.degraded.resolve() for s in a + a]
+    assert [s.maps.keys() for s in m[len(a):]] == [s.maps.keys() for s in a]
+    assert {s.scene for s in m[len(a):]} == {f"other/{s.scene}" for s in a} and [s.split for s in m] == [s.split for s in a + a]
+    assert all(p.is_file() for v in read_video_index(merged) for p in [*v.degraded, *v.maps["eig"]])
+    with pytest.raises(FileExistsError):
+        main(["fixer", "merge", "--out", str(merged), "--indexes", str(cfg.out / "index.json")])

@@ -341,3 +341,53 @@ class VideoFixerDataset(torch.utils.data.Dataset):
         x = int(torch.randint(0, w - c + 1, (1,), generator=g))
         win = (slice(None), slice(y, y + c), slice(x, x + c))
         return deg[win], tgt[win], {n: m[win] for n, m in maps.items()}
+
+
+# --- several datasets as one ----------------------------------------------------------------------
+
+PATH_KEYS = ("degraded", "target", "reference", "reference_depth", "eig", "depth", "alpha", "target_depth")
+
+
+@dataclass
+class MergeConfig:
+    """Merge curated fixer datasets into one index (the files stay where they are)."""
+
+    out: Path
+    """The merged index.json (its folder may be anywhere: paths are rewritten relative to it)."""
+    indexes: tuple[Path, ...]
+    """The index.json files to merge; scene names are prefixed by their dataset folder's name when they clash."""
+    overwrite: bool = False
+
+
+def merge_indexes(cfg: MergeConfig) -> dict:
+    """Write one index listing every sample of `cfg.indexes`; returns {dataset: samples}."""
+    import os
+
+    from faithfusion.data.scene import save_json_atomic
+
+    out = Path(cfg.out)
+    if out.exists() and not cfg.overwrite:
+        raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
+    folder = out.parent.resolve()
+    seen: dict[str, str] = {}
+    merged, counts = [], {}
+    for index in cfg.indexes:
+        base, samples = _load_index(index)
+        tag = Path(index).resolve().parent.name
+        counts[str(index)] = len(samples)
+        for s in samples:
+            s = dict(s)
+            scene = str(s.get("scene", ""))
+            if seen.setdefault(scene, tag) != tag:
+                scene = s["scene"] = f"{tag}/{scene}"
+            for k in PATH_KEYS:
+                v = s.get(k)
+                if isinstance(v, str) and v:
+                    s[k] = Path(os.path.relpath(base / v, folder)).as_posix()
+                elif isinstance(v, list):
+                    s[k] = [Path(os.path.relpath(base / p, folder)).as_posix() for p in v]
+            merged.append(s)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_json_atomic(out, {"root": ".", "version": 1, "samples": merged, "merged_from": [str(i) for i in cfg.indexes]})
+    print(f"{out}: {len(merged)} samples from " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
+    return counts
