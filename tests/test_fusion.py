@@ -164,7 +164,16 @@ def test_faithfusion_shift_grows_and_eig_weights(scene_dir, tmp_path):
     assert [r["fixer"] for r in rows] == ["eigent", "difix"]  # video fixer while shift <= video_until
     assert method.pool.probability == 0.4
     w_min = method.calibration.w_min
-    assert len(method.pool.views) == 2 * 2 * len(scene.train_ids)
+    # round 1 (EIGent): each camera path opens with a lateral ramp 0 -> 1 m over the first 3 frames, whose shift-0
+    # frame is context only; round 2 (Difix): every frame at 2 m. Both sides.
+    from faithfusion.fusion.paths import sequences
+
+    paths = sequences(scene, scene.train_ids)
+    assert len(method.pool.views) == 2 * (len(scene.train_ids) - len(paths)) + 2 * len(scene.train_ids)
+    first_round = method.pool.views[: len(scene.train_ids) - len(paths)]  # the left side of round 1
+    lateral = [float((v.camera.center - scene.camera(i).center).norm()) / scene.transform.metres_to_scene(1.0)
+               for v, i in zip(first_round, [i for p in paths for i in p[1:]])]
+    assert lateral[:2] == pytest.approx([0.5, 1.0], abs=1e-4) and all(abs(x - 1.0) < 1e-4 for x in lateral[2:len(paths[0]) - 1])
     for v in method.pool.views:
         assert v.weight is not None and v.weight.shape == v.image.shape[:2]
         assert float(v.weight.min()) >= w_min - 1e-6 and float(v.weight.max()) <= 1.0 + 1e-6

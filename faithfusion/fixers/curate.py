@@ -46,6 +46,7 @@ from torch import Tensor
 from faithfusion.cameras import Camera
 from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
+from faithfusion.fusion.paths import ramp_shifts
 
 MARKER = "complete.json"
 RUNTIME_FIELDS = ("overwrite", "progress", "device", "max_seconds", "workers", "only")  # may differ between a run and its resume
@@ -520,12 +521,6 @@ def lane_shift_samples(ctx: Ctx, rd: Renderer) -> list[dict]:
 
 
 # --- video windows ---------------------------------------------------------------------------------
-
-
-def ramp_shifts(d: float, frames: int, ramp: int) -> list[float]:
-    """Per-frame shifts of a window: `ramp` frames from 0 to d (linear), then d."""
-    r = max(2, min(ramp, frames))
-    return [d * min(j / (r - 1), 1.0) + 0.0 for j in range(frames)]  # + 0.0: no -0.0
 
 
 def window_starts(n_steps: int, frames: int) -> list[int]:

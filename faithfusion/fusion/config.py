@@ -80,6 +80,9 @@ class FaithFusionSchedule(Schedule):
     """Use the video fixer (EIGent) while the shift is at most this (metres), Difix after; 0 = Difix at every
     shift (no video fixer is loaded)."""
     window: int = 16
+    ramp: int = 9
+    """Video rounds: the first window of each camera path ramps laterally from 0 to the shift over this many
+    frames (as EIGent was trained); frames at shift 0 are context only and do not join the pool."""
     probability: float = 0.4
     loss_weight: float = 1.0
     calib_views: int = 8

@@ -24,7 +24,7 @@ import torch
 from faithfusion.data.scene import SceneData
 from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
-from faithfusion.fusion.paths import sequences, windows
+from faithfusion.fusion.paths import ramp_shifts, sequences, windows
 from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, render_cameras
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
@@ -96,9 +96,12 @@ class FaithFusionMethod:
         length = self.sched.window if use_video else 8
         views, weights_mean = [], []
         fused_ids = [i for seq in sequences(self.scene, self.scene.train_ids) for i in seq[::max(1, self.sched.view_stride)]]
+        firsts = {seq[0] for seq in sequences(self.scene, fused_ids)}
         for side in self.sched.sides:
             for ids in windows(self.scene, fused_ids, length):
-                cams = [self.scene.shifted_camera(i, side * shift, self.scale) for i in ids]
+                ramp = use_video and ids[0] in firsts and self.sched.ramp > 1
+                offsets = ramp_shifts(side * shift, len(ids), self.sched.ramp) if ramp else [side * shift] * len(ids)
+                cams = [self.scene.shifted_camera(i, d, self.scale) for i, d in zip(ids, offsets)]
                 r = render_cameras(trainer, cams)
                 h, w = r.rgb.shape[1:3]
                 if session is not None:
@@ -114,6 +117,9 @@ class FaithFusionMethod:
                 else:
                     refs = self.refs.for_cameras(cams).to(r.rgb.device)
                     fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
+                keep = [k for k, d in enumerate(offsets) if abs(d) > 1e-6]  # shift-0 frames were context only
+                cams, fixed = [cams[k] for k in keep], fixed[keep]
+                weight = weight[keep] if weight is not None else None
                 new = make_views(cams, fixed, weights=weight, device=trainer.device)
                 views.extend(new)
                 if weight is not None:

@@ -76,3 +76,9 @@ def windows(scene: SceneData, ids: list[int], length: int) -> list[list[int]]:
     for seq in sequences(scene, ids):
         out.extend(seq[k : k + length] for k in range(0, len(seq), max(1, length)))
     return out
+
+
+def ramp_shifts(d: float, frames: int, ramp: int) -> list[float]:
+    """Per-frame shifts of a window: `ramp` frames from 0 to d (linear), then d (FaithFusion's lateral ramp)."""
+    r = max(2, min(ramp, frames))
+    return [d * min(j / (r - 1), 1.0) + 0.0 for j in range(frames)]  # + 0.0: no -0.0
