@@ -6,7 +6,8 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    fused views of earlier rounds (FisherAccumulator), and the EIG scale is re-calibrated on the
    captured views' own maps (eig/calibrate.py);
 2. for each shifted camera: its calibrated EIG g, the loss weight w = cal.weight(g) in [w_min, 1]
-   and the fixer's condition c = cal.soft_mask(g) in [0, 1];
+   and the fixer's condition c = g itself, the calibrated map the fixers were trained on (curation writes
+   the same `EigSession.eig` output; EIGent clamps it to [0, 1] and derives its own mask);
 3. the renders are repaired: by EIGent (video, windows along the path, conditioned on c) while the
    shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after;
 4. the repaired views join the fused pool (drawn with probability 0.4) with View.weight = w, and are
@@ -108,7 +109,7 @@ class FaithFusionMethod:
                     maps = [session.eig(c.to(trainer.device)) for c in cams]
                     cal = session.calibration
                     weight = torch.stack([cal.weight(g, m.covered) for m, g in maps])  # [T, H, W] in [w_min, 1]
-                    cond = torch.stack([cal.soft_mask(g, m.covered) for m, g in maps])  # [T, H, W] in [0, 1]
+                    cond = torch.stack([g for _, g in maps])  # [T, H, W] calibrated EIG, as in the curated data
                 else:
                     weight, cond = None, r.rgb.new_ones(len(cams), h, w)
                 if use_video:
