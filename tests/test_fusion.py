@@ -252,3 +252,16 @@ def test_demo_rejects_unknown_methods_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="faithfusion-no-eig"):
         run_demo(DemoConfig(out=tmp_path / "d", quick=True, methods=("3dgs", "nerf")))
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("blend", [True, False])
+def test_faithfusion_difix_blend_keeps_the_render_where_eig_is_low(scene_dir, tmp_path, monkeypatch, blend):
+    import faithfusion.fusion.faithfusion as ff
+
+    monkeypatch.setattr(ff, "fix_frames", lambda fixer, images, refs, eig=None: torch.ones_like(images))  # a white fixer
+    sched = FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, video_until=0.0, window=3,
+                                calib_views=2, difix_blend=blend)
+    _, _, method, _ = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion", faithfusion=sched))
+    images = torch.stack([v.image.float() / (255.0 if v.image.dtype == torch.uint8 else 1.0) for v in method.pool.views])
+    white = float((images > 0.999).all(-1).float().mean())
+    assert white == 1.0 if not blend else white < 0.9

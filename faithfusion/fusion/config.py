@@ -87,6 +87,8 @@ class FaithFusionSchedule(Schedule):
     loss_weight: float = 1.0
     calib_views: int = 8
     """Training views whose EIG maps calibrate the scale each round."""
+    difix_blend: bool = True
+    """Blend Difix's output with the render by the calibrated EIG soft mask (EIGent gates by EIG itself)."""
     view_stride: int = 1
     """Fuse every n-th captured frame of each camera per round (1 = all): fewer fused views, cheaper EIG."""
 

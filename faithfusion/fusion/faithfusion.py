@@ -9,7 +9,9 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    and the fixer's condition c = g itself, the calibrated map the fixers were trained on (curation writes
    the same `EigSession.eig` output; EIGent clamps it to [0, 1] and derives its own mask);
 3. the renders are repaired: by EIGent (video, windows along the path, conditioned on c) while the
-   shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after;
+   shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after; Difix, which takes no
+   EIG, is blended with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high,
+   left alone where the reconstruction is already constrained;
 4. the repaired views join the fused pool (drawn with probability 0.4) with View.weight = w, and are
    added to H_train with pixel weights w.
 
@@ -118,6 +120,9 @@ class FaithFusionMethod:
                 else:
                     refs = self.refs.for_cameras(cams).to(r.rgb.device)
                     fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
+                    if session is not None and self.sched.difix_blend:  # repaint where EIG is high, keep the render elsewhere
+                        m = torch.stack([cal.soft_mask(g, mp.covered) for mp, g in maps])[..., None]  # [T, H, W, 1]
+                        fixed = m * fixed + (1 - m) * r.rgb
                 keep = [k for k, d in enumerate(offsets) if abs(d) > 1e-6]  # shift-0 frames were context only
                 cams, fixed = [cams[k] for k in keep], fixed[keep]
                 weight = weight[keep] if weight is not None else None
