@@ -3,10 +3,10 @@
     python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--steps N]
         [--methods 3dgs difix3d difix3d+ faithfusion faithfusion-no-eig] [--result benchmarks/results/NAME.json]
 
-Each seed is one `faithfusion demo` run (scene, every method, lane-shift evaluation against ground truth,
-report) in DIR/seed_S; a seed whose demo.json exists is not run again (resume). The JSON holds, per method,
-the mean PSNR / SSIM / LPIPS at every |shift| over the seeds, the per-seed figures and wall times; the PNG
-beside it plots them.
+Each (seed, method) is one `faithfusion demo --methods M` run in DIR/seed_S (the seed's scene is generated
+once and shared); a method whose DIR/seed_S/M/eval/lane_shift.json exists is not run again (resume). The
+JSON holds, per method, the mean PSNR / SSIM / LPIPS at every |shift| over the seeds, the per-seed figures
+and wall times (the method's whole demo time: training, rounds and evaluation); the PNG beside it plots them.
 """
 
 from __future__ import annotations
@@ -50,10 +50,20 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for seed in a.seeds:
         folder = a.out / f"seed_{seed}"
-        if not (folder / "demo.json").is_file():
-            run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=tuple(a.methods),
-                                steps=a.steps, overwrite=True))
-        runs.append(json.loads((folder / "demo.json").read_text()))
+        run = {"seed": seed, "by_magnitude": {}, "seconds": {}, "notes": []}
+        for method in a.methods:
+            done = folder / method / "demo_method.json"
+            if not done.is_file():
+                run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,),
+                                    steps=a.steps, overwrite=True))
+                demo = json.loads((folder / "demo.json").read_text())
+                write_json(done, {"by_magnitude": demo["by_magnitude"][method], "seconds": demo["seconds"][method],
+                                  "notes": demo["notes"], "sizes": demo["sizes"]})
+            rec = json.loads(done.read_text())
+            run["by_magnitude"][method], run["seconds"][method] = rec["by_magnitude"], rec["seconds"]
+            run["notes"] += rec["notes"]
+            run["sizes"] = rec["sizes"]
+        runs.append(run)
     curves = {m: mean_curves(runs, m) for m in a.methods}
     result = {
         "benchmark": "fusion_comparison", "commit": git_commit(), "command": "python " + " ".join(sys.argv),
