@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--result", type=Path, default=None)
+    ap.add_argument("--no-run", action="store_true", help="only aggregate the (seed, method) runs already done")
     a = ap.parse_args(argv)
     runs = []
     for seed in a.seeds:
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         run = {"seed": seed, "by_magnitude": {}, "seconds": {}, "notes": []}
         for method in a.methods:
             done = folder / method / "demo_method.json"
+            if not done.is_file() and a.no_run:
+                continue
             if not done.is_file():
                 run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,),
                                     steps=a.steps, overwrite=True))
@@ -64,10 +67,12 @@ def main(argv: list[str] | None = None) -> None:
             run["notes"] += rec["notes"]
             run["sizes"] = rec["sizes"]
         runs.append(run)
-    curves = {m: mean_curves(runs, m) for m in a.methods}
+    curves = {m: mean_curves([r for r in runs if m in r["by_magnitude"]], m) for m in a.methods
+              if any(m in r["by_magnitude"] for r in runs)}
     result = {
         "benchmark": "fusion_comparison", "commit": git_commit(), "command": "python " + " ".join(sys.argv),
-        "seeds": a.seeds, "sizes": runs[0]["sizes"], "steps_per_method": runs[0]["sizes"]["steps"] if a.steps is None else a.steps,
+        "seeds": a.seeds, "seeds_per_method": {m: [r["seed"] for r in runs if m in r["by_magnitude"]] for m in a.methods},
+        "sizes": next(r["sizes"] for r in runs if "sizes" in r), "steps_per_method": next(r["sizes"] for r in runs if "sizes" in r)["steps"] if a.steps is None else a.steps,
         "notes": sorted({n for r in runs for n in r["notes"]}), "mean_by_magnitude": curves,
         "per_seed": {str(r["seed"]): {"by_magnitude": r["by_magnitude"], "seconds": r["seconds"]} for r in runs},
     }
