@@ -121,7 +121,11 @@ def lane_shift_camera(camera: Camera, ego_to_world: Tensor, metres: float) -> Ca
 
 def quat_to_rotmat(q: Tensor) -> Tensor:
     """wxyz quaternions `[..., 4]` (need not be unit) to rotation matrices `[..., 3, 3]`."""
-    q = q / q.norm(dim=-1, keepdim=True)
+    return rotmat_formula(q / q.norm(dim=-1, keepdim=True))
+
+
+def rotmat_formula(q: Tensor) -> Tensor:
+    """The quaternion rotation formula for wxyz `[..., 4]` taken as given (no normalisation) -> `[..., 3, 3]`."""
     w, x, y, z = q.unbind(-1)
     return torch.stack(
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 def lpips_weights_available() -> bool:
@@ -19,3 +20,12 @@ requires_lpips = pytest.mark.skipif(
     not lpips_weights_available(),
     reason="LPIPS weights not found (../shared/weights/lpips_squeeze_v01.npz or $FAITHFUSION_LPIPS_WEIGHTS)",
 )
+
+
+@pytest.fixture
+def single_thread():
+    """One torch thread for the test (exact float comparisons do not depend on the thread count)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

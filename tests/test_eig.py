@@ -15,12 +15,7 @@ from faithfusion.render import render
 from faithfusion.render.torch_backend import MAX_ALPHA, T_STOP
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:

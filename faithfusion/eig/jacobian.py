@@ -118,15 +118,9 @@ def view_quantities(
 
 def _rot(q: Tensor) -> Tensor:
     """The rotation formula of `quat_scale_factor` for quats `[..., 4]` (wxyz) taken as given (no normalisation)."""
-    w, x, y, z = q.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(*q.shape[:-1], 3, 3)
+    from faithfusion.cameras import rotmat_formula
+
+    return rotmat_formula(q)
 
 
 def analytic_jacobian(
