@@ -107,7 +107,7 @@ def bench_eig_view(session, view, device, warmup: int, repeats: int, compiled: b
         out["eig_map_compiled"] = timed(lambda: session.eig(cam), device, 2, repeats)
         session.compiled = False
     acq = torch.rand(len(model), device=device)
-    out["stage_composite"] = timed(lambda: composite_scalar(vp, acq), device, 1, max(3, repeats // 2))
+    out["stage_composite"] = timed(lambda: composite_scalar(vp, acq, backend), device, 1, max(3, repeats // 2))
     return out
 
 

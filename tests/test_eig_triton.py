@@ -20,6 +20,7 @@ if not torch.cuda.is_available():
 from faithfusion.cameras import Camera  # noqa: E402
 from faithfusion.eig.fisher import PARAM_GROUPS, fisher_diagonal, pair_sums, prepare_view, resolve_backend  # noqa: E402
 from faithfusion.eig.jacobian import view_quantities  # noqa: E402
+from faithfusion.eig.maps import composite_scalar, eig_map  # noqa: E402
 from faithfusion.eig.oracle import fisher_oracle  # noqa: E402
 from faithfusion.eig.toy import toy_scene  # noqa: E402
 from faithfusion.gaussians.model import GaussianModel  # noqa: E402
@@ -151,12 +152,42 @@ def test_triton_random_scene_pair_sums(config, opaque, cfg):
                 assert rel(H_x[g], H_o[g]) < 1e-10, (g, rel(H_x[g], H_o[g]))
 
 
+def _check_composite(model, cam, bg, tol: float) -> None:
+    """The Triton compositing against the torch chunks: one and two value columns, and a whole EIG map."""
+    vp = prepare_view(model, cam)
+    g = torch.Generator().manual_seed(1)
+    vals = torch.rand(len(model), 2, generator=g, dtype=torch.float64).to(model.params["means"])
+    for v in (vals[:, 0], vals):
+        a = composite_scalar(vp, v, backend="torch")
+        b = composite_scalar(vp, v, backend="triton")
+        for x, y in ((a.wI, b.wI), (a.w2I, b.w2I), (a.alpha, b.alpha)):
+            assert x.shape == y.shape and x.norm() > 0 and rel(y, x) < tol, rel(y, x)
+        assert torch.equal(a.count, b.count)
+    H = fisher_diagonal(model, [cam], backgrounds=[bg], backend="torch")
+    H = {k: h * 0.5 + 1e-3 for k, h in H.items()}
+    for form in ("fisherrf", "faithfusion", "diag"):
+        m_t = eig_map(model, cam, H, form=form, background=bg, backend="torch")
+        m_x = eig_map(model, cam, H, form=form, background=bg, backend="triton")
+        assert torch.equal(m_t.covered, m_x.covered)
+        assert rel(m_x.eig, m_t.eig) < tol, (form, rel(m_x.eig, m_t.eig))
+
+
+@cpu_kernel
+@pytest.mark.parametrize("opaque", [False, True])
+def test_triton_composite_equals_torch(config, opaque):
+    """The compositing kernel (EIG maps) on 24x16 with a partial tile, float64 and float32."""
+    config("8,4,4")
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+        model, cam, bg, _ = random_scene(60 if opaque else 30, 24, 16, seed=5, opaque=opaque, dtype=dtype)
+        _check_composite(model, cam, bg, tol)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_triton_equals_torch_on_cuda():
     """4000 anisotropic Gaussians at 160x120 (and an opaque 2000 at 200x136) on CUDA: the kernel against the torch path."""
     dev = torch.device("cuda")
-    assert resolve_backend("auto", dev) == "torch"  # opt-in until this test has passed on a GPU
+    assert resolve_backend("auto", dev) == "triton"  # the default on CUDA: this test holds it to the torch path
     for n, W, H, opaque in ((4000, 160, 120, False), (2000, 200, 136, True)):
         for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
             model, cam, bg, w = random_scene(n, W, H, seed=7, opaque=opaque, dtype=dtype)
@@ -168,6 +199,7 @@ def test_triton_equals_torch_on_cuda():
                 assert H_t[g].norm() > 0, g
                 assert rel(H_x[g], H_t[g]) < tol, (n, dtype, g, rel(H_x[g], H_t[g]))
             _check_jacobian(model, cam, 1e-12 if dtype == torch.float64 else 1e-5)
+            _check_composite(model, cam, bg, tol)
 
 
 def _check_jacobian(model, cam, tol: float) -> None:

@@ -227,18 +227,19 @@ BACKENDS = ("auto", "torch", "triton")
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """'auto' -> 'torch' for now: the Triton kernel matches the oracle in Triton's interpreter but has not yet
-    been compiled and checked on a GPU (tests/test_eig_triton.py -m gpu), so it is opt-in until then:
-    backend='triton' or, on CUDA, FAITHFUSION_EIG_BACKEND=triton overriding 'auto'.
-    'triton' on the CPU needs TRITON_INTERPRET=1 (Triton's interpreter: tests)."""
+    """'auto' -> 'triton' on CUDA where triton is installed (the kernels of `triton_pairs.py` and
+    `triton_composite.py`, held to the torch path by tests/test_eig_triton.py -m gpu), else 'torch';
+    FAITHFUSION_EIG_BACKEND=torch|triton overrides 'auto'. 'triton' on the CPU needs TRITON_INTERPRET=1
+    (Triton's interpreter: tests)."""
+    import importlib.util
     import os
 
-    if backend == "auto" and device.type == "cuda" and os.environ.get("FAITHFUSION_EIG_BACKEND", "auto") != "auto":
+    if backend == "auto" and os.environ.get("FAITHFUSION_EIG_BACKEND", "auto") != "auto":
         backend = os.environ["FAITHFUSION_EIG_BACKEND"]
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: choose from {BACKENDS}")
     if backend == "auto":
-        return "torch"
+        return "triton" if device.type == "cuda" and importlib.util.find_spec("triton") is not None else "torch"
     if backend == "triton" and device.type != "cuda":
         if os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("backend='triton' on the CPU needs TRITON_INTERPRET=1 (set before importing triton)")

@@ -40,7 +40,8 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad
-from faithfusion.eig.fisher import ViewPass, _quad, background_blocks, prepare_view, view_fisher
+from faithfusion.eig.fisher import ViewPass, _quad, background_blocks, prepare_view, resolve_backend, view_fisher
+from faithfusion.render.torch_backend import build_tile_lists
 from faithfusion.eig.jacobian import GEO_ROWS
 from faithfusion.gaussians.model import GaussianModel
 
@@ -120,9 +121,13 @@ class PixelSums:
     alpha: Tensor  # accumulated opacity 1 - T_final
 
 
-def composite_scalar(vp: ViewPass, values: Tensor) -> PixelSums:
+def composite_scalar(vp: ViewPass, values: Tensor, backend: str = "auto") -> PixelSums:
     """Blend a per-Gaussian scalar `values [N]` (or `V` of them at once, `[N, V]`) over the view's pairs (same
-    pairs and weights as the render)."""
+    pairs and weights as the render); `backend` as `fisher.resolve_backend` (triton: `triton_composite.py`)."""
+    if resolve_backend(backend, vp.vq.proj.means2d.device) == "triton":
+        return _composite_triton(vp, values)
+    if not vp.chunks and vp.tiles is not None:
+        raise ValueError("composite_scalar(backend='torch') needs a view prepared with plan=True")
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
     quad = _quad(grid, means2d)  # [P, 6]
@@ -149,6 +154,24 @@ def composite_scalar(vp: ViewPass, values: Tensor) -> PixelSums:
     if values.dim() == 1:
         wI, w2I = wI[..., 0], w2I[..., 0]
     return PixelSums(wI, w2I, img[..., -2], img[..., -1])
+
+
+def _composite_triton(vp: ViewPass, values: Tensor) -> PixelSums:
+    """`composite_scalar` by the Triton kernel, one launch per value column."""
+    from faithfusion.eig.triton_composite import composite_raw
+
+    vq, cam = vp.vq, vp.camera
+    tiles = vp.tiles if vp.tiles is not None else build_tile_lists(vq.proj, cam.width, cam.height)
+    means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
+    vals = values[:, None] if values.dim() == 1 else values  # [N, V]
+    with torch.no_grad():
+        imgs = [composite_raw(means2d, conics, vq.opacities, vals[:, j], tiles, cam.width, cam.height)
+                for j in range(vals.shape[1])]  # V x [H, W, 4]
+    wI = torch.stack([im[..., 0] for im in imgs], -1)
+    w2I = torch.stack([im[..., 1] for im in imgs], -1)
+    if values.dim() == 1:
+        wI, w2I = wI[..., 0], w2I[..., 0]
+    return PixelSums(wI, w2I, imgs[0][..., 2], imgs[0][..., 3])
 
 
 def pixel_eig(sums: PixelSums, form: Form) -> Tensor:
@@ -214,15 +237,19 @@ def eig_map(
     h_floor: float = 0.0,
     group_norm: str | Mapping[str, float] | None = None,
     smooth: int = 0,
+    backend: str = "auto",
 ) -> EigMap:
     """EIG map of `camera`: its own Fisher H_view, the acquisition against `H_train`, composited per pixel
-    (`acq`, `h_floor`, `group_norm`, `smooth`: the variants of the module docstring; defaults = published)."""
+    (`acq`, `h_floor`, `group_norm`, `smooth`: the variants of the module docstring; defaults = published).
+    `backend` ('auto', 'torch', 'triton'; `fisher.resolve_backend`) runs both pair loops, H_view and the
+    compositing, in torch chunks or in the Triton kernels."""
     groups = tuple(groups or H_train.keys())
-    vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs,
+    backend = resolve_backend(backend, model.device)
+    vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, plan=backend == "torch",
                       jacobian=any(g in ("means", "scales", "quats", "opacities") for g in groups))
-    H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled)
+    H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled, backend=backend)
     I = acquisition(H_view, H_train, lam, acq=acq, h_floor=h_floor, group_norm=group_norm)  # [N]
-    return finish_map(composite_scalar(vp, I), form, alpha_min, I if keep_acquisition else None, smooth)
+    return finish_map(composite_scalar(vp, I, backend), form, alpha_min, I if keep_acquisition else None, smooth)
 
 
 
