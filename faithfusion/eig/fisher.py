@@ -229,12 +229,12 @@ BACKENDS = ("auto", "torch", "triton")
 def resolve_backend(backend: str, device: torch.device) -> str:
     """'auto' -> 'triton' on CUDA where triton is installed (the kernels of `triton_pairs.py` and
     `triton_composite.py`, held to the torch path by tests/test_eig_triton.py -m gpu), else 'torch';
-    FAITHFUSION_EIG_BACKEND=torch|triton overrides 'auto'. 'triton' on the CPU needs TRITON_INTERPRET=1
+    FAITHFUSION_EIG_BACKEND=torch|triton overrides 'auto' on CUDA. 'triton' on the CPU needs TRITON_INTERPRET=1
     (Triton's interpreter: tests)."""
     import importlib.util
     import os
 
-    if backend == "auto" and os.environ.get("FAITHFUSION_EIG_BACKEND", "auto") != "auto":
+    if backend == "auto" and device.type == "cuda" and os.environ.get("FAITHFUSION_EIG_BACKEND", "auto") != "auto":
         backend = os.environ["FAITHFUSION_EIG_BACKEND"]
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: choose from {BACKENDS}")
