@@ -7,10 +7,12 @@
 # calls only while the machine stays warm (stages resume: complete scenes are skipped, training continues
 # from its newest checkpoint).
 #   STAGES="curate train eval"   (default: all)
-#   VIDEO=1         also curate EIG maps and the 16-frame video windows for EIGent / GenFusion. Measured on the
-#                   H100 with 9 workers: more than 15 min for the 9 scenes, mostly the per-sample EIG maps.
+#   VIDEO=1         also curate EIG maps and the 16-frame video windows for EIGent / GenFusion (with the torch
+#                   EIG path this took more than 15 min on the H100 with 9 workers; the Triton kernels are the
+#                   default on CUDA since)
 #   MODELS="difix"  which fixers to train side by side (difix eigent genfusion; the video ones need VIDEO=1 and
-#                   are evaluated against the Difix of the same call: python -m faithfusion.fixers.evaluate_video)
+#                   are evaluated against the Difix of the same call, or the shipped one where this call trains
+#                   none: python -m faithfusion.fixers.evaluate_video)
 #   CURATE_STEPS (2000), TRAIN_SECONDS (wall limit of each training, fitted into BUDGET_SECONDS=570),
 #   DIFIX_STEPS (3000), VIDEO_STEPS (1500).
 # The trained models come back as $OUT/<model>.tar (model/ = config.json + model.safetensors, the files that
@@ -25,7 +27,7 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-420}; L=$FAITHFUSION_LPIPS_WEIGHTS
 video=(--no-with-eig); [ -n "${VIDEO:-}" ] && video=(--video-windows --video-shifts 3 6)
 mkdir -p $OUT/logs
 if [[ $STAGES == *curate* ]]; then
-  $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 --test-seeds 8 9 10 --synth-frames 40 --synth-width 480 \
+  timeout ${CURATE_SECONDS:-3000} $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 --test-seeds 8 9 10 --synth-frames 40 --synth-width 480 \
     --synth-height 320 --steps ${CURATE_STEPS:-2000} --device cuda --shift-stride 4 --underfit-stride 4 \
     "${video[@]}" --workers 9 --no-progress 2>&1 | tail -20 | tee $OUT/logs/curate.log
   cp $DATA/summary.json $OUT/logs/curate_summary.json
@@ -50,17 +52,20 @@ if [[ $STAGES == *train* ]]; then
   done
   echo "train $(( $(date +%s) - t0 )) s"
 fi
+DIFIX=$RUNS/difix/model; [ -d $DIFIX ] || DIFIX=faithfusion/fixers/weights/difix
 if [[ $STAGES == *eval* ]]; then
-  ev="python3 -m faithfusion.fixers.evaluate --model $RUNS/difix/model --lpips-weights $L --index $DATA/index.json --split test"
-  for d in 1 3 6; do $ev --kinds lane_shift --shifts $d --out $OUT/difix_eval_${d}m.json & done
-  $ev --kinds sparse,underfit,cross_camera --shifts "" --out $OUT/difix_eval_other.json &
+  ev="python3 -m faithfusion.fixers.evaluate --model $DIFIX --lpips-weights $L --index $DATA/index.json --split test"
+  if [[ $MODELS == *difix* ]]; then
+    for d in 1 3 6; do $ev --kinds lane_shift --shifts $d --out $OUT/difix_eval_${d}m.json & done
+    $ev --kinds sparse,underfit,cross_camera --shifts "" --out $OUT/difix_eval_other.json &
+  fi
   for m in $MODELS; do   # video fixers beside the per-frame Difix: quality, warp error, low-EIG change, depth
     [ $m = difix ] && continue
     python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --model $RUNS/$m/model \
-      --difix $RUNS/difix/model --lpips-weights $L --shifts 3,6 --out $OUT/${m}_eval.json &
+      --difix $DIFIX --lpips-weights $L --shifts 3,6 --out $OUT/${m}_eval.json &
   done
   wait
-  cat $OUT/difix_eval_*.json
+  cat $OUT/*_eval*.json 2>/dev/null | head -c 6000
 fi
 tar -C $OUT -cf $OUT/logs.tar logs && rm -r $OUT/logs   # $OUT returns at most 8 files
 echo "total $(( $(date +%s) - t0 )) s"
