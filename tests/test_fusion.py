@@ -217,19 +217,28 @@ def test_resume_at_round_boundary_matches(scene_dir, tmp_path):
     assert torch.allclose(tr_a.model.params["means"], tr_c.model.params["means"], atol=1e-5)
 
 
-def test_missing_fixer_is_named(tmp_path):
-    with pytest.raises(MissingFixerError, match="weights/eigent"):  # no EIGent ships yet
+def test_missing_fixer_is_named(tmp_path, monkeypatch):
+    import faithfusion.fusion.fixers as fixers_module
+
+    monkeypatch.setattr(fixers_module, "WEIGHTS_ROOT", tmp_path / "weights")  # no shipped weights there
+    with pytest.raises(MissingFixerError, match="weights/eigent"):
         choose_fixer(None, "eigent")
     with pytest.raises(MissingFixerError, match=str(tmp_path)):
         choose_fixer(tmp_path, "difix")
 
 
-def test_shipped_difix_is_the_trained_default():
-    chosen = choose_fixer(None, "difix")
+@pytest.mark.parametrize("kind,cls", [("difix", "Difix"), ("eigent", "EIGent"), ("genfusion", "GenFusion")])
+def test_shipped_fixers_are_the_trained_defaults(kind, cls):
+    chosen = choose_fixer(None, kind)
     size = sum(p.stat().st_size for p in Path(chosen.source).iterdir())
-    assert not chosen.identity and type(chosen.fixer).__name__ == "Difix" and size <= 15 * 2**20
-    img = torch.rand(1, 1, 32, 48, 3, generator=torch.Generator().manual_seed(0))  # [B, T, H, W, 3]
-    out = chosen.fixer.fix(img).images
+    assert not chosen.identity and type(chosen.fixer).__name__ == cls and size <= 15 * 2**20
+    g = torch.Generator().manual_seed(0)
+    T = 1 if kind == "difix" else 16
+    img = torch.rand(1, T, 32, 48, 3, generator=g)  # [B, T, H, W, 3]
+    kw = {} if kind == "difix" else {"ref": img[:, 0], "eig": torch.rand(1, T, 32, 48, generator=g),
+                                     "depth": torch.rand(1, T, 32, 48, generator=g) * 10 + 1}
+    with torch.no_grad():
+        out = chosen.fixer.fix(img, **kw).images
     assert out.shape == img.shape and (out - img).abs().mean() > 1e-3  # trained: not the identity it starts as
 
 
