@@ -39,7 +39,8 @@ from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
 from faithfusion.eig.blocks import BlockGrid, BlockLists, Chunk, chunk_lists, plan_chunks
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, view_quantities
 from faithfusion.gaussians.model import GaussianModel
-from faithfusion.render.torch_backend import TileLists, build_tile_lists
+from faithfusion.render.gsplat_backend import tile_lists
+from faithfusion.render.torch_backend import TileLists
 
 PARAM_GROUPS: tuple[str, ...] = ("means", "scales", "quats", "opacities", "sh0", "shN")
 BLOCK = 8
@@ -103,7 +104,7 @@ def prepare_view(
     with torch.no_grad():
         viewmat, K = cam.viewmat.to(params["means"].dtype), cam.K.to(params["means"].dtype)
         vq = view_quantities(params, degree, viewmat, K, cam.width, cam.height, eps2d, near_plane, far_plane, jacobian)
-        tl = build_tile_lists(vq.proj, cam.width, cam.height)
+        tl = tile_lists(vq.proj, cam.width, cam.height)
         if not plan:
             grid = BlockGrid(block, tl.tiles_x * (tl.tile_size // block), tl.tiles_y * (tl.tile_size // block),
                              cam.width, cam.height)
@@ -251,7 +252,7 @@ def _pair_sums_triton(vp: ViewPass, pixel_weights: Tensor | None, background: Te
     from faithfusion.eig.triton_pairs import pair_sums_raw, unpack
 
     vq, cam = vp.vq, vp.camera
-    tiles = vp.tiles if vp.tiles is not None else build_tile_lists(vq.proj, cam.width, cam.height)
+    tiles = vp.tiles if vp.tiles is not None else tile_lists(vq.proj, cam.width, cam.height)
     with torch.no_grad():
         out = pair_sums_raw(vq.proj.means2d[0], vq.proj.conics[0], vq.opacities, vq.colors, tiles,
                             cam.width, cam.height, pixel_weights, background)

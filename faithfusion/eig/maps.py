@@ -41,7 +41,7 @@ from torch import Tensor
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad
 from faithfusion.eig.fisher import ViewPass, _quad, background_blocks, prepare_view, resolve_backend, view_fisher
-from faithfusion.render.torch_backend import build_tile_lists
+from faithfusion.render.gsplat_backend import tile_lists
 from faithfusion.eig.jacobian import GEO_ROWS
 from faithfusion.gaussians.model import GaussianModel
 
@@ -161,7 +161,7 @@ def _composite_triton(vp: ViewPass, values: Tensor) -> PixelSums:
     from faithfusion.eig.triton_composite import composite_raw
 
     vq, cam = vp.vq, vp.camera
-    tiles = vp.tiles if vp.tiles is not None else build_tile_lists(vq.proj, cam.width, cam.height)
+    tiles = vp.tiles if vp.tiles is not None else tile_lists(vq.proj, cam.width, cam.height)
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
     vals = values[:, None] if values.dim() == 1 else values  # [N, V]
     with torch.no_grad():
