@@ -76,9 +76,10 @@ def view_quantities(
     sh_coeffs = torch.cat([params["sh0"], params["shN"]], 1)  # [N, K, 3]
     vm, Ks = viewmat[None], K[None]
     opac = torch.sigmoid(logit_o)
-    proj = project_gaussians(means, quats, torch.exp(log_scales), opac, vm, Ks, width, height, eps2d, near_plane, far_plane)
-    colors = sh_colors(means, sh_coeffs, sh_degree, vm)[0]  # [N, 3]
+    proj = _compiled("projection", project_gaussians, means.is_cuda)(
+        means, quats, torch.exp(log_scales), opac, vm, Ks, width, height, eps2d, near_plane, far_plane)
     bases, raw = _sh_raw(means, sh_coeffs, sh_degree, viewmat)
+    colors = raw.clamp_min(0.0)  # [N, 3] = render.sh.sh_colors
     if not jacobian:
         return ViewQuantities(proj, opac, colors, None, bases, raw >= 0)
 
@@ -136,7 +137,41 @@ def analytic_jacobian(
     height: int,
     eps2d: float = 0.3,
 ) -> Tensor:
-    """d u / d (means, log-scales, quats, logit opacity) `[V, 11, 9]` in closed form (see the module docstring)."""
+    """d u / d (means, log-scales, quats, logit opacity) `[V, 11, 9]` in closed form (see the module docstring).
+    On CUDA the geometric part runs through torch.compile (one fused pass over the Gaussians instead of ~100
+    small kernels; FAITHFUSION_EIG_COMPILE=0 turns it off)."""
+    J = _compiled("geometry", _geometry_jacobian, means.is_cuda)(means, log_scales, quats, logit_o, viewmat, K,
+                                                               width, height, eps2d)
+    if sh_degree > 0:  # colour through the view direction: 3 backward passes through the SH only
+        vm = viewmat[None]
+        with torch.enable_grad():
+            m = means.detach().requires_grad_(True)
+            col = sh_colors(m, sh_coeffs, sh_degree, vm)[0]  # [V, 3]
+            for k in range(3):
+                (g,) = torch.autograd.grad(col[:, k].sum(), m, retain_graph=k < 2)
+                J[:, 0:3, 6 + k] = g
+    return J
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(name: str, fn, cuda: bool):
+    """`fn`, or on CUDA (unless FAITHFUSION_EIG_COMPILE=0) its torch.compile'd form, shapes dynamic."""
+    import os
+
+    if not cuda or os.environ.get("FAITHFUSION_EIG_COMPILE", "1") == "0":
+        return fn
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(fn, dynamic=True)
+    return _COMPILED[name]
+
+
+def _geometry_jacobian(
+    means: Tensor, log_scales: Tensor, quats: Tensor, logit_o: Tensor, viewmat: Tensor, K: Tensor,
+    width: int, height: int, eps2d: float,
+) -> Tensor:
+    """`analytic_jacobian` without the colour's dependence on the mean `[V, 11, 9]`."""
     V, dt = means.shape[0], means.dtype
     Rc, t = viewmat[:3, :3], viewmat[:3, 3]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
@@ -207,12 +242,4 @@ def analytic_jacobian(
     J[..., 2], J[..., 3], J[..., 4] = dA, dB, dC
     o = torch.sigmoid(logit_o)
     J[:, 10, 5] = o * (1 - o)
-    if sh_degree > 0:  # colour through the view direction: 3 backward passes through the SH only
-        vm = viewmat[None]
-        with torch.enable_grad():
-            m = means.detach().requires_grad_(True)
-            col = sh_colors(m, sh_coeffs, sh_degree, vm)[0]  # [V, 3]
-            for k in range(3):
-                (g,) = torch.autograd.grad(col[:, k].sum(), m, retain_graph=k < 2)
-                J[:, 0:3, 6 + k] = g
     return J
