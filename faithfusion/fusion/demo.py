@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from faithfusion.data.scene import save_json_atomic
+from faithfusion.fusion.config import FaithFusionSchedule
 from faithfusion.fusion.fixers import WEIGHTS_ROOT
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
 
@@ -40,6 +41,8 @@ class DemoConfig:
     steps: int | None = None
     """Training steps per method (default: 1500 quick, 7000 full)."""
     overwrite: bool = False
+    faithfusion: FaithFusionSchedule = field(default_factory=FaithFusionSchedule)
+    """FaithFusion's schedule (e.g. --faithfusion.loss-weight 0.3); its view_stride is the demo size's unless set."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -87,7 +90,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         schedule = "faithfusion" if ablation else method
         run_cfg = as_fuse_config(replace(base, out=out / method), method=schedule, fixer=cfg.fixer,
                                  video_fixer=cfg.video_fixer, no_eig=ablation)
-        run_cfg.faithfusion.view_stride = sizes["fuse_view_stride"]
+        run_cfg.faithfusion = replace(cfg.faithfusion, view_stride=cfg.faithfusion.view_stride
+                                      if cfg.faithfusion.view_stride != 1 else sizes["fuse_view_stride"])
         if schedule == "faithfusion" and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
             run_cfg.faithfusion.video_until = 0.0
             note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
