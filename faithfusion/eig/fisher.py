@@ -37,7 +37,7 @@ from torch import Tensor
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
 from faithfusion.eig.blocks import BlockGrid, BlockLists, Chunk, chunk_lists, plan_chunks
-from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, view_quantities
+from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, compiled_fn, view_quantities
 from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render.gsplat_backend import tile_lists
 from faithfusion.render.torch_backend import TileLists
@@ -212,16 +212,9 @@ def chunk_moments(
     return torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
 
 
-_COMPILED: dict = {}
-
-
 def _chunk_fn(compiled: bool):
     """`chunk_moments`, or its torch.compile'd form (fuses the elementwise passes; shapes vary: dynamic)."""
-    if not compiled:
-        return chunk_moments
-    if "fn" not in _COMPILED:
-        _COMPILED["fn"] = torch.compile(chunk_moments, dynamic=True)
-    return _COMPILED["fn"]
+    return compiled_fn("chunk_moments", chunk_moments, compiled)
 
 
 BACKENDS = ("auto", "torch", "triton")

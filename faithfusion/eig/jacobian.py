@@ -76,7 +76,7 @@ def view_quantities(
     sh_coeffs = torch.cat([params["sh0"], params["shN"]], 1)  # [N, K, 3]
     vm, Ks = viewmat[None], K[None]
     opac = torch.sigmoid(logit_o)
-    proj = _compiled("projection", project_gaussians, means.is_cuda)(
+    proj = compiled_fn("projection", project_gaussians, means.is_cuda)(
         means, quats, torch.exp(log_scales), opac, vm, Ks, width, height, eps2d, near_plane, far_plane)
     bases, raw = _sh_raw(means, sh_coeffs, sh_degree, viewmat)
     colors = raw.clamp_min(0.0)  # [N, 3] = render.sh.sh_colors
@@ -140,7 +140,7 @@ def analytic_jacobian(
     """d u / d (means, log-scales, quats, logit opacity) `[V, 11, 9]` in closed form (see the module docstring).
     On CUDA the geometric part runs through torch.compile (one fused pass over the Gaussians instead of ~100
     small kernels; FAITHFUSION_EIG_COMPILE=0 turns it off)."""
-    J = _compiled("geometry", _geometry_jacobian, means.is_cuda)(means, log_scales, quats, logit_o, viewmat, K,
+    J = compiled_fn("geometry", _geometry_jacobian, means.is_cuda)(means, log_scales, quats, logit_o, viewmat, K,
                                                                width, height, eps2d)
     if sh_degree > 0:  # colour through the view direction: 3 backward passes through the SH only
         vm = viewmat[None]
@@ -156,11 +156,12 @@ def analytic_jacobian(
 _COMPILED: dict = {}
 
 
-def _compiled(name: str, fn, cuda: bool):
-    """`fn`, or on CUDA (unless FAITHFUSION_EIG_COMPILE=0) its torch.compile'd form, shapes dynamic."""
+def compiled_fn(name: str, fn, enabled: bool):
+    """`fn`, or where `enabled` (and not FAITHFUSION_EIG_COMPILE=0) its torch.compile'd form, shapes dynamic,
+    built once per name: the EIG code's one cache of compiled functions."""
     import os
 
-    if not cuda or os.environ.get("FAITHFUSION_EIG_COMPILE", "1") == "0":
+    if not enabled or os.environ.get("FAITHFUSION_EIG_COMPILE", "1") == "0":
         return fn
     if name not in _COMPILED:
         _COMPILED[name] = torch.compile(fn, dynamic=True)

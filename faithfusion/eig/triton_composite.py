@@ -19,8 +19,8 @@ from torch import Tensor
 import triton
 import triton.language as tl
 
-from faithfusion.eig.triton_pairs import _walk_batch, default_config
-from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, TileLists
+from faithfusion.eig.triton_pairs import _block_setup, _walk_batch, prepare_launch
+from faithfusion.render.torch_backend import TileLists
 
 N_IMG = 4  # wI, w2I, count, alpha
 
@@ -36,28 +36,8 @@ def _composite_kernel(
     width, height, tiles_x,
     TILE: tl.constexpr, BS: tl.constexpr, G: tl.constexpr,
 ):
-    NSUB: tl.constexpr = (TILE // BS) * (TILE // BS)
-    pid = tl.program_id(0)
-    tile = pid // NSUB
-    sub = pid % NSUB
-    tx = tile % tiles_x
-    ty = tile // tiles_x
-    sx = sub % (TILE // BS)
-    sy = sub // (TILE // BS)
-    p = tl.arange(0, BS * BS)
-    px = tx * TILE + sx * BS + p % BS
-    py = ty * TILE + sy * BS + p // BS
-    inside = (px < width) & (py < height)
-    pix = py * width + px
-    fx = px.to(gd_ptr.dtype.element_ty) + 0.5
-    fy = py.to(gd_ptr.dtype.element_ty) + 0.5
-    ALPHA_MIN = tl.load(consts_ptr + 0)
-    ALPHA_MAX = tl.load(consts_ptr + 1)
-    T_STOP_C = tl.load(consts_ptr + 2)
-    start = tl.load(offsets_ptr + tile)
-    end = tl.load(offsets_ptr + tile + 1)
-    n_batches = tl.cdiv(end - start, G)
-
+    (inside, pix, fx, fy, start, end, n_batches, ALPHA_MIN, ALPHA_MAX, T_STOP_C) = _block_setup(
+        gd_ptr, offsets_ptr, consts_ptr, width, height, tiles_x, TILE, BS, G)
     zero = fx * 0.0
     logT = zero
     stopped = tl.where(inside, 0, 1)
@@ -93,24 +73,15 @@ def composite_raw(
     config: tuple[int, int, int] | None = None,
 ) -> Tensor:
     """Per pixel `[H, W, 4]`: sum w v, sum w^2 v, the number of blended Gaussians, accumulated alpha."""
-    if tl_lists.n_cameras != 1:
-        raise ValueError("composite_raw works on one camera at a time")
-    block, batch, warps = config or default_config()
-    tile = tl_lists.tile_size
-    if tile % block:
-        raise ValueError(f"block {block} must divide the tile size {tile}")
     N = means2d.shape[0]
     gd = torch.cat([means2d, conics, opacities[:, None], means2d.new_zeros(N, 3)], -1).contiguous()  # [N, 9]
     out = gd.new_zeros(height, width, N_IMG)
-    if tl_lists.flat_ids.numel() == 0:
+    launch = prepare_launch(tl_lists, gd, config)
+    if launch is None:
         return out
-    offsets = tl_lists.offsets.to(torch.int32).contiguous()
-    ids = (tl_lists.flat_ids % tl_lists.n_gaussians).to(torch.int32).contiguous()
-    consts = torch.tensor([ALPHA_THRESHOLD, MAX_ALPHA, T_STOP], dtype=gd.dtype, device=gd.device)
-    n_prog = tl_lists.n_tiles * (tile // block) ** 2
-    _composite_kernel[(n_prog,)](
-        gd, values.to(gd).contiguous(), offsets, ids, out, consts,
+    _composite_kernel[(launch.n_programs,)](
+        gd, values.to(gd).contiguous(), launch.offsets, launch.ids, out, launch.consts,
         width, height, tl_lists.tiles_x,
-        TILE=tile, BS=block, G=batch, num_warps=warps,
+        TILE=tl_lists.tile_size, BS=launch.block, G=launch.batch, num_warps=launch.warps,
     )
     return out

@@ -28,6 +28,7 @@ imported: tests). Tunables: `FAITHFUSION_EIG_TRITON="block,batch,num_warps"` (de
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -85,17 +86,10 @@ def _walk_batch(ids_ptr, gd_ptr, k0, end, fx, fy, logT, stopped, G: tl.constexpr
 
 
 @triton.jit
-def _pair_sums_kernel(
-    gd_ptr,  # [N, 9] mean2d (2), conic (3), opacity, colour (3)
-    offsets_ptr,  # [n_tiles + 1] int32
-    ids_ptr,  # [n_isects] int32 Gaussian ids, front to back per tile
-    omega_ptr,  # [H, W]
-    bg_ptr,  # [H, W, 3] (unused without HAS_BG)
-    out_ptr,  # [N, 40] accumulated
-    consts_ptr,  # [3] alpha threshold, max alpha, T stop in the data's dtype (constexpr floats would be float32)
-    width, height, tiles_x,
-    TILE: tl.constexpr, BS: tl.constexpr, G: tl.constexpr, HAS_BG: tl.constexpr,
-):
+def _block_setup(gd_ptr, offsets_ptr, consts_ptr, width, height, tiles_x, TILE: tl.constexpr, BS: tl.constexpr,
+                 G: tl.constexpr):
+    """This program's pixels (one `BS x BS` block of a tile), their centres, its tile's list range and the
+    blending constants; shared by every kernel that walks the tile lists."""
     NSUB: tl.constexpr = (TILE // BS) * (TILE // BS)
     pid = tl.program_id(0)
     tile = pid // NSUB
@@ -111,12 +105,29 @@ def _pair_sums_kernel(
     pix = py * width + px
     fx = px.to(gd_ptr.dtype.element_ty) + 0.5
     fy = py.to(gd_ptr.dtype.element_ty) + 0.5
-    ALPHA_MIN = tl.load(consts_ptr + 0)
-    ALPHA_MAX = tl.load(consts_ptr + 1)
-    T_STOP_C = tl.load(consts_ptr + 2)
+    alpha_min = tl.load(consts_ptr + 0)
+    alpha_max = tl.load(consts_ptr + 1)
+    t_stop = tl.load(consts_ptr + 2)
     start = tl.load(offsets_ptr + tile)
     end = tl.load(offsets_ptr + tile + 1)
     n_batches = tl.cdiv(end - start, G)
+    return inside, pix, fx, fy, start, end, n_batches, alpha_min, alpha_max, t_stop
+
+
+@triton.jit
+def _pair_sums_kernel(
+    gd_ptr,  # [N, 9] mean2d (2), conic (3), opacity, colour (3)
+    offsets_ptr,  # [n_tiles + 1] int32
+    ids_ptr,  # [n_isects] int32 Gaussian ids, front to back per tile
+    omega_ptr,  # [H, W]
+    bg_ptr,  # [H, W, 3] (unused without HAS_BG)
+    out_ptr,  # [N, 40] accumulated
+    consts_ptr,  # [3] alpha threshold, max alpha, T stop in the data's dtype (constexpr floats would be float32)
+    width, height, tiles_x,
+    TILE: tl.constexpr, BS: tl.constexpr, G: tl.constexpr, HAS_BG: tl.constexpr,
+):
+    (inside, pix, fx, fy, start, end, n_batches, ALPHA_MIN, ALPHA_MAX, T_STOP_C) = _block_setup(
+        gd_ptr, offsets_ptr, consts_ptr, width, height, tiles_x, TILE, BS, G)
 
     zero = fx * 0.0
     # --- pass 1: final colour and transmittance per pixel ---
@@ -229,6 +240,38 @@ def _pair_sums_kernel(
         bb += 1
 
 
+@dataclass
+class Launch:
+    """What every tile-list kernel gets: int32 list offsets and Gaussian ids, the blending constants in the
+    data's dtype, the grid size and the (block, batch, warps) configuration."""
+
+    offsets: Tensor  # [n_tiles + 1] int32
+    ids: Tensor  # [n_isects] int32
+    consts: Tensor  # [3] alpha threshold, max alpha, T stop
+    n_programs: int
+    block: int
+    batch: int
+    warps: int
+
+
+def prepare_launch(tl_lists: TileLists, like: Tensor, config: tuple[int, int, int] | None = None) -> Launch | None:
+    """Check one camera's tile lists against the configuration and pack them; None when no Gaussian is listed."""
+    if tl_lists.n_cameras != 1:
+        raise ValueError("the tile-list kernels work on one camera at a time")
+    block, batch, warps = config or default_config()
+    tile = tl_lists.tile_size
+    if tile % block:
+        raise ValueError(f"block {block} must divide the tile size {tile}")
+    if tl_lists.flat_ids.numel() == 0:
+        return None
+    return Launch(
+        offsets=tl_lists.offsets.to(torch.int32).contiguous(),
+        ids=(tl_lists.flat_ids % tl_lists.n_gaussians).to(torch.int32).contiguous(),
+        consts=torch.tensor([ALPHA_THRESHOLD, MAX_ALPHA, T_STOP], dtype=like.dtype, device=like.device),
+        n_programs=tl_lists.n_tiles * (tile // block) ** 2, block=block, batch=batch, warps=warps,
+    )
+
+
 def _per_pixel(x: Tensor | None, height: int, width: int, channels: int | None, like: Tensor) -> Tensor | None:
     if x is None:
         return None
@@ -251,30 +294,20 @@ def pair_sums_raw(
     config: tuple[int, int, int] | None = None,
 ) -> Tensor:
     """Per Gaussian `[N, 40]`: M = sum_pixels omega sum_k g_k g_k^T as geo upper triangle (21), cross (18), w2."""
-    if tl_lists.n_cameras != 1:
-        raise ValueError("pair_sums_raw works on one camera at a time")
-    block, batch, warps = config or default_config()
-    tile = tl_lists.tile_size
-    if tile % block:
-        raise ValueError(f"block {block} must divide the tile size {tile}")
-    N = means2d.shape[0]
     gd = torch.cat([means2d, conics, opacities[:, None], colors], -1).contiguous()  # [N, 9]
-    out = gd.new_zeros(N, N_OUT)
-    if tl_lists.flat_ids.numel() == 0:
+    out = gd.new_zeros(means2d.shape[0], N_OUT)
+    launch = prepare_launch(tl_lists, gd, config)
+    if launch is None:
         return out
-    offsets = tl_lists.offsets.to(torch.int32).contiguous()
-    ids = (tl_lists.flat_ids % tl_lists.n_gaussians).to(torch.int32).contiguous()
     omega = _per_pixel(pixel_weights, height, width, None, gd)
     if omega is None:
         omega = gd.new_ones(height, width)
     bg = _per_pixel(background, height, width, 3, gd)
-    consts = torch.tensor([ALPHA_THRESHOLD, MAX_ALPHA, T_STOP], dtype=gd.dtype, device=gd.device)
-    n_prog = tl_lists.n_tiles * (tile // block) ** 2
-    _pair_sums_kernel[(n_prog,)](
-        gd, offsets, ids, omega, bg if bg is not None else gd, out, consts,
+    _pair_sums_kernel[(launch.n_programs,)](
+        gd, launch.offsets, launch.ids, omega, bg if bg is not None else gd, out, launch.consts,
         width, height, tl_lists.tiles_x,
-        TILE=tile, BS=block, G=batch, HAS_BG=bg is not None,
-        num_warps=warps,
+        TILE=tl_lists.tile_size, BS=launch.block, G=launch.batch, HAS_BG=bg is not None,
+        num_warps=launch.warps,
     )
     return out
 
