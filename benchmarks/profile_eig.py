@@ -49,7 +49,7 @@ def random_scene(n: int, width: int, height: int, device: torch.device) -> tuple
     f = 0.5 * width / math.tan(math.radians(35.0))
     K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
     c2w = look_at(torch.zeros(3), torch.tensor([0.0, 0.0, 10.0]), torch.tensor([0.0, -1.0, 0.0]))
-    return model.to(device), Camera(K=K, viewmat=invert_rigid(c2w), width=width, height=height)
+    return model.to(device), Camera(K=K, viewmat=invert_rigid(c2w), width=width, height=height).to(device)
 
 
 def top_kernels(prof, n: int = 30) -> list[dict]:
