@@ -310,17 +310,22 @@ def _apply_phi(index: Tensor, acc: Tensor, conics: Tensor, opac: Tensor) -> Pair
     return PairSums(index, geo, cross, w2)
 
 
+def jmj_diagonal(J: Tensor, geo: Tensor, cross: Tensor, w2: Tensor) -> Tensor:
+    """diag(J^T M J) `[V, 11]` from J `[V, 11, 9]` and M's blocks geo `[V, 6, 6]`, cross `[V, 6, 3]`, w2 `[V]`
+    (M's colour block is w2 times the identity); products and sums only, so that it compiles to one pass."""
+    Jg, Jc = J[..., :6], J[..., 6:]  # [V, 11, 6], [V, 11, 3]
+    h = (Jg[..., :, None] * geo[:, None] * Jg[..., None, :]).sum((-1, -2))  # J_g^T geo J_g
+    h = h + 2.0 * (Jg[..., :, None] * cross[:, None] * Jc[..., None, :]).sum((-1, -2))
+    return h + w2[:, None] * (Jc * Jc).sum(-1)
+
+
 def fisher_from_sums(vp: ViewPass, sums: PairSums, groups: Sequence[str], n_sh: int) -> dict[str, Tensor]:
     """diag(J^T M J) per group, shaped like the parameters; `n_sh` = (model degree + 1)^2."""
     out: dict[str, Tensor] = {}
     vq, idx = vp.vq, sums.index
     N = vq.opacities.shape[0]
     if any(g in GEO_ROWS for g in groups):
-        J = vq.J[idx]  # [V, 11, 9]
-        Jg, Jc = J[..., :6], J[..., 6:]
-        h_vis = (torch.matmul(Jg, sums.geo) * Jg).sum(-1)  # [V, 11] J_g^T geo J_g
-        h_vis += 2.0 * (torch.matmul(Jg, sums.cross) * Jc).sum(-1)
-        h_vis += sums.w2[:, None] * (Jc * Jc).sum(-1)
+        h_vis = compiled_fn("jmj_diagonal", jmj_diagonal, vq.J.is_cuda)(vq.J[idx], sums.geo, sums.cross, sums.w2)
         h = h_vis.new_zeros(N, h_vis.shape[1])
         h[idx] = h_vis
         for g in groups:

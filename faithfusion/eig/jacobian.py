@@ -12,9 +12,9 @@ SH coefficients enter u linearly: d colour_k / d sh_bk = Y_b(dir) [colour_k befo
 
 `analytic_jacobian` gives the same J in closed form (hand forward mode over the 11 parameter
 directions at once: mean2d, the EWA covariance through J W, the conic as -conic dcov conic, the
-tangent clamp's zero derivative outside the widened field of view, the quaternion normalisation), with
-autograd kept only for the colour's dependence on the mean through the view direction (3 small
-backward passes through the SH, none for degree 0). `view_quantities(method=...)`: 'autograd' (the
+tangent clamp's zero derivative outside the widened field of view, the quaternion normalisation; the
+colour's dependence on the mean through the view direction by an exact 4-point difference of the SH
+polynomials, `_sh_mean_jacobian`), elementwise throughout so that torch.compile fuses it. `view_quantities(method=...)`: 'autograd' (the
 9 backward passes), 'analytic', or 'auto' (analytic on CUDA, autograd elsewhere).
 """
 
@@ -47,7 +47,7 @@ class ViewQuantities:
 
 
 def _sh_raw(means: Tensor, sh_coeffs: Tensor, degree: int, viewmat: Tensor) -> tuple[Tensor, Tensor]:
-    """SH bases `[N, n]` and the colour before the clamp `[N, 3]` (+0.5 included)."""
+    """SH bases `[N, n]` and the colour before the clamp `[N, 3]` (+0.5 included), summed as the renderer sums it."""
     n = num_bases(degree)
     if degree == 0:
         bases = torch.full_like(means[:, :1], C0)  # [N, 1]
@@ -73,11 +73,11 @@ def view_quantities(
 ) -> ViewQuantities:
     """Projection, colours and (if `jacobian`) the per-Gaussian Jacobian of one camera (`method`: see above)."""
     means, log_scales, quats, logit_o = params["means"], params["scales"], params["quats"], params["opacities"]
-    sh_coeffs = torch.cat([params["sh0"], params["shN"]], 1)  # [N, K, 3]
     vm, Ks = viewmat[None], K[None]
     opac = torch.sigmoid(logit_o)
     proj = compiled_fn("projection", project_gaussians, means.is_cuda)(
         means, quats, torch.exp(log_scales), opac, vm, Ks, width, height, eps2d, near_plane, far_plane)
+    sh_coeffs = torch.cat([params["sh0"], params["shN"]], 1)  # [N, K, 3]
     bases, raw = _sh_raw(means, sh_coeffs, sh_degree, viewmat)
     colors = raw.clamp_min(0.0)  # [N, 3] = render.sh.sh_colors
     if not jacobian:
@@ -142,15 +142,35 @@ def analytic_jacobian(
     small kernels; FAITHFUSION_EIG_COMPILE=0 turns it off)."""
     J = compiled_fn("geometry", _geometry_jacobian, means.is_cuda)(means, log_scales, quats, logit_o, viewmat, K,
                                                                width, height, eps2d)
-    if sh_degree > 0:  # colour through the view direction: 3 backward passes through the SH only
-        vm = viewmat[None]
-        with torch.enable_grad():
-            m = means.detach().requires_grad_(True)
-            col = sh_colors(m, sh_coeffs, sh_degree, vm)[0]  # [V, 3]
-            for k in range(3):
-                (g,) = torch.autograd.grad(col[:, k].sum(), m, retain_graph=k < 2)
-                J[:, 0:3, 6 + k] = g
+    if sh_degree > 0:  # colour through the view direction
+        J[:, 0:3, 6:9] = compiled_fn(f"sh_mean_{sh_degree}", _sh_mean_jacobian, means.is_cuda)(
+            means, sh_coeffs, sh_degree, viewmat)
     return J
+
+
+def _sh_mean_jacobian(means: Tensor, sh_coeffs: Tensor, degree: int, viewmat: Tensor) -> Tensor:
+    """d colour_k / d mean_j `[V, 3 (j), 3 (k)]` through the view direction, 0 where the colour is clamped.
+
+    The bases are polynomials of degree <= 3 in the unit direction d, so along a tangent t the 4-point central
+    difference  Y'(d) t = (8 (Y(d + t) - Y(d - t)) - (Y(d + 2t) - Y(d - 2t))) / 12  is exact (it is for any
+    polynomial of degree <= 4), whatever the length of t; t_j = (I - d d^T) e_j / |mean - centre| is the
+    derivative of the normalisation `normalize_dirs` along mean_j. Elementwise only: one fused pass."""
+    n = num_bases(degree)
+    coeffs = sh_coeffs[:, :n, :]  # [V, n, 3]
+    rel = means - camera_centres(viewmat[None])[0]  # [V, 3]
+    sq = (rel * rel).sum(-1, keepdim=True).clamp_min(1e-30)
+    inv_r = torch.rsqrt(sq)
+    d = rel * inv_r  # [V, 3] unit direction
+    raw = (eval_sh_bases(degree, d)[..., None] * coeffs).sum(-2) + 0.5  # [V, 3] colour before the clamp
+    live = (raw >= 0).to(means.dtype)
+    eye = torch.eye(3, dtype=means.dtype, device=means.device)
+    rows = []
+    for j in range(3):
+        t = (eye[j][None] - d * d[:, j:j + 1]) * inv_r  # [V, 3] d d / d mean_j
+        dY = (8.0 * (eval_sh_bases(degree, d + t) - eval_sh_bases(degree, d - t))
+              - (eval_sh_bases(degree, d + 2.0 * t) - eval_sh_bases(degree, d - 2.0 * t))) / 12.0  # [V, n]
+        rows.append((dY[..., None] * coeffs).sum(-2) * live)  # [V, 3]
+    return torch.stack(rows, 1)
 
 
 _COMPILED: dict = {}
@@ -168,6 +188,12 @@ def compiled_fn(name: str, fn, enabled: bool):
     return _COMPILED[name]
 
 
+def _rc_times(Rc: Tensor, X: Tensor) -> Tensor:
+    """Rc @ X for a batch `X [..., 3, 3]`, as an elementwise product and a sum (fuses; a 3x3 matmul per
+    Gaussian would be a cuBLAS batched GEMM call of its own)."""
+    return (Rc[:, :, None] * X[..., None, :, :]).sum(-2)
+
+
 def _geometry_jacobian(
     means: Tensor, log_scales: Tensor, quats: Tensor, logit_o: Tensor, viewmat: Tensor, K: Tensor,
     width: int, height: int, eps2d: float,
@@ -176,7 +202,7 @@ def _geometry_jacobian(
     V, dt = means.shape[0], means.dtype
     Rc, t = viewmat[:3, :3], viewmat[:3, 3]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    p = means @ Rc.T + t  # [V, 3]
+    p = (means[:, None, :] * Rc[None]).sum(-1) + t  # [V, 3] = means Rc^T + t
     x, y, z = p.unbind(-1)
     rz = 1.0 / z
     # tangents d p / d theta over the 11 directions [V, 11, 3]: only the means move p
@@ -211,8 +237,8 @@ def _geometry_jacobian(
     # R is quadratic in q (plus a constant): dR(q)[d] = (R(q + d) - R(q - d)) / 2 exactly
     dR = 0.5 * (_rot(qh[:, None, :] + dqh) - _rot(qh[:, None, :] - dqh))  # [V, 4, 3, 3]
     dM[:, 6:10] = dR * s[:, None, None, :]
-    W = Rc @ M  # [V, 3, 3]
-    dW = Rc @ dM  # [V, 11, 3, 3]
+    W = _rc_times(Rc, M)  # [V, 3, 3]
+    dW = _rc_times(Rc, dM)  # [V, 11, 3, 3]
 
     # rows of J W: jw0 = fx rz (W0 - tx W2), jw1 = fy rz (W1 - ty W2)
     W0, W1_, W2 = W[:, None, 0, :], W[:, None, 1, :], W[:, None, 2, :]  # [V, 1, 3]

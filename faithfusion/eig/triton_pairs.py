@@ -22,7 +22,8 @@ The -1/o column of phi is constant per Gaussian, so the kernel sums W1 phi_u phi
 over the 5 pixel-dependent rows) and scales by -1/o afterwards, as `fisher._apply_phi` does.
 
 Runs on CUDA, or on the CPU in Triton's interpreter (TRITON_INTERPRET=1 set before this module is
-imported: tests). Tunables: `FAITHFUSION_EIG_TRITON="block,batch,num_warps"` (default 16,16,8).
+imported: tests). Tunables: `FAITHFUSION_EIG_TRITON="block,batch,num_warps"` (default 8,32,4: the fastest of
+benchmarks/bench_eig_kernels.py's sweep on an H100, benchmarks/results/eig_kernels_h100.json).
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ _TRI = [(u, v) for u in range(6) for v in range(u, 6)]
 
 
 def default_config() -> tuple[int, int, int]:
-    """(block, batch, num_warps) from FAITHFUSION_EIG_TRITON, else (16, 16, 8)."""
+    """(block, batch, num_warps) from FAITHFUSION_EIG_TRITON, else (8, 32, 4)."""
     env = os.environ.get("FAITHFUSION_EIG_TRITON", "")
     if env:
         b, g, w = (int(x) for x in env.split(","))
         return b, g, w
-    return 16, 16, 8
+    return 8, 32, 4
 
 
 @triton.jit
