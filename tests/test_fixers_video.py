@@ -309,23 +309,26 @@ def test_train_eigent_on_video_windows_lowers_the_loss(tmp_path, monkeypatch, vi
     assert cfg["model"] == "eigent" and cfg["resolved"]["lr"] == 3e-3
 
 
-def test_train_genfusion_with_disparity_loss(tmp_path, monkeypatch, video_index):
+@pytest.mark.parametrize("depth_loss,term", [("log_depth", "log_depth_l1"), ("disparity", "disparity_l1")])
+def test_train_genfusion_with_a_depth_loss(tmp_path, monkeypatch, video_index, depth_loss, term):
     import faithfusion.fixers.train as train_mod
 
     torch.manual_seed(0)
     monkeypatch.setattr(train_mod, "build_model", lambda cfg: GenFusion(TINY_GENFUSION))
-    train_fixer(_video_cfg(video_index, tmp_path / "g", "genfusion", steps=6, frames=8))
+    train_fixer(_video_cfg(video_index, tmp_path / "g", "genfusion", steps=6, frames=8, depth_loss=depth_loss))
     log = [json.loads(line) for line in (tmp_path / "g" / "train_log.jsonl").read_text().splitlines()]
-    assert len(log) == 6 and all("disparity_l1" in r and np.isfinite(r["loss"]) for r in log)
+    other = ({"log_depth_l1", "disparity_l1"} - {term}).pop()
+    assert len(log) == 6 and all(term in r and other not in r and np.isfinite(r["loss"]) for r in log)
     val = json.loads((tmp_path / "g" / "val" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert val["disparity_l1"] is not None and val["windows"] == 1
+    assert val["windows"] == 1 and all(val[k] is not None for k in ("log_depth_l1", "disparity_l1", "depth_abs_rel"))
+    assert val["depth_abs_rel_input"] > 0.01  # the fake render depth is off by up to 30 % in a box
     assert type(load_fixer(tmp_path / "g" / "model")) is GenFusion
 
 
 @requires_lpips
 @pytest.mark.parametrize("name", ["eigent", "genfusion"])
 def test_training_steps_lower_the_video_loss_on_a_fixed_batch(name, video_index):
-    """The train command's loss (RGB L2 + LPIPS, + disparity L1 for GenFusion) on fixed 16-frame crops."""
+    """The train command's loss (RGB L2 + LPIPS, + log-depth L1 for GenFusion) on fixed 16-frame crops."""
     from faithfusion.fixers.train import video_loss
 
     torch.manual_seed(0)
@@ -346,7 +349,7 @@ def test_training_steps_lower_the_video_loss_on_a_fixed_batch(name, video_index)
         last = video_loss(model, batch, loss_fn, cfg, dev, gram=False)[1]
     assert last["loss"] < 0.8 * first["loss"], (first, last)
     if name == "genfusion":
-        assert "disparity_l1" in last and last["disparity_l1"] < first["disparity_l1"] + 1e-3
+        assert "log_depth_l1" in last and last["log_depth_l1"] < first["log_depth_l1"] + 1e-3
 
 
 def test_train_config_lr_and_model_choice(tmp_path):

@@ -95,6 +95,32 @@ def denormalise_disparity(d: Tensor, rng: DisparityRange, min_range: float = 1e-
     return 1.0 / (lo + d.clamp(min=0) * span)
 
 
+def log_depth_l1(d: Tensor, rng: DisparityRange, target_depth: Tensor, min_range: float = 1e-3) -> Tensor:
+    """Mean |log(predicted depth) - log(target depth)| over the target's valid pixels (finite, > 0).
+
+    The predicted depth is `denormalise_disparity(d, rng)`, the depth `fix` returns: disparity
+    lo + max(d, 0) * span, so never farther than 1 / lo. Unlike an L1 on `d`, whose gradient is the
+    same everywhere, this one is span / disparity per unit of `d`: large where the window is far
+    (disparity near lo), where a small error in `d` is a large relative depth error.
+
+    Numerics: the clamp at d = 0 passes its gradient straight through (a pixel pushed below 0 can
+    come back), and a target farther than 1 / lo is taken at 1 / lo (the farthest depth `fix` can
+    return; what lies beyond is an error no `d` can reduce, so it adds nothing to the gradient).
+    Invalid target pixels get a stand-in depth before any division or log, so neither the loss nor
+    its gradient sees inf or NaN from them. d `[B, ...]`, target_depth the same shape (metres).
+    """
+    d = d.float()
+    valid = valid_depth(target_depth)
+    lo, span = _per_batch(rng.lo.float(), d.ndim), _per_batch(rng.span(min_range).float(), d.ndim)
+    dc = d + (d.clamp(min=0) - d).detach()  # clamped value, unclamped gradient
+    pred_disp = lo + dc * span  # >= lo > 0
+    tgt_disp = 1.0 / torch.where(valid, target_depth.float(), torch.ones_like(d))
+    tgt_disp = torch.maximum(tgt_disp, lo.expand_as(tgt_disp))
+    err = (torch.log(pred_disp) - torch.log(tgt_disp)).abs()  # |log depth| = |log disparity| differences
+    v = valid.to(err.dtype)
+    return (err * v).sum() / v.sum().clamp(min=1)
+
+
 # --- the model ---------------------------------------------------------------------------------
 
 

@@ -3,13 +3,17 @@
 `model`: `difix` (frames, the image samples of the index) or a video fixer, `eigent`,
 `eigent-cogvideox` or `genfusion` (windows of `frames` frames, the video samples of the index; the
 random crop is the same in every frame). Video fixers get the per-frame EIG maps (EIGent) or the
-render depth (GenFusion) of the samples; GenFusion adds `w_disparity` x L1 on the normalised
-disparity where the sample has `target_depth` (normalised with the render window's range).
+render depth (GenFusion) of the samples; GenFusion adds `w_depth` x a depth term where the sample has
+`target_depth`: `depth_loss="log_depth"` (default) the mean |log depth error| of the depth `fix` returns
+(`genfusion.log_depth_l1`), or `"disparity"` the L1 on the normalised disparity (target normalised with
+the render window's range). Both average over the target's valid pixels (finite depth > 0), the pixels
+that the depth abs rel of the evaluation (`eval.temporal.abs_rel`: ground truth > 0) averages over.
 
 Outputs under `out/`: `config.json` (the resolved config), `ckpt/step_*.pt` (model, optimizer,
 schedule, step), `model/` (a `from_pretrained` folder, refreshed at every checkpoint and at the
 end), `train_log.jsonl` (loss terms), and `val/`: per epoch an `epoch_XXX.png` grid (rows of
-input | fixed | target) and a line of `metrics.jsonl` (PSNR / LPIPS of input and of fixed frames).
+input | fixed | target) and a line of `metrics.jsonl` (PSNR / LPIPS of input and of fixed frames; for
+GenFusion both depth terms and the depth abs rel of the render and of the fixed depth).
 
 Recipe (Difix): AdamW (weight decay 1e-2), grad-norm clip 1.0, loss L2 + LPIPS + 0.5 Gram with the
 Gram term switched on after `gram_warmup` steps, bf16 autocast on CUDA. Learning rate 2e-5 for
@@ -53,7 +57,8 @@ class FixerTrainConfig:
     model: ModelName = "difix"  # difix (frames) | eigent | eigent-cogvideox | genfusion (video windows)
     video_pretrained: str = "THUDM/CogVideoX-2b"  # eigent-cogvideox weights: local folder (hub layout) or hub id
     frames: int = 16  # frames per training window (video fixers)
-    w_disparity: float = 1.0  # GenFusion: L1 on normalised disparity where target_depth is given
+    depth_loss: Literal["log_depth", "disparity"] = "log_depth"  # GenFusion, where target_depth is given: log_depth = mean |log depth error| of the fixed depth; disparity = L1 on normalised disparity
+    w_depth: float = 1.0  # GenFusion: weight of the depth term (0: none)
     init: Path | None = None  # start from a saved fixer folder instead of a fresh model
     steps: int = 20000
     epochs: int | None = None  # when set: steps = epochs * (training samples // batch_size)
@@ -230,25 +235,51 @@ def disparity_l1(model: Any, disp: Tensor, rng: Any, target_depth: Tensor) -> Te
     return ((disp - td).abs() * tv).sum() / tv.sum().clamp(min=1)
 
 
+def log_depth_l1(model: Any, disp: Tensor, rng: Any, target_depth: Tensor) -> Tensor:
+    """Mean |log(predicted depth) - log(target depth)| over the target's valid pixels (`genfusion.log_depth_l1`)."""
+    from faithfusion.fixers.genfusion import disparity_range
+    from faithfusion.fixers.genfusion import log_depth_l1 as _log_depth_l1
+
+    rng = rng if rng is not None else disparity_range(target_depth)
+    return _log_depth_l1(disp, rng, target_depth.float(), model.config.min_range)
+
+
+DEPTH_TERMS = {"log_depth": ("log_depth_l1", log_depth_l1), "disparity": ("disparity_l1", disparity_l1)}
+
+
 def video_loss(model: Any, batch: dict[str, Any], loss_fn: FixerLoss, cfg: FixerTrainConfig, device: torch.device,
                gram: bool) -> tuple[Tensor, dict[str, Any]]:
     pred, disp, rng = video_forward(model, batch, cfg, device)
     loss, terms = loss_fn(pred, batch["target"].to(device), gram=gram)
-    if disp is not None and "target_depth" in batch and cfg.w_disparity > 0:
-        l1 = disparity_l1(model, disp, rng, batch["target_depth"].to(device))
-        loss = loss + cfg.w_disparity * l1
-        terms["disparity_l1"] = float(l1.detach())
+    if disp is not None and "target_depth" in batch and cfg.w_depth > 0:
+        name, fn = DEPTH_TERMS[cfg.depth_loss]
+        term = fn(model, disp, rng, batch["target_depth"].to(device))
+        loss = loss + cfg.w_depth * term
+        terms[name] = float(term.detach())
         terms["loss"] = float(loss.detach())
     return loss, terms
+
+
+def depth_abs_rel(pred: Tensor, target: Tensor) -> float | None:
+    """`eval.temporal.abs_rel` (over target > 0), or None where the target has no depth."""
+    from faithfusion.eval.temporal import abs_rel
+
+    return abs_rel(pred.float().cpu(), target.float().cpu()) if bool((target > 0).any()) else None
 
 
 @torch.no_grad()
 def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: FixerTrainConfig, device: torch.device,
                    epoch: int, step: int, val_dir: Path) -> dict[str, Any]:
-    """PSNR / LPIPS (and GenFusion's disparity L1) of inputs and fixed windows over up to `val_samples`
-    windows; the grid PNG shows each window's middle frame (input | fixed | target)."""
+    """PSNR / LPIPS of inputs and fixed windows over up to `val_samples` windows, and for GenFusion both depth
+    terms (`log_depth_l1`, `disparity_l1`) and the depth abs rel of the render (`depth_abs_rel_input`) and of
+    the fixed depth (`depth_abs_rel`) against the target depth, per window as `evaluate_video` computes it;
+    the grid PNG shows each window's middle frame (input | fixed | target)."""
+    from faithfusion.fixers.genfusion import denormalise_disparity
+
     model.eval()
-    rows, rec = [], {"psnr_input": [], "psnr": [], "lpips_input": [], "lpips": [], "disparity_l1": []}
+    rec: dict[str, list[float]] = {k: [] for k in ("psnr_input", "psnr", "lpips_input", "lpips", "log_depth_l1",
+                                                    "disparity_l1", "depth_abs_rel_input", "depth_abs_rel")}
+    rows = []
     for i in range(min(len(data), cfg.val_samples)):
         batch = collate([data[i]])
         fixed, disp, rng = video_forward(model, batch, cfg, device)
@@ -261,7 +292,15 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
             for key, x in (("lpips_input", deg), ("lpips", fixed)):
                 rec[key].append(float(lpips_from_taps(loss.net, loss.net.taps(x.permute(0, 3, 1, 2) * 2 - 1), fb).mean()))
         if disp is not None and "target_depth" in batch:
-            rec["disparity_l1"].append(float(disparity_l1(model, disp, rng, batch["target_depth"].to(device))))
+            tdepth = batch["target_depth"].to(device)
+            for name, fn in DEPTH_TERMS.values():
+                rec[name].append(float(fn(model, disp, rng, tdepth)))
+            if rng is not None:  # the depth `fix` returns, against the target depth
+                for key, pd in (("depth_abs_rel_input", batch["depth"].to(device)),
+                                ("depth_abs_rel", denormalise_disparity(disp, rng, model.config.min_range))):
+                    value = depth_abs_rel(pd[0], tdepth[0])
+                    if value is not None:
+                        rec[key].append(value)
         if len(rows) < cfg.val_grid:
             k = deg.shape[0] // 2
             rows.append(np.concatenate([_to_uint8(deg[k]), _to_uint8(fixed[k]), _to_uint8(tgt[k])], axis=1))
