@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=960)
     ap.add_argument("--height", type=int, default=540)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--configs", nargs="*", default=[], help="Triton (block,batch,warps) to time the two kernels with")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke run of the script (torch backend, no profile)")
     a = ap.parse_args()
     dev = torch.device(a.device)
@@ -120,6 +122,13 @@ def main() -> None:
     st["finish_map"] = t(lambda: finish_map(ps, "fisherrf"))
     st["eig_map"] = t(lambda: eig_map(model, cam, H_train, backend=be))
     print({k: round(v * 1e3, 2) for k, v in st.items()}, flush=True)
+    res["configs"] = {}
+    for cfg in a.configs:  # the kernels under other tunables (FAITHFUSION_EIG_TRITON is read at each launch)
+        os.environ["FAITHFUSION_EIG_TRITON"] = cfg
+        res["configs"][cfg] = {"pair_sums_s": t(lambda: pair_sums(vp, None, None, backend=be)),
+                               "composite_s": t(lambda: composite_scalar(vp, I, be))}
+        print(cfg, {k: round(v * 1e3, 2) for k, v in res["configs"][cfg].items()}, flush=True)
+    os.environ.pop("FAITHFUSION_EIG_TRITON", None)
     if dev.type != "cuda":
         write_json(a.out, res)
         return
