@@ -174,3 +174,60 @@ def test_merge_indexes_keeps_every_file_and_renames_clashing_scenes(curated, tmp
     assert all(p.is_file() for v in read_video_index(merged) for p in [*v.degraded, *v.maps["eig"]])
     with pytest.raises(FileExistsError):
         main(["fixer", "merge", "--out", str(merged), "--indexes", str(cfg.out / "index.json")])
+
+
+def test_video_only_curation_writes_the_same_windows_and_nothing_else(curated, tmp_path, monkeypatch):
+    import faithfusion.fixers.curate as curate_mod
+    from faithfusion.fixers.dataset import VideoFixerDataset
+
+    cfg, _ = curated
+    built = []
+
+    class CountingRenderer(curate_mod.Renderer):
+        def __init__(self, *a, **kw):
+            built.append(1)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(curate_mod, "Renderer", CountingRenderer)
+    vcfg = tiny_config(tmp_path / "v", test_seeds=(), kinds=("video",))
+    summary = curate(vcfg)
+    assert len(built) == 1  # the final model's renderer only: no under-fitted snapshot renders
+    index = vcfg.out / "index.json"
+    assert read_index(index) == [] and summary["by_kind"] == {"video": summary["total"]} and summary["total"] > 0
+    assert sorted(p.name for p in (vcfg.out / "samples" / "synth_0").iterdir()) == ["complete.json", "reference", "samples.json", "video"]
+    key = lambda s: (s["scene"], s["frame"], s["cam"], s["window"], s["shift"])  # noqa: E731
+    full = {key(s): s for s in json.loads((cfg.out / "index.json").read_text())["samples"]
+            if s["kind"] == "video" and s["scene"] == "synth_0"}
+    got = json.loads(index.read_text())["samples"]
+    assert {key(s) for s in got} == set(full)  # the windows of the full curation, with the same maps
+    for s in got:
+        f = full[key(s)]
+        assert s.keys() == f.keys()
+        for a, b in zip(s["target"] + s["degraded"], f["target"] + f["degraded"]):
+            x, y = np.asarray(Image.open(vcfg.out / a), dtype=np.float32), np.asarray(Image.open(cfg.out / b), dtype=np.float32)
+            assert np.abs(x - y).mean() < 0.5  # targets are ground truth; renders come from the same final model
+    item = VideoFixerDataset(index, "train", crop=None, frames=None)[0]  # what the video fixers' loader reads
+    assert item["degraded"].shape == (vcfg.video_frames, H, W, 3) and item["K"].shape == (vcfg.video_frames, 3, 3)
+    assert all(k in item for k in ("eig", "depth", "target_depth", "reference_depth"))
+    # the kinds are part of the config record: a resume skips, another config (the default kinds) is refused
+    assert curate(tiny_config(tmp_path / "v", test_seeds=(), kinds=("video",)))["skipped"] == ["synth_0"]
+    with pytest.raises(FileExistsError):
+        curate(tiny_config(tmp_path / "v", test_seeds=()))
+    with pytest.raises(ValueError, match="unknown sample kinds"):
+        curate(tiny_config(tmp_path / "w", kinds=("videos",)))
+
+
+def test_config_record_of_the_default_kinds_is_unchanged(curated):
+    from faithfusion.fixers.curate import IMAGE_KINDS, config_record
+
+    cfg, _ = curated  # folders curated before `kinds` existed record no kinds, and resume
+    assert "kinds" not in config_record(cfg) and "kinds" not in yaml_record(cfg.out)
+    assert config_record(tiny_config(cfg.out, kinds=(*IMAGE_KINDS, "video"))) == config_record(cfg)
+    assert config_record(tiny_config(cfg.out, kinds=IMAGE_KINDS))["kinds"] == list(IMAGE_KINDS)
+    assert config_record(tiny_config(cfg.out, video_windows=False, kinds=("video",)))["kinds"] == ["video"]
+
+
+def yaml_record(out: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((out / "curate_config.yaml").read_text())

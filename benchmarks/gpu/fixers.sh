@@ -10,6 +10,11 @@
 #   VIDEO=1         also curate EIG maps and the 16-frame video windows for EIGent / GenFusion (with the torch
 #                   EIG path this took more than 15 min on the H100 with 9 workers; the Triton kernels are the
 #                   default on CUDA since)
+#   VIDEO_ONLY=1    curate the video windows alone (--kinds video; implies VIDEO=1): the final reconstruction,
+#                   references and EIG, no per-frame samples and no under-fitted snapshot renders (VIDEO=1 took
+#                   about 13 min for the 9 scenes on the H100). MODELS defaults to "eigent genfusion" (Difix needs the
+#                   per-frame samples; the shipped Difix is the per-frame baseline of the evaluation). Its dataset
+#                   folder is /tmp/fixdata_video (a folder curated with another config is refused).
 #   MODELS="difix"  which fixers to train side by side (difix eigent genfusion; the video ones need VIDEO=1 and
 #                   are evaluated against the Difix of the same call, or the shipped one where this call trains
 #                   none: python -m faithfusion.fixers.evaluate_video)
@@ -21,10 +26,12 @@ set -o pipefail
 source benchmarks/gpu/setup.sh > /dev/null 2>&1
 export OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 PYTHONUNBUFFERED=1   # 9 workers share 16 cores
 ff="python3 -m faithfusion.cli"; t0=$(date +%s)
-STAGES=${STAGES:-"curate train eval"}; MODELS=${MODELS:-difix}
-DATA=/tmp/fixdata; RUNS=/tmp/fixers
+STAGES=${STAGES:-"curate train eval"}; MODELS=${MODELS:-$([ -n "${VIDEO_ONLY:-}" ] && echo "eigent genfusion" || echo difix)}
+DATA=/tmp/fixdata; [ -n "${VIDEO_ONLY:-}" ] && DATA=/tmp/fixdata_video; RUNS=/tmp/fixers
 TRAIN_SECONDS=${TRAIN_SECONDS:-420}; L=$FAITHFUSION_LPIPS_WEIGHTS
 video=(--no-with-eig); [ -n "${VIDEO:-}" ] && video=(--video-windows --video-shifts 3 6)
+[ -n "${VIDEO_ONLY:-}" ] && video=(--video-windows --video-shifts 3 6 --kinds video)
+if [[ -n "${VIDEO_ONLY:-}" && $MODELS == *difix* ]]; then echo "VIDEO_ONLY=1 curates no per-frame samples: set MODELS=\"eigent genfusion\""; exit 2; fi
 mkdir -p $OUT/logs
 if [[ $STAGES == *curate* ]]; then
   timeout ${CURATE_SECONDS:-3000} $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 --test-seeds 8 9 10 --synth-frames 40 --synth-width 480 \

@@ -12,6 +12,10 @@ timestep, without `holdout_camera`) and keeps checkpoints at 25, 50, 75 and 100 
   full shift; plus windows of the left-out camera. Ramp frames between two generated shifts get their
   ground truth from the SynthStreet renderer itself (`SynthOracle`), exact at any shift.
 
+`kinds` picks the strategies (default: the four per-frame ones, plus `video` with `video_windows`);
+`--kinds video` curates the video windows alone: the final reconstruction, references and EIG, but no
+under-fitted snapshot renders and no per-frame samples.
+
 Real scenes (`real_scenes`, e.g. the fox) train on every `every`-th image and render the others
 (`sparse`, `underfit`). Each sample holds a degraded render PNG, the target PNG, the reference (the
 nearest training image), the calibrated EIG map (`with_eig`), the rendered depth (metres) and alpha
@@ -50,6 +54,8 @@ from faithfusion.fusion.paths import ramp_shifts
 
 MARKER = "complete.json"
 RUNTIME_FIELDS = ("overwrite", "progress", "device", "max_seconds", "workers", "only")  # may differ between a run and its resume
+IMAGE_KINDS = ("underfit", "sparse", "cross_camera", "lane_shift")  # per-frame samples
+KINDS = (*IMAGE_KINDS, "video")
 SYNTH_CAMERA_IDS = {"front": 0, "front_left": 1, "front_right": 2, "side_left": 3, "side_right": 4}
 
 
@@ -99,6 +105,9 @@ class CurateConfig:
     """Frames of the lateral ramp from 0 to the full shift (the first window frames)."""
     video_shifts: tuple[float, ...] = ()
     """Shift magnitudes of the lane-shift windows (both signs); empty = every shift."""
+    kinds: tuple[str, ...] = ()
+    """Sample kinds to write, of underfit, sparse, cross_camera, lane_shift, video; empty = the four per-frame kinds,
+    plus video with --video-windows. `--kinds video`: the video windows only (no under-fitted snapshot renders)."""
     with_eig: bool = True
     """Write calibrated EIG maps (faithfusion.eig) per sample."""
     eig_calib_views: int = 16
@@ -112,6 +121,17 @@ class CurateConfig:
     """Scenes curated at once, each in its own process (they share the device); the index lists them all."""
     only: tuple[str, ...] = ()
     """Curate only these scenes (names such as synth_3) in this process; the index still lists every complete one."""
+
+    def resolved_kinds(self) -> tuple[str, ...]:
+        """The kinds this run writes, in KINDS order."""
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown sample kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+        wanted = set(self.kinds) if self.kinds else {*IMAGE_KINDS, *(("video",) if self.video_windows else ())}
+        return tuple(k for k in KINDS if k in wanted)
+
+    def default_kinds(self) -> tuple[str, ...]:
+        return dataclasses.replace(self, kinds=()).resolved_kinds()
 
 
 # --- config, folders and resume ----------------------------------------------------------------
@@ -129,8 +149,15 @@ def plain(x: Any) -> Any:
 
 
 def config_record(cfg: CurateConfig) -> dict:
-    """What must match for a run to resume another: the config less its runtime fields."""
+    """What must match for a run to resume another: the config less its runtime fields.
+
+    `kinds` is recorded as the kinds written, and only where they differ from the default ones (so that
+    folders curated before the field existed resume, and listing the default kinds changes nothing)."""
     d = plain(dataclasses.asdict(cfg))
+    kinds = cfg.resolved_kinds()
+    d.pop("kinds")
+    if kinds != cfg.default_kinds():
+        d["kinds"] = list(kinds)
     return {k: v for k, v in d.items() if k not in RUNTIME_FIELDS}
 
 
@@ -622,20 +649,26 @@ def curate_scene(job: SceneJob, cfg: CurateConfig, tick: Callable[[str], None]) 
     trainer, ckpts = train_with_snapshots(job, scene, cfg)
     refs = References(scene, scene.train_ids, cfg.scale, folder / "reference", root)
     ctx = Ctx(job, cfg, scene, refs, root, folder, tick)
+    kinds = set(cfg.resolved_kinds())
     samples: list[dict] = []
     steps = sorted(ckpts)
-    for level, step in enumerate(steps[:-1]):
-        load_weights(trainer, load_checkpoint(ckpts[step], trainer.device))
+    if "underfit" in kinds:  # renders (and EIG sessions) of the 25-75 % snapshots
+        for level, step in enumerate(steps[:-1]):
+            load_weights(trainer, load_checkpoint(ckpts[step], trainer.device))
+            rd = Renderer(trainer, scene, cfg.with_eig, cfg.eig_calib_views)
+            samples += underfit_samples(ctx, rd, level, round(100 * step / cfg.steps))
+    final = kinds & ({"sparse", "cross_camera", "lane_shift", "video"} if job.synth else {"sparse"})
+    if final:
+        load_weights(trainer, load_checkpoint(ckpts[steps[-1]], trainer.device))
         rd = Renderer(trainer, scene, cfg.with_eig, cfg.eig_calib_views)
-        samples += underfit_samples(ctx, rd, level, round(100 * step / cfg.steps))
-    load_weights(trainer, load_checkpoint(ckpts[steps[-1]], trainer.device))
-    rd = Renderer(trainer, scene, cfg.with_eig, cfg.eig_calib_views)
-    samples += sparse_samples(ctx, rd)
-    if job.synth:
-        samples += cross_camera_samples(ctx, rd)
-        samples += lane_shift_samples(ctx, rd)
-    if cfg.video_windows and job.synth:
-        samples += video_samples(ctx, rd, SynthOracle(job.path))
+        if "sparse" in final:
+            samples += sparse_samples(ctx, rd)
+        if "cross_camera" in final:
+            samples += cross_camera_samples(ctx, rd)
+        if "lane_shift" in final:
+            samples += lane_shift_samples(ctx, rd)
+        if "video" in final:
+            samples += video_samples(ctx, rd, SynthOracle(job.path))
     save_json_atomic(folder / "samples.json", {"samples": samples})
     save_json_atomic(folder / MARKER, {"scene": job.name, "samples": len(samples), "steps": trainer.step,
                                        "train_views": len(scene.train_ids), "gaussians": len(trainer.model)})
@@ -755,6 +788,7 @@ def curate(cfg: CurateConfig) -> dict:
     """Curate every scene not yet complete, then write index.json and summary.json; returns the summary."""
     root = Path(cfg.out)
     jobs = scene_jobs(cfg)
+    cfg.resolved_kinds()  # unknown kinds fail before anything is written
     unknown = set(cfg.only) - {j.name for j in jobs}
     if unknown:
         raise ValueError(f"--only names scenes that are not in this curation: {sorted(unknown)}")
