@@ -50,9 +50,9 @@ def _composite_kernel(
         (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped) = _walk_batch(
             ids_ptr, gd_ptr, start + b * G, end, fx, fy, logT, stopped, G, T_STOP_C, ALPHA_MIN, ALPHA_MAX)
         v = tl.load(val_ptr + gid, mask=kv, other=0.0)
-        wI += tl.sum(w * v[:, None], axis=0)  # [G, P] -> [P]
-        w2I += tl.sum(w * w * v[:, None], axis=0)
-        count += tl.sum(tl.where(alpha > 0.0, 1.0, 0.0), axis=0)
+        wI += tl.sum(w * v[None, :], axis=1)
+        w2I += tl.sum(w * w * v[None, :], axis=1)
+        count += tl.sum(tl.where(alpha > 0.0, 1.0, 0.0), axis=1)
         b += 1
         go = (b < n_batches) & (tl.min(stopped, axis=0) == 0)
     o = out_ptr + pix * 4

@@ -1,10 +1,9 @@
 """The Fisher's pair loop (`fisher.pair_sums`) as one Triton kernel over the renderer's 16x16 tile lists.
 
 One program per (tile, sub-block of `block x block` pixels), the pixels vectorised across the program,
-the tile's depth-sorted Gaussian list walked front to back in batches of `batch` Gaussians (a `[G, P]`
-tile of pairs per step, pixels along the fast axis, so that the 40 per-Gaussian sums over the pixels stay
-inside a warp; the transmittance inside a batch is an exp(cumsum(log(1 - alpha))) scan along G, carried
-between batches, as `blend.blend_pairs` computes it):
+the tile's depth-sorted Gaussian list walked front to back in batches of `batch` Gaussians (a `[P, G]`
+tile of pairs per step; the transmittance inside a batch is an exp(cumsum(log(1 - alpha))) scan along
+G, carried between batches, as `blend.blend_pairs` computes it):
 
   pass 1  the pixel's final colour sum_i w_i f_i and transmittance T_final (and how many batches are
           needed before every pixel of the block has stopped);
@@ -55,7 +54,7 @@ def default_config() -> tuple[int, int, int]:
 
 @triton.jit
 def _walk_batch(ids_ptr, gd_ptr, k0, end, fx, fy, logT, stopped, G: tl.constexpr, T_STOP_C, ALPHA_MIN, ALPHA_MAX):
-    """One batch of G list slots against the block's pixels: Gaussian data and the blended pairs `[G, P]`."""
+    """One batch of G list slots against the block's pixels: Gaussian data and the blended pairs `[P, G]`."""
     k = k0 + tl.arange(0, G)
     kv = k < end
     gid = tl.load(ids_ptr + k, mask=kv, other=0)
@@ -69,21 +68,21 @@ def _walk_batch(ids_ptr, gd_ptr, k0, end, fx, fy, logT, stopped, G: tl.constexpr
     f0 = tl.load(base + 6, mask=kv, other=0.0)
     f1 = tl.load(base + 7, mask=kv, other=0.0)
     f2 = tl.load(base + 8, mask=kv, other=0.0)
-    dx = fx[None, :] - mx[:, None]  # [G, P] pixel centre - mean
-    dy = fy[None, :] - my[:, None]
-    sig = 0.5 * (ca[:, None] * dx * dx + cc[:, None] * dy * dy) + cb[:, None] * dx * dy
-    raw = op[:, None] * tl.exp(-sig)
+    dx = fx[:, None] - mx[None, :]  # [P, G] pixel centre - mean
+    dy = fy[:, None] - my[None, :]
+    sig = 0.5 * (ca[None, :] * dx * dx + cc[None, :] * dy * dy) + cb[None, :] * dx * dy
+    raw = op[None, :] * tl.exp(-sig)
     alpha = tl.where(raw >= ALPHA_MIN, tl.minimum(raw, ALPHA_MAX), 0.0)
     l1m = tl.log(1.0 - alpha)
-    T_un = tl.exp(logT[None, :] + tl.cumsum(l1m, axis=0))  # transmittance behind, before the stop
-    live = (stopped[None, :] == 0) & (T_un > T_STOP_C)
+    T_un = tl.exp(logT[:, None] + tl.cumsum(l1m, axis=1))  # transmittance behind, before the stop
+    live = (stopped[:, None] == 0) & (T_un > T_STOP_C)
     alpha = tl.where(live, alpha, 0.0)
     l1m = tl.where(live, l1m, 0.0)
-    cs = tl.cumsum(l1m, axis=0)
-    T_front = tl.exp(logT[None, :] + (cs - l1m))
+    cs = tl.cumsum(l1m, axis=1)
+    T_front = tl.exp(logT[:, None] + (cs - l1m))
     w = alpha * T_front
-    stopped = tl.where(tl.min(T_un, axis=0) <= T_STOP_C, 1, stopped)  # T_un never rises along G
-    logT = logT + tl.sum(l1m, axis=0)
+    stopped = tl.where(tl.min(T_un, axis=1) <= T_STOP_C, 1, stopped)  # T_un never rises along G
+    logT = logT + tl.sum(l1m, axis=1)
     return (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped)
 
 
@@ -143,9 +142,9 @@ def _pair_sums_kernel(
     while go:
         (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped) = _walk_batch(
             ids_ptr, gd_ptr, start + b * G, end, fx, fy, logT, stopped, G, T_STOP_C, ALPHA_MIN, ALPHA_MAX)
-        c0 += tl.sum(w * f0[:, None], axis=0)
-        c1 += tl.sum(w * f1[:, None], axis=0)
-        c2 += tl.sum(w * f2[:, None], axis=0)
+        c0 += tl.sum(w * f0[None, :], axis=1)
+        c1 += tl.sum(w * f1[None, :], axis=1)
+        c2 += tl.sum(w * f2[None, :], axis=1)
         b += 1
         go = (b < n_batches) & (tl.min(stopped, axis=0) == 0)
     n_used = b
@@ -166,24 +165,24 @@ def _pair_sums_kernel(
     while bb < n_used:
         (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped) = _walk_batch(
             ids_ptr, gd_ptr, start + bb * G, end, fx, fy, logT, stopped, G, T_STOP_C, ALPHA_MIN, ALPHA_MAX)
-        wf0 = tl.cumsum(w * f0[:, None], axis=0)
-        wf1 = tl.cumsum(w * f1[:, None], axis=0)
-        wf2 = tl.cumsum(w * f2[:, None], axis=0)
+        wf0 = tl.cumsum(w * f0[None, :], axis=1)
+        wf1 = tl.cumsum(w * f1[None, :], axis=1)
+        wf2 = tl.cumsum(w * f2[None, :], axis=1)
         inv = 1.0 / (1.0 - alpha)
-        D0 = T_front * f0[:, None] + (a0[None, :] + wf0 - c0[None, :]) * inv
-        D1 = T_front * f1[:, None] + (a1[None, :] + wf1 - c1[None, :]) * inv
-        D2 = T_front * f2[:, None] + (a2[None, :] + wf2 - c2[None, :]) * inv
-        a0 += tl.sum(w * f0[:, None], axis=0)
-        a1 += tl.sum(w * f1[:, None], axis=0)
-        a2 += tl.sum(w * f2[:, None], axis=0)
+        D0 = T_front * f0[None, :] + (a0[:, None] + wf0 - c0[:, None]) * inv
+        D1 = T_front * f1[None, :] + (a1[:, None] + wf1 - c1[:, None]) * inv
+        D2 = T_front * f2[None, :] + (a2[:, None] + wf2 - c2[:, None]) * inv
+        a0 += tl.sum(w * f0[None, :], axis=1)
+        a1 += tl.sum(w * f1[None, :], axis=1)
+        a2 += tl.sum(w * f2[None, :], axis=1)
         s = tl.where(raw < ALPHA_MAX, -alpha, 0.0)
-        sw = s * om[None, :]
+        sw = s * om[:, None]
         W1 = sw * s * (D0 * D0 + D1 * D1 + D2 * D2)
         sww = sw * w
-        W3 = om[None, :] * w * w
+        W3 = om[:, None] * w * w
         # phi rows 0..4 at the pixel: dsigma / d(mx, my, a, b, c)
-        p0 = -(ca[:, None] * dx + cb[:, None] * dy)
-        p1 = -(cb[:, None] * dx + cc[:, None] * dy)
+        p0 = -(ca[None, :] * dx + cb[None, :] * dy)
+        p1 = -(cb[None, :] * dx + cc[None, :] * dy)
         p2 = 0.5 * dx * dx
         p3 = dx * dy
         p4 = 0.5 * dy * dy
@@ -195,50 +194,50 @@ def _pair_sums_kernel(
         q2 = W1 * p2
         q3 = W1 * p3
         q4 = W1 * p4
-        tl.atomic_add(o_ptr + 0, tl.sum(q0 * p0, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 1, tl.sum(q0 * p1, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 2, tl.sum(q0 * p2, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 3, tl.sum(q0 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 4, tl.sum(q0 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 5, tl.sum(q0, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 6, tl.sum(q1 * p1, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 7, tl.sum(q1 * p2, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 8, tl.sum(q1 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 9, tl.sum(q1 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 10, tl.sum(q1, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 11, tl.sum(q2 * p2, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 12, tl.sum(q2 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 13, tl.sum(q2 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 14, tl.sum(q2, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 15, tl.sum(q3 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 16, tl.sum(q3 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 17, tl.sum(q3, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 18, tl.sum(q4 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 19, tl.sum(q4, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 20, tl.sum(W1, axis=1) * r5 * r5, mask=kv)
+        tl.atomic_add(o_ptr + 0, tl.sum(q0 * p0, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 1, tl.sum(q0 * p1, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 2, tl.sum(q0 * p2, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 3, tl.sum(q0 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 4, tl.sum(q0 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 5, tl.sum(q0, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 6, tl.sum(q1 * p1, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 7, tl.sum(q1 * p2, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 8, tl.sum(q1 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 9, tl.sum(q1 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 10, tl.sum(q1, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 11, tl.sum(q2 * p2, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 12, tl.sum(q2 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 13, tl.sum(q2 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 14, tl.sum(q2, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 15, tl.sum(q3 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 16, tl.sum(q3 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 17, tl.sum(q3, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 18, tl.sum(q4 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 19, tl.sum(q4, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 20, tl.sum(W1, axis=0) * r5 * r5, mask=kv)
         # cross: row u, channel k at 21 + 3 u + k
         e0 = sww * D0
         e1 = sww * D1
         e2 = sww * D2
-        tl.atomic_add(o_ptr + 21, tl.sum(e0 * p0, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 22, tl.sum(e1 * p0, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 23, tl.sum(e2 * p0, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 24, tl.sum(e0 * p1, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 25, tl.sum(e1 * p1, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 26, tl.sum(e2 * p1, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 27, tl.sum(e0 * p2, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 28, tl.sum(e1 * p2, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 29, tl.sum(e2 * p2, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 30, tl.sum(e0 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 31, tl.sum(e1 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 32, tl.sum(e2 * p3, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 33, tl.sum(e0 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 34, tl.sum(e1 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 35, tl.sum(e2 * p4, axis=1), mask=kv)
-        tl.atomic_add(o_ptr + 36, tl.sum(e0, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 37, tl.sum(e1, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 38, tl.sum(e2, axis=1) * r5, mask=kv)
-        tl.atomic_add(o_ptr + 39, tl.sum(W3, axis=1), mask=kv)
+        tl.atomic_add(o_ptr + 21, tl.sum(e0 * p0, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 22, tl.sum(e1 * p0, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 23, tl.sum(e2 * p0, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 24, tl.sum(e0 * p1, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 25, tl.sum(e1 * p1, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 26, tl.sum(e2 * p1, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 27, tl.sum(e0 * p2, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 28, tl.sum(e1 * p2, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 29, tl.sum(e2 * p2, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 30, tl.sum(e0 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 31, tl.sum(e1 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 32, tl.sum(e2 * p3, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 33, tl.sum(e0 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 34, tl.sum(e1 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 35, tl.sum(e2 * p4, axis=0), mask=kv)
+        tl.atomic_add(o_ptr + 36, tl.sum(e0, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 37, tl.sum(e1, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 38, tl.sum(e2, axis=0) * r5, mask=kv)
+        tl.atomic_add(o_ptr + 39, tl.sum(W3, axis=0), mask=kv)
         bb += 1
 
 
