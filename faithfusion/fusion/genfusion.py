@@ -61,8 +61,11 @@ class GenFusionMethod:
             for ids in windows(self.scene, self.scene.train_ids, self.sched.window):
                 cams = [self.scene.shifted_camera(i, shift, self.scale) for i in ids]
                 r = render_cameras(trainer, cams)
-                ref = self.refs.for_cameras([cams[len(cams) // 2]]).to(r.rgb.device)  # [1, H, W, 3]
-                out = self.fixer.fixer.fix(r.rgb[None], ref=ref, depth=r.depth[None])
+                ref_id = self.refs.nearest_id(cams[len(cams) // 2])
+                ref = self.refs.image(ref_id)[None].to(r.rgb.device)  # [1, H, W, 3]
+                # the reference is RGB-D, as in training: its depth rendered from its own (captured) camera
+                ref_depth = render_cameras(trainer, [self.scene.camera(ref_id, self.scale)]).depth  # [1, H, W]
+                out = self.fixer.fixer.fix(r.rgb[None], ref=ref, depth=r.depth[None], ref_depth=ref_depth)
                 depth = None
                 if out.depth is not None:
                     depth = torch.where(r.depth > 0, out.depth[0].to(r.depth.device), torch.zeros_like(r.depth))
