@@ -80,8 +80,9 @@ def view_quantities(
     sh_coeffs = torch.cat([params["sh0"], params["shN"]], 1)  # [N, K, 3]
     bases, raw = _sh_raw(means, sh_coeffs, sh_degree, viewmat)
     colors = raw.clamp_min(0.0)  # [N, 3] = render.sh.sh_colors
+    live = raw >= 0  # [N, 3] colour not clamped at 0
     if not jacobian:
-        return ViewQuantities(proj, opac, colors, None, bases, raw >= 0)
+        return ViewQuantities(proj, opac, colors, None, bases, live)
 
     vis = proj.visible[0].nonzero().squeeze(-1)  # only visible Gaussians have pixels: J of the rest stays 0
     sh_vis = sh_coeffs[vis]
@@ -91,8 +92,8 @@ def view_quantities(
         J = means.new_zeros(means.shape[0], N_GEO_ROWS, N_U)
         if vis.numel():
             J[vis] = analytic_jacobian(means[vis], log_scales[vis], quats[vis], logit_o[vis], sh_vis, sh_degree,
-                                       viewmat, K, width, height, eps2d)
-        return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)
+                                       viewmat, K, width, height, eps2d, live[vis])
+        return ViewQuantities(proj, opac, colors, J, bases, live)
     if method != "autograd":
         raise ValueError(f"unknown Jacobian method {method!r}: 'auto', 'autograd' or 'analytic'")
 
@@ -103,7 +104,7 @@ def view_quantities(
 
     J = means.new_zeros(means.shape[0], N_GEO_ROWS, N_U)  # [N, 11, 9]
     if vis.numel() == 0:
-        return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)
+        return ViewQuantities(proj, opac, colors, J, bases, live)
     with torch.enable_grad():
         primals = [t[vis].detach().requires_grad_(True) for t in (means, log_scales, quats, logit_o)]
         u = u_of(*primals)  # [V, 9]
@@ -114,7 +115,7 @@ def view_quantities(
             rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(p.shape[0], -1)
                                    for g, p in zip(grads, primals)], -1))  # [V, 11]
     J[vis] = torch.stack(rows, -1)
-    return ViewQuantities(proj, opac, colors, J, bases, raw >= 0)
+    return ViewQuantities(proj, opac, colors, J, bases, live)
 
 
 def _rot(q: Tensor) -> Tensor:
@@ -136,6 +137,7 @@ def analytic_jacobian(
     width: int,
     height: int,
     eps2d: float = 0.3,
+    colour_live: Tensor | None = None,  # [V, 3] bool: colour not clamped at 0 (view_quantities has it)
 ) -> Tensor:
     """d u / d (means, log-scales, quats, logit opacity) `[V, 11, 9]` in closed form (see the module docstring).
     On CUDA the geometric part runs through torch.compile (one fused pass over the Gaussians instead of ~100
@@ -143,12 +145,14 @@ def analytic_jacobian(
     J = compiled_fn("geometry", _geometry_jacobian, means.is_cuda)(means, log_scales, quats, logit_o, viewmat, K,
                                                                width, height, eps2d)
     if sh_degree > 0:  # colour through the view direction
+        if colour_live is None:
+            colour_live = _sh_raw(means, sh_coeffs, sh_degree, viewmat)[1] >= 0
         J[:, 0:3, 6:9] = compiled_fn(f"sh_mean_{sh_degree}", _sh_mean_jacobian, means.is_cuda)(
-            means, sh_coeffs, sh_degree, viewmat)
+            means, sh_coeffs, sh_degree, viewmat, colour_live)
     return J
 
 
-def _sh_mean_jacobian(means: Tensor, sh_coeffs: Tensor, degree: int, viewmat: Tensor) -> Tensor:
+def _sh_mean_jacobian(means: Tensor, sh_coeffs: Tensor, degree: int, viewmat: Tensor, colour_live: Tensor) -> Tensor:
     """d colour_k / d mean_j `[V, 3 (j), 3 (k)]` through the view direction, 0 where the colour is clamped.
 
     The bases are polynomials of degree <= 3 in the unit direction d, so along a tangent t the 4-point central
@@ -161,8 +165,7 @@ def _sh_mean_jacobian(means: Tensor, sh_coeffs: Tensor, degree: int, viewmat: Te
     sq = (rel * rel).sum(-1, keepdim=True).clamp_min(1e-30)
     inv_r = torch.rsqrt(sq)
     d = rel * inv_r  # [V, 3] unit direction
-    raw = (eval_sh_bases(degree, d)[..., None] * coeffs).sum(-2) + 0.5  # [V, 3] colour before the clamp
-    live = (raw >= 0).to(means.dtype)
+    live = colour_live.to(means.dtype)  # [V, 3]
     eye = torch.eye(3, dtype=means.dtype, device=means.device)
     rows = []
     for j in range(3):
