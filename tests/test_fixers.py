@@ -143,7 +143,7 @@ def test_registry_rebuilds_the_named_class(tmp_path):
             super().__init__(config)
             self.w = torch.nn.Parameter(torch.tensor(config.gain))
 
-        def fix(self, images, ref=None, eig=None, depth=None):
+        def fix(self, images, ref=None, eig=None, depth=None, ref_depth=None):
             return FixerOutput((images * self.w).clamp(0, 1))
 
     GainFixer(GainConfig(0.5)).save_pretrained(tmp_path / "g")

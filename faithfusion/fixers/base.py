@@ -44,6 +44,7 @@ class Fixer(Protocol):
         ref: Tensor | None = None,  # [B, H, W, 3] in [0, 1]
         eig: Tensor | None = None,  # [B, T, H, W]
         depth: Tensor | None = None,  # [B, T, H, W]
+        ref_depth: Tensor | None = None,  # [B, H, W]: the reference's depth (RGB-D fixers; others ignore it)
     ) -> FixerOutput: ...
 
 

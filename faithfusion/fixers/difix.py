@@ -98,6 +98,7 @@ class Difix(FixerModel):
         ref: Tensor | None = None,  # [B, H, W, 3]
         eig: Tensor | None = None,  # [B, T, H, W], ignored by Difix
         depth: Tensor | None = None,  # [B, T, H, W], ignored by Difix
+        ref_depth: Tensor | None = None,  # [B, H, W], ignored by Difix
     ) -> FixerOutput:
         check_fix_inputs(images, ref, eig, depth)
         b, t, h, w, _ = images.shape

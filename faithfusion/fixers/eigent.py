@@ -272,8 +272,8 @@ class EIGent(FixerModel):
         return self.run(images, ref, eig)["images"]
 
     def fix(self, images: Tensor, ref: Tensor | None = None, eig: Tensor | None = None,
-            depth: Tensor | None = None) -> FixerOutput:
-        """Repair windows `[B, T, H, W, 3]` (T frames jointly); `eig` None means uniform 1; depth is ignored."""
+            depth: Tensor | None = None, ref_depth: Tensor | None = None) -> FixerOutput:
+        """Repair windows `[B, T, H, W, 3]` (T frames jointly); `eig` None means uniform 1; depths are ignored."""
         return fix_windows(self, self.forward, images, ref, eig, depth, self.config.chunk)
 
     def load_difix_branch(self, difix: nn.Module) -> None:
@@ -494,5 +494,5 @@ class EIGentCogVideoX(FixerModel):
         return self.run(images, ref, eig)["images"]
 
     def fix(self, images: Tensor, ref: Tensor | None = None, eig: Tensor | None = None,
-            depth: Tensor | None = None) -> FixerOutput:
+            depth: Tensor | None = None, ref_depth: Tensor | None = None) -> FixerOutput:
         return fix_windows(self, self.forward, images, ref, eig, depth, self.config.chunk)

@@ -13,7 +13,6 @@ Windows are the lane-shift ramps whose final |shift| is in `shifts` (None: every
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,8 @@ def _outputs(fixer: Any, item: dict, difix: Any | None, device: str | torch.devi
     ref = item["reference"][None].to(device) if item["has_ref"] else None  # [1, H, W, 3]
     eig = item["eig"][None].to(device) if "eig" in item else None  # [1, T, H, W]
     depth = item["depth"][None].to(device) if "depth" in item else None
-    extra = {}
-    if ref is not None and "reference_depth" in item and "ref_depth" in inspect.signature(fixer.fix).parameters:
-        extra["ref_depth"] = item["reference_depth"][None].to(device)  # [1, H, W]: the RGB-D reference, as trained
-    res = fixer.fix(deg[None], ref=ref, eig=eig, depth=depth, **extra)
+    ref_depth = item["reference_depth"][None].to(device) if ref is not None and "reference_depth" in item else None
+    res = fixer.fix(deg[None], ref=ref, eig=eig, depth=depth, ref_depth=ref_depth)  # RGB-D reference, as trained
     outs = {"render": deg, "fixer": res.images[0].float().clamp(0, 1)}
     if difix is not None:
         refs = None if ref is None else ref.expand(deg.shape[0], -1, -1, -1)  # [T, H, W, 3]
