@@ -56,6 +56,22 @@ def resized_camera(cam: Camera, width: int, height: int) -> Camera:
     return replace(cam, K=K, width=width, height=height)
 
 
+def add_view_args(ap) -> None:
+    """The options every one-view EIG bench takes: where the JSON goes, the view's size, the repeats."""
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--width", type=int, default=960)
+    ap.add_argument("--height", type=int, default=540)
+    ap.add_argument("--repeats", type=int, default=10)
+
+
+def run_view(run: Path, width: int, height: int, device: torch.device):
+    """A reconstruction's trainer and its first training view resized to `width` x `height`."""
+    from faithfusion.train.run import load_run
+
+    trainer = load_run(run, device).trainer
+    return trainer, resized_view(trainer.real.views[0], width, height)
+
+
 def resized_view(view, width: int, height: int):
     """A training view at another resolution (image and masks resampled)."""
     import torch.nn.functional as F

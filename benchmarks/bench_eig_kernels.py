@@ -23,7 +23,7 @@ from common import git_commit, timed, write_json
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_eig import bench_train_step, freeze_strategy_steps, resized_view  # noqa: E402
+from bench_eig import add_view_args, bench_train_step, freeze_strategy_steps, run_view  # noqa: E402
 from faithfusion.eig.fisher import pair_sums, prepare_view  # noqa: E402
 from faithfusion.eig.jacobian import view_quantities  # noqa: E402
 from faithfusion.eig.maps import composite_scalar  # noqa: E402
@@ -35,18 +35,12 @@ from faithfusion.render.torch_backend import build_tile_lists  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--width", type=int, default=960)
-    ap.add_argument("--height", type=int, default=540)
-    ap.add_argument("--repeats", type=int, default=10)
+    add_view_args(ap)
     ap.add_argument("--configs", nargs="+", default=["16,16,8", "16,32,8", "16,8,4", "8,16,4", "8,32,4", "16,16,4"])
     a = ap.parse_args()
-    from faithfusion.train.run import load_run
-
     dev = torch.device("cuda")
-    trainer = load_run(a.run, dev).trainer
+    trainer, view = run_view(a.run, a.width, a.height, dev)
     session = build_session(trainer, calib_views=4, progress=False)
-    view = resized_view(trainer.real.views[0], a.width, a.height)
     cam, model = view.camera.to(dev), trainer.model
     params = {k: v.detach() for k, v in model.params.items()}
     bg = session.background(cam)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from bench_eig import add_view_args, run_view
 from common import device_name, git_commit, timed, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,23 +76,17 @@ def profiled(fn, repeats: int = 3) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--random", type=int, default=1_200_000)
-    ap.add_argument("--width", type=int, default=960)
-    ap.add_argument("--height", type=int, default=540)
-    ap.add_argument("--repeats", type=int, default=10)
+    add_view_args(ap)
     ap.add_argument("--configs", nargs="*", default=[], help="Triton (block,batch,warps) to time the two kernels with")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke run of the script (torch backend, no profile)")
     a = ap.parse_args()
     dev = torch.device(a.device)
     be = "triton" if dev.type == "cuda" else "torch"
     if a.run is not None:
-        from bench_eig import resized_view
-        from faithfusion.train.run import load_run
-
-        trainer = load_run(a.run, dev).trainer
-        model, cam = trainer.model, resized_view(trainer.real.views[0], a.width, a.height).camera.to(dev)
+        trainer, view = run_view(a.run, a.width, a.height, dev)
+        model, cam = trainer.model, view.camera.to(dev)
     else:
         model, cam = random_scene(a.random, a.width, a.height, dev)
     params = {k: v.detach() for k, v in model.params.items()}
