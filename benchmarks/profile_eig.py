@@ -120,8 +120,11 @@ def main() -> None:
     res["configs"] = {}
     for cfg in a.configs:  # the kernels under other tunables (FAITHFUSION_EIG_TRITON is read at each launch)
         os.environ["FAITHFUSION_EIG_TRITON"] = cfg
-        res["configs"][cfg] = {"pair_sums_s": t(lambda: pair_sums(vp, None, None, backend=be)),
-                               "composite_s": t(lambda: composite_scalar(vp, I, be))}
+        vpc = prepare_view(model, cam, plan=be == "torch")  # the lists follow the configuration's tile
+        res["configs"][cfg] = {"intersections": int(vpc.tiles.flat_ids.numel()),
+                               "prepare_view_s": t(lambda: prepare_view(model, cam, plan=be == "torch")),
+                               "pair_sums_s": t(lambda: pair_sums(vpc, None, None, backend=be)),
+                               "composite_s": t(lambda: composite_scalar(vpc, I, be))}
         print(cfg, {k: round(v * 1e3, 2) for k, v in res["configs"][cfg].items()}, flush=True)
     os.environ.pop("FAITHFUSION_EIG_TRITON", None)
     if dev.type != "cuda":

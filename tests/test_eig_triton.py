@@ -42,7 +42,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture
 def config():
-    """Set FAITHFUSION_EIG_TRITON (block, batch, warps) for one test."""
+    """Set FAITHFUSION_EIG_TRITON (block, batch, warps[, tile]) for one test."""
     old = os.environ.get("FAITHFUSION_EIG_TRITON")
 
     def set_(cfg: str) -> None:
@@ -104,7 +104,7 @@ def test_auto_backend_is_torch_on_cpu():
 
 
 @cpu_kernel
-@pytest.mark.parametrize("cfg", ["16,16,8", "8,4,4"])
+@pytest.mark.parametrize("cfg", ["16,16,8", "8,4,4", "8,4,4,16"])
 def test_triton_equals_torch_and_oracle_float64(toy_oracle, config, cfg):
     config(cfg)
     model, cams, bgs, ws = toy_inputs(torch.float64)
@@ -128,7 +128,7 @@ def test_triton_float32_toy(toy_oracle):
 
 @cpu_kernel
 @pytest.mark.parametrize("opaque", [False, True])
-@pytest.mark.parametrize("cfg", ["16,8,4", "8,4,4"])
+@pytest.mark.parametrize("cfg", ["16,8,4", "8,4,4", "4,8,1"])
 def test_triton_random_scene_pair_sums(config, opaque, cfg):
     """30 (resp. 60 opaque) anisotropic Gaussians on 24x16 (a partial tile): M per Gaussian, float64 and float32."""
     config(cfg)
@@ -263,3 +263,29 @@ def test_gsplat_tile_lists_equal_the_torch_ones():
         for t in range(a.n_tiles):
             s, e = int(a.offsets[t]), int(a.offsets[t + 1])
             assert torch.equal(a.flat_ids[s:e].sort().values, b.flat_ids[s:e].sort().values), t
+
+
+def test_kernel_config_parsing():
+    """The tunables: list tiles default to the block; malformed or inconsistent settings name the variable."""
+    from faithfusion.eig.kernel_config import KernelConfig, parse_config
+
+    assert parse_config("8,32,4") == KernelConfig(8, 32, 4, 8)
+    assert parse_config("8,32,4,16") == KernelConfig(8, 32, 4, 16)
+    for bad in ("8,32", "8,x,4", "8,32,4,12", "0,32,4"):
+        with pytest.raises(ValueError, match="FAITHFUSION_EIG_TRITON"):
+            parse_config(bad)
+
+
+@cpu_kernel
+def test_fisher_views_use_lists_at_the_kernel_tile(config):
+    """A view prepared for the kernels carries lists over the configured tile, and the result does not depend on it."""
+    model, cam, bg, w = random_scene(40, 24, 16, seed=9, dtype=torch.float64)
+    out = {}
+    for cfg, tile in (("8,4,4", 8), ("8,4,4,16", 16), ("4,8,1", 4)):
+        config(cfg)
+        assert prepare_view(model, cam, plan=False).tiles.tile_size == tile
+        out[cfg] = fisher_diagonal(model, [cam], backgrounds=[bg], pixel_weights=[w], backend="triton")
+    for g in PARAM_GROUPS:
+        assert out["8,4,4"][g].norm() > 0
+        for cfg in ("8,4,4,16", "4,8,1"):
+            assert rel(out[cfg][g], out["8,4,4"][g]) < 1e-12, (cfg, g)

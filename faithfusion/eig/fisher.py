@@ -27,6 +27,8 @@ per Gaussian; phi is applied once per Gaussian at the end. No per-pixel gradient
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from math import comb
 from typing import Iterable, Sequence
@@ -38,6 +40,7 @@ from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
 from faithfusion.eig.blocks import BlockGrid, BlockLists, Chunk, chunk_lists, plan_chunks
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, compiled_fn, view_quantities
+from faithfusion.eig.kernel_config import default_config
 from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render.gsplat_backend import tile_lists
 from faithfusion.render.torch_backend import TileLists
@@ -74,7 +77,7 @@ class ViewPass:
     grid: BlockGrid
     chunks: list[Chunk]
     sh_degree: int
-    tiles: TileLists | None = None  # the renderer's 16x16 tile lists (the Triton pair loop walks them)
+    tiles: TileLists | None = None  # tile lists at the Triton kernels' tile size (they walk them)
 
     @property
     def n_gaussians(self) -> int:
@@ -97,18 +100,19 @@ def prepare_view(
 ) -> ViewPass:
     """Projection (+ Jacobian), block lists and chunks of one camera; `trim` cuts each block's list after
     its last Gaussian that any pixel of the block blends (exact: the rest have alpha 0 everywhere there).
-    `plan=False` skips the block lists and chunks (the Triton pair loop needs only the tile lists)."""
+    `plan=False` skips the block lists and chunks (the Triton kernels need only the tile lists, cut to
+    `kernel_config.default_config().tile`)."""
     degree = model.sh_degree if sh_degree is None else min(sh_degree, model.sh_degree)
     params = {k: v.detach() for k, v in model.params.items()}
     cam = camera.to(model.device)
     with torch.no_grad():
         viewmat, K = cam.viewmat.to(params["means"].dtype), cam.K.to(params["means"].dtype)
         vq = view_quantities(params, degree, viewmat, K, cam.width, cam.height, eps2d, near_plane, far_plane, jacobian)
-        tl = tile_lists(vq.proj, cam.width, cam.height)
         if not plan:
-            grid = BlockGrid(block, tl.tiles_x * (tl.tile_size // block), tl.tiles_y * (tl.tile_size // block),
-                             cam.width, cam.height)
+            tl = tile_lists(vq.proj, cam.width, cam.height, tile_size=default_config().tile)
+            grid = BlockGrid(block, math.ceil(cam.width / block), math.ceil(cam.height / block), cam.width, cam.height)
             return ViewPass(cam, vq, grid, [], degree, tl)
+        tl = tile_lists(vq.proj, cam.width, cam.height)
         max_pairs = max_pairs or default_max_pairs(model.device)
         lists, chunks = plan_chunks(tl, vq.proj.means2d[0], vq.proj.radii[0], cam.width, cam.height, block, max_pairs)
         if trim and chunks:

@@ -1,6 +1,7 @@
-"""The Fisher's pair loop (`fisher.pair_sums`) as one Triton kernel over the renderer's 16x16 tile lists.
+"""The Fisher's pair loop (`fisher.pair_sums`) as one Triton kernel over the view's tile lists.
 
-One program per (tile, sub-block of `block x block` pixels), the pixels vectorised across the program,
+One program per (tile, sub-block of `block x block` pixels), the pixels vectorised across the program
+(by default the lists are built over `block x block` tiles, so a program walks only its own pixels' list),
 the tile's depth-sorted Gaussian list walked front to back in batches of `batch` Gaussians (a `[P, G]`
 tile of pairs per step; the transmittance inside a batch is an exp(cumsum(log(1 - alpha))) scan along
 G, carried between batches, as `blend.blend_pairs` computes it):
@@ -12,7 +13,7 @@ G, carried between batches, as `blend.blend_pairs` computes it):
           alpha is clamped at 0.999, skipped or stopped), and phi = dsigma/d(mean2d, conic) at the
           pixel; each Gaussian's 40 entries of M (geo 6x6 upper triangle, cross 6x3, w2) are summed
           over the block's pixels with tl.sum and added to global memory with one atomic per Gaussian
-          per block per entry (never per pixel).
+          per block per entry (never per pixel), and none for a Gaussian that no pixel of the block blends.
 
 Rules as `blend.py` / the torch backend / gsplat: sigma = 0.5 (a dx^2 + c dy^2) + b dx dy at pixel centres,
 alpha = min(0.999, o exp(-sigma)), alpha < 1/255 skipped, a pixel stops before the Gaussian whose
@@ -22,13 +23,12 @@ The -1/o column of phi is constant per Gaussian, so the kernel sums W1 phi_u phi
 over the 5 pixel-dependent rows) and scales by -1/o afterwards, as `fisher._apply_phi` does.
 
 Runs on CUDA, or on the CPU in Triton's interpreter (TRITON_INTERPRET=1 set before this module is
-imported: tests). Tunables: `FAITHFUSION_EIG_TRITON="block,batch,num_warps"` (default 8,32,4: the fastest of
-benchmarks/bench_eig_kernels.py's sweep on an H100, benchmarks/results/eig_kernels_h100.json).
+imported: tests). Tunables: `kernel_config.py` (`FAITHFUSION_EIG_TRITON="block,batch,warps[,tile]"`; the default is
+the fastest of benchmarks/bench_eig_kernels.py's sweep on an H100, benchmarks/results/eig_kernels_h100.json).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -37,19 +37,11 @@ from torch import Tensor
 import triton
 import triton.language as tl
 
+from faithfusion.eig.kernel_config import KernelConfig, default_config
 from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, TileLists
 
 N_OUT = 40  # geo upper triangle (21), cross (18, row u * 3 + k), w2 (1)
 _TRI = [(u, v) for u in range(6) for v in range(u, 6)]
-
-
-def default_config() -> tuple[int, int, int]:
-    """(block, batch, num_warps) from FAITHFUSION_EIG_TRITON, else (8, 32, 4)."""
-    env = os.environ.get("FAITHFUSION_EIG_TRITON", "")
-    if env:
-        b, g, w = (int(x) for x in env.split(","))
-        return b, g, w
-    return 8, 32, 4
 
 
 @triton.jit
@@ -188,6 +180,7 @@ def _pair_sums_kernel(
         p4 = 0.5 * dy * dy
         r5 = -1.0 / tl.maximum(op, 1e-12)  # phi row 5 (-1/o), per Gaussian
         o_ptr = out_ptr + gid * 40
+        kv = kv & (tl.max(alpha, axis=0) > 0.0)  # no atomics for Gaussians no pixel of the block blends
         # geo upper triangle, rows u <= v over (p0..p4, r5), index as fisher's _TRI order
         q0 = W1 * p0
         q1 = W1 * p1
@@ -255,11 +248,11 @@ class Launch:
     warps: int
 
 
-def prepare_launch(tl_lists: TileLists, like: Tensor, config: tuple[int, int, int] | None = None) -> Launch | None:
+def prepare_launch(tl_lists: TileLists, like: Tensor, config: KernelConfig | None = None) -> Launch | None:
     """Check one camera's tile lists against the configuration and pack them; None when no Gaussian is listed."""
     if tl_lists.n_cameras != 1:
         raise ValueError("the tile-list kernels work on one camera at a time")
-    block, batch, warps = config or default_config()
+    block, batch, warps, _ = config or default_config()
     tile = tl_lists.tile_size
     if tile % block:
         raise ValueError(f"block {block} must divide the tile size {tile}")
@@ -292,7 +285,7 @@ def pair_sums_raw(
     height: int,
     pixel_weights: Tensor | None = None,  # [H, W]
     background: Tensor | None = None,  # [3] or [H, W, 3]
-    config: tuple[int, int, int] | None = None,
+    config: KernelConfig | None = None,
 ) -> Tensor:
     """Per Gaussian `[N, 40]`: M = sum_pixels omega sum_k g_k g_k^T as geo upper triangle (21), cross (18), w2."""
     gd = torch.cat([means2d, conics, opacities[:, None], colors], -1).contiguous()  # [N, 9]
