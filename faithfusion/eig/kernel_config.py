@@ -20,7 +20,9 @@ class KernelConfig(NamedTuple):
     tile: int
 
 
-DEFAULT = KernelConfig(block=8, batch=32, warps=4, tile=8)
+# the best of bench_eig_kernels.py's sweep on an H100 (prepare + pair + compositing, 960x540, 1.17M Gaussians) and
+# the fastest H_train of bench_eig.py there (benchmarks/results/eig_speed_configs_h100.json)
+DEFAULT = KernelConfig(block=4, batch=64, warps=2, tile=4)
 
 
 def parse_config(text: str) -> KernelConfig:
