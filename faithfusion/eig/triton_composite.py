@@ -1,4 +1,4 @@
-"""`maps.composite_scalar` as one Triton kernel over the renderer's 16x16 tile lists.
+"""`maps.composite_scalar` as one Triton kernel over the view's tile lists (cut at the kernel block, `kernel_config.py`).
 
 One program per (tile, sub-block of `block x block` pixels); the tile's depth-sorted Gaussian list is walked
 front to back in batches of `batch` Gaussians with the same blending rules as the Fisher kernel
