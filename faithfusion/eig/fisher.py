@@ -27,10 +27,8 @@ per Gaussian; phi is applied once per Gaussian at the end. No per-pixel gradient
 
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass
-from math import comb
+from math import ceil, comb
 from typing import Iterable, Sequence
 
 import torch
@@ -110,7 +108,7 @@ def prepare_view(
         vq = view_quantities(params, degree, viewmat, K, cam.width, cam.height, eps2d, near_plane, far_plane, jacobian)
         if not plan:
             tl = tile_lists(vq.proj, cam.width, cam.height, tile_size=default_config().tile)
-            grid = BlockGrid(block, math.ceil(cam.width / block), math.ceil(cam.height / block), cam.width, cam.height)
+            grid = BlockGrid(block, ceil(cam.width / block), ceil(cam.height / block), cam.width, cam.height)
             return ViewPass(cam, vq, grid, [], degree, tl)
         tl = tile_lists(vq.proj, cam.width, cam.height)
         max_pairs = max_pairs or default_max_pairs(model.device)

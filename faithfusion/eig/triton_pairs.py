@@ -24,7 +24,7 @@ over the 5 pixel-dependent rows) and scales by -1/o afterwards, as `fisher._appl
 
 Runs on CUDA, or on the CPU in Triton's interpreter (TRITON_INTERPRET=1 set before this module is
 imported: tests). Tunables: `kernel_config.py` (`FAITHFUSION_EIG_TRITON="block,batch,warps[,tile]"`; the default is
-the fastest of benchmarks/bench_eig_kernels.py's sweep on an H100, benchmarks/results/eig_kernels_h100.json).
+the fastest of the sweep on an H100 in benchmarks/results/eig_speed_configs_h100.json).
 """
 
 from __future__ import annotations
