@@ -265,17 +265,6 @@ def test_gsplat_tile_lists_equal_the_torch_ones():
             assert torch.equal(a.flat_ids[s:e].sort().values, b.flat_ids[s:e].sort().values), t
 
 
-def test_kernel_config_parsing():
-    """The tunables: list tiles default to the block; malformed or inconsistent settings name the variable."""
-    from faithfusion.eig.kernel_config import KernelConfig, parse_config
-
-    assert parse_config("8,32,4") == KernelConfig(8, 32, 4, 8)
-    assert parse_config("8,32,4,16") == KernelConfig(8, 32, 4, 16)
-    for bad in ("8,32", "8,x,4", "8,32,4,12", "0,32,4"):
-        with pytest.raises(ValueError, match="FAITHFUSION_EIG_TRITON"):
-            parse_config(bad)
-
-
 @cpu_kernel
 def test_fisher_views_use_lists_at_the_kernel_tile(config):
     """A view prepared for the kernels carries lists over the configured tile, and the result does not depend on it."""
