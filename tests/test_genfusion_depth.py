@@ -118,3 +118,58 @@ def test_a_few_steps_on_the_log_depth_loss_lower_the_depth_abs_rel():
     before = abs_rel(render, target)
     after = abs_rel(model.fix(images, depth=render).depth, target)  # the depth fix returns, as evaluated
     assert before > 0.15 and after < 0.9 * before, (before, after)  # 0.204 -> 0.172 when written
+
+
+def test_the_quantile_range_ignores_a_floater_that_sets_the_min_max_range():
+    """Depths 5-50 m and one pixel at 0.5 m (a floater): min/max puts hi at 2, the 0.5% quantiles near 1 / 5."""
+    depth = torch.linspace(5.0, 50.0, 4 * 30 * 40).view(1, 4, 30, 40)
+    depth[0, 2, 10, 10] = 0.5
+    depth[0, 1, 0, :5] = float("nan")  # invalid pixels play no part
+    full = disparity_range(depth)
+    robust = disparity_range(depth, 0.005)
+    assert float(full.hi) == pytest.approx(2.0) and float(full.lo) == pytest.approx(1 / 50)
+    assert 1 / 5.3 < float(robust.hi) < 1 / 5 and 1 / 50 < float(robust.lo) < 1 / 45
+    surface = torch.isfinite(depth) & (depth > 0.5)
+    d_robust = normalise_disparity(depth, robust)[0][surface]
+    d_full = normalise_disparity(depth, full)[0][surface]
+    assert float(d_robust.median()) > 0.08 and float(d_full.median()) < 0.01  # min/max squeezes them to the bottom
+    with pytest.raises(ValueError, match="quantile"):
+        disparity_range(depth, 0.5)
+
+
+def test_the_quantile_range_is_per_window_and_subsamples_large_windows(monkeypatch):
+    import faithfusion.fixers.genfusion as gf
+
+    g = torch.Generator().manual_seed(0)
+    depth = torch.stack([2 + 20 * torch.rand(2, 32, 32, generator=g), 10 + 90 * torch.rand(2, 32, 32, generator=g)])
+    exact = disparity_range(depth, 0.1)
+    for b in range(2):
+        want = torch.quantile(1 / depth[b].flatten(), torch.tensor([0.1, 0.9]))
+        assert torch.allclose(torch.stack([exact.lo[b], exact.hi[b]]), want, rtol=1e-5)
+    assert torch.allclose(exact.floor, (1 / depth).flatten(1).amin(1))  # the farthest render, beyond lo
+    monkeypatch.setattr(gf, "QUANTILE_SAMPLES", 500)  # 2048 pixels a window -> every 5th
+    sub = gf.disparity_range(depth, 0.1)
+    assert torch.allclose(sub.lo, exact.lo, rtol=0.2) and torch.allclose(sub.hi, exact.hi, rtol=0.2)
+    empty = torch.zeros(1, 2, 4, 4)
+    assert float(disparity_range(empty, 0.1).lo) == 1.0  # no valid pixel: the (1, 2) stand-in
+
+
+def test_prepare_depth_uses_the_configured_range():
+    depth = torch.linspace(5.0, 50.0, 2 * 16 * 16).view(1, 2, 16, 16)
+    depth[0, 0, 0, 0] = 0.5
+    images = torch.rand(1, 2, 16, 16, 3)
+    tiny = dict(channels=(8, 16), dim=16, heads=2, coarse_depth=1, fine_depth=1, mlp_ratio=2.0)
+    *_, rng_minmax = GenFusion(GenFusionConfig(**tiny, range_quantile=0.0)).prepare_depth(depth, None, images)
+    *_, rng_default = GenFusion(GenFusionConfig(**tiny)).prepare_depth(depth, None, images)
+    assert float(rng_minmax.hi) == pytest.approx(2.0)
+    assert float(rng_default.hi) < 0.25
+
+
+def test_evaluate_video_overrides_parse_json_and_name_bad_items():
+    from faithfusion.fixers.evaluate_video import parse_overrides
+
+    assert parse_overrides(["range_quantile=0", "chunk=2"]) == {"range_quantile": 0, "chunk": 2}
+    with pytest.raises(SystemExit, match="KEY=JSON"):
+        parse_overrides(["range_quantile"])
+    with pytest.raises(SystemExit, match="not JSON"):
+        parse_overrides(["range_quantile=zero"])

@@ -88,6 +88,20 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
     return out
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """["key=JSON", ...] -> {key: value}; a clear error for anything else."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--override {item!r}: expected KEY=JSON, e.g. range_quantile=0")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"--override {item!r}: the value is not JSON ({e})") from None
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from faithfusion.fixers.base import load_fixer
 
@@ -100,12 +114,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--lpips-weights", default=None)
     p.add_argument("--max-samples", type=int, default=0)
+    p.add_argument("--override", action="append", default=[], metavar="KEY=JSON",
+                   help="a config field of the video fixer to change for this evaluation, e.g. range_quantile=0 (repeatable)")
     p.add_argument("--out", default="")
     a = p.parse_args(argv)
     shifts = tuple(float(s) for s in a.shifts.split(",") if s) or None
-    res = evaluate_video_fixer_on_index(load_fixer(a.model), a.index, a.split, shifts,
+    overrides = parse_overrides(a.override)
+    res = evaluate_video_fixer_on_index(load_fixer(a.model, **overrides), a.index, a.split, shifts,
                                         load_fixer(a.difix) if a.difix else None, a.device, a.lpips_weights, a.max_samples)
-    res.update(model=a.model, difix=a.difix or None, index=a.index)
+    res.update(model=a.model, overrides=overrides, difix=a.difix or None, index=a.index)
     print(json.dumps(res, indent=2))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2) + "\n")

@@ -15,11 +15,19 @@ regularisation set. Here that model is a compact one-step video transformer trai
   an untrained model returns its input).
 
 DISPARITY NORMALISATION (per window): disparity = 1 / depth for valid depth (finite, > 0); with
-lo, hi = min, max of the window's valid disparities (per batch element), the model sees
-(disparity - lo) / (hi - lo), in [0, 1] (near = 1, far = 0); invalid pixels get 0 and validity 0.
-The range hi - lo is floored at `min_range * hi` (flat windows). A reference depth is normalised
-with the WINDOW's lo, hi and clamped to [0, 1]. Back: disparity = lo + max(d, 0) * (hi - lo),
-depth = 1 / disparity, so a repaired point is never farther than the window's farthest render.
+lo, hi = the `range_quantile` and 1 - `range_quantile` quantiles of the window's valid disparities
+(per batch element; 0.005 by default, 0 = min, max), the model sees (disparity - lo) / (hi - lo):
+near = 1, far = 0, the few pixels outside the quantiles a little beyond; invalid pixels get 0 and
+validity 0. The range hi - lo is floored at `min_range * hi` (flat windows). A reference depth is
+normalised with the WINDOW's lo, hi and clamped to [0, 1]. Back: disparity = lo + d * (hi - lo),
+floored at the window's smallest valid disparity, depth = 1 / disparity: a repaired point is never
+farther than the window's farthest render (and an untrained model returns the render's depth).
+
+Why quantiles (benchmarks/diagnose_genfusion_depth.py): a single floater a metre from the camera
+sets hi = 1 / 1.3 m^-1 on a window whose surfaces lie at 3-70 m, and squeezes every real surface
+into the bottom few percent of [0, 1], which the model, trained on 192 px crops with ranges of the
+usual width, misreads (held-out seed 9: depth abs rel 0.44 with min/max against 0.27 for the
+render; 0.23 with the 0.5% quantiles, same weights).
 """
 
 from __future__ import annotations
@@ -46,31 +54,54 @@ from faithfusion.fixers.video_blocks import (
 
 @dataclass
 class DisparityRange:
-    """Per-window disparity range `lo`, `hi` `[B]` (1 / depth units)."""
+    """Per-window disparity range `lo`, `hi` `[B]` (1 / depth units) and `floor` `[B]`, the smallest valid
+    disparity (the farthest render; <= lo; None: lo), below which no repaired disparity goes."""
 
     lo: Tensor
     hi: Tensor
+    floor: Tensor | None = None
 
     def span(self, min_range: float) -> Tensor:  # [B]
         return torch.maximum(self.hi - self.lo, min_range * self.hi)
+
+    def floor_or_lo(self) -> Tensor:  # [B]
+        return self.lo if self.floor is None else torch.minimum(self.floor, self.lo)
 
 
 def valid_depth(depth: Tensor) -> Tensor:
     return torch.isfinite(depth) & (depth > 0)
 
 
-def disparity_range(depth: Tensor) -> DisparityRange:
-    """The range of valid disparities of each window `[B, T, H, W]`; (1, 2) for windows without any."""
+QUANTILE_SAMPLES = 1_000_000  # quantiles are taken on at most this many (evenly strided) valid pixels
+
+
+def disparity_range(depth: Tensor, quantile: float = 0.0) -> DisparityRange:
+    """The range of valid disparities of each window `[B, T, H, W]`; (1, 2) for windows without any.
+
+    `quantile` 0: min and max; q > 0: the q and 1 - q quantiles (robust to a few floaters).
+    """
+    if not 0.0 <= quantile < 0.5:
+        raise ValueError(f"disparity_range: quantile must be in [0, 0.5), got {quantile}")
     valid = valid_depth(depth)
     disp = torch.where(valid, 1.0 / torch.where(valid, depth, torch.ones_like(depth)), torch.zeros_like(depth))
     flat_v = valid.flatten(1)
     inf = torch.full_like(disp.flatten(1), float("inf"))
     lo = torch.where(flat_v, disp.flatten(1), inf).amin(dim=1)
     hi = torch.where(flat_v, disp.flatten(1), -inf).amax(dim=1)
+    floor = lo.clone()
+    if quantile > 0:
+        for b in range(depth.shape[0]):
+            vals = disp[b][valid[b]]  # [N] valid disparities of window b
+            if vals.numel() < 2:
+                continue
+            step = -(-vals.numel() // QUANTILE_SAMPLES)  # ceil: torch.quantile refuses very large inputs
+            q = torch.quantile(vals[::step].float(), torch.tensor([quantile, 1 - quantile], device=vals.device))
+            lo[b], hi[b] = q[0].to(lo.dtype), q[1].to(hi.dtype)
     empty = ~flat_v.any(dim=1)
     lo = torch.where(empty, torch.ones_like(lo), lo)
     hi = torch.where(empty, 2 * torch.ones_like(hi), hi)
-    return DisparityRange(lo, hi)
+    floor = torch.where(empty, lo, floor)
+    return DisparityRange(lo, hi, floor)
 
 
 def _per_batch(x: Tensor, ndim: int) -> Tensor:  # [B] -> [B, 1, ...] with `ndim` dims in all
@@ -90,21 +121,22 @@ def normalise_disparity(depth: Tensor, rng: DisparityRange, min_range: float = 1
 
 
 def denormalise_disparity(d: Tensor, rng: DisparityRange, min_range: float = 1e-3) -> Tensor:
-    """Normalised disparity `[B, ...]` -> depth (disparity floored at the window's `lo`)."""
+    """Normalised disparity `[B, ...]` -> depth (disparity floored at the window's farthest render)."""
     lo, span = _per_batch(rng.lo, d.ndim), _per_batch(rng.span(min_range), d.ndim)
-    return 1.0 / (lo + d.clamp(min=0) * span)
+    floor = _per_batch(rng.floor_or_lo(), d.ndim)
+    return 1.0 / torch.maximum(lo + d * span, floor)
 
 
 def log_depth_l1(d: Tensor, rng: DisparityRange, target_depth: Tensor, min_range: float = 1e-3) -> Tensor:
     """Mean |log(predicted depth) - log(target depth)| over the target's valid pixels (finite, > 0).
 
     The predicted depth is `denormalise_disparity(d, rng)`, the depth `fix` returns: disparity
-    lo + max(d, 0) * span, so never farther than 1 / lo. Unlike an L1 on `d`, whose gradient is the
+    max(lo + d * span, floor), so never farther than the window's farthest render 1 / floor. Unlike an L1 on `d`, whose gradient is the
     same everywhere, this one is span / disparity per unit of `d`: large where the window is far
     (disparity near lo), where a small error in `d` is a large relative depth error.
 
-    Numerics: the clamp at d = 0 passes its gradient straight through (a pixel pushed below 0 can
-    come back), and a target farther than 1 / lo is taken at 1 / lo (the farthest depth `fix` can
+    Numerics: the clamp at the floor passes its gradient straight through (a pixel pushed below it
+    can come back), and a target farther than 1 / floor is taken at 1 / floor (the farthest depth `fix` can
     return; what lies beyond is an error no `d` can reduce, so it adds nothing to the gradient).
     Invalid target pixels get a stand-in depth before any division or log, so neither the loss nor
     its gradient sees inf or NaN from them. d `[B, ...]`, target_depth the same shape (metres).
@@ -112,11 +144,13 @@ def log_depth_l1(d: Tensor, rng: DisparityRange, target_depth: Tensor, min_range
     d = d.float()
     valid = valid_depth(target_depth)
     lo, span = _per_batch(rng.lo.float(), d.ndim), _per_batch(rng.span(min_range).float(), d.ndim)
-    dc = d + (d.clamp(min=0) - d).detach()  # clamped value, unclamped gradient
-    pred_disp = lo + dc * span  # >= lo > 0
+    floor = _per_batch(rng.floor_or_lo().float(), d.ndim)
+    raw = lo + d * span
+    pred_disp = raw + (torch.maximum(raw, floor) - raw).detach()  # floored value, unfloored gradient; >= floor > 0
     tgt_disp = 1.0 / torch.where(valid, target_depth.float(), torch.ones_like(d))
-    tgt_disp = torch.maximum(tgt_disp, lo.expand_as(tgt_disp))
+    tgt_disp = torch.maximum(tgt_disp, floor.expand_as(tgt_disp))
     err = (torch.log(pred_disp) - torch.log(tgt_disp)).abs()  # |log depth| = |log disparity| differences
+    err = torch.where((raw <= floor) & (tgt_disp <= floor), torch.zeros_like(err), err)  # both at the floor: exact 0
     v = valid.to(err.dtype)
     return (err * v).sum() / v.sum().clamp(min=1)
 
@@ -135,6 +169,7 @@ class GenFusionConfig:
     timestep: int = 199  # the single step; no noise added
     frames: int = 16  # the window length GenFusion renders (fix accepts any T)
     min_range: float = 1e-3  # floor of the disparity range, relative to the window's max disparity
+    range_quantile: float = 0.005  # the window's disparity range: these quantiles (0: min, max)
     chunk: int = 1  # windows per pass in `fix`
 
 
@@ -195,7 +230,7 @@ class GenFusion(FixerModel):
         if depth is None:
             zeros = like.new_zeros(b, t, h, w)
             return zeros, zeros, None, None, None
-        rng = disparity_range(depth.float())
+        rng = disparity_range(depth.float(), self.config.range_quantile)
         disp, valid = normalise_disparity(depth.float(), rng, self.config.min_range)
         rdisp = rvalid = None
         if ref_depth is not None:
