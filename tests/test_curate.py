@@ -151,6 +151,8 @@ def test_video_windows_record_cameras_that_explain_the_ground_truth(curated):
     for name in ("fixer", "difix"):  # identity models: the render, unchanged
         assert abs(res[f"{name}_psnr"] - res["render_psnr"]) < 1e-3 and res[f"{name}_low_eig_change"] < 1e-3
         assert abs(res[f"{name}_warp_error"] - res["render_warp_error"]) < 1e-3
+    quick = evaluate_video_fixer_on_index(identity_fixer("eigent"), cfg.out / "index.json", "test", shifts=None, warp=False)
+    assert not any("warp" in k for k in quick) and quick["fixer_psnr"] == pytest.approx(res["fixer_psnr"])
 
 
 def test_merge_indexes_keeps_every_file_and_renames_clashing_scenes(curated, tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,10 @@ def _outputs(fixer: Any, item: dict, difix: Any | None, device: str | torch.devi
 @torch.no_grad()
 def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "test", shifts: tuple[float, ...] | None = (3.0,),
                                   difix: Any | None = None, device: str | torch.device = "cpu",
-                                  lpips_weights: str | Path | None = None, max_samples: int = 0) -> dict[str, Any]:
+                                  lpips_weights: str | Path | None = None, max_samples: int = 0,
+                                  warp: bool = True, log: Any = None) -> dict[str, Any]:
+    """Mean figures over the held-out windows; `warp=False` skips the warp errors (CPU-heavy: the
+    depth and image figures alone), `log` (a print-like callable) reports each window."""
     from faithfusion.fixers.evaluate import _lpips_net
 
     data = VideoFixerDataset(index, split, crop=None, frames=None)
@@ -63,7 +67,9 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
     def add(key: str, value: float) -> None:
         rec.setdefault(key, []).append(value)
 
-    for i in ids:
+    for n, i in enumerate(ids):
+        if log is not None:
+            log(f"window {n + 1}/{len(ids)}")
         item = data[i]
         tgt = item["target"].to(device)
         outs, fixed_depth = _outputs(fixer, item, difix, device)
@@ -72,12 +78,13 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
             add(f"{name}_psnr", float(psnr(frames, tgt)))
             if net is not None:
                 add(f"{name}_lpips", float(net(frames, tgt).mean()))
-            if gt_depth is not None:
+            if gt_depth is not None and warp:
                 add(f"{name}_warp_error", warp_error(frames.cpu(), gt_depth, K, c2w)["warp_error"])
             if name != "render" and "eig" in item:
                 add(f"{name}_low_eig_change", low_eig_change(frames.cpu(), outs["render"].cpu(), item["eig"]))
         if gt_depth is not None:
-            add("target_warp_error", warp_error(item["target"], gt_depth, K, c2w)["warp_error"])
+            if warp:
+                add("target_warp_error", warp_error(item["target"], gt_depth, K, c2w)["warp_error"])
             if "depth" in item:
                 add("render_depth_abs_rel", abs_rel(item["depth"], gt_depth))
             if fixed_depth is not None:
@@ -116,12 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--override", action="append", default=[], metavar="KEY=JSON",
                    help="a config field of the video fixer to change for this evaluation, e.g. range_quantile=0 (repeatable)")
+    p.add_argument("--no-warp", action="store_true", help="skip the warp errors (CPU-heavy): depth and image figures only")
     p.add_argument("--out", default="")
     a = p.parse_args(argv)
     shifts = tuple(float(s) for s in a.shifts.split(",") if s) or None
     overrides = parse_overrides(a.override)
     res = evaluate_video_fixer_on_index(load_fixer(a.model, **overrides), a.index, a.split, shifts,
-                                        load_fixer(a.difix) if a.difix else None, a.device, a.lpips_weights, a.max_samples)
+                                        load_fixer(a.difix) if a.difix else None, a.device, a.lpips_weights, a.max_samples,
+                                        warp=not a.no_warp, log=lambda m: print(m, file=sys.stderr, flush=True))
     res.update(model=a.model, overrides=overrides, difix=a.difix or None, index=a.index)
     print(json.dumps(res, indent=2))
     if a.out:
