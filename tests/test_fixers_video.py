@@ -146,8 +146,57 @@ def test_difix_branch_loads_a_compact_difix():
     x, ref = torch.rand(1, 1, 32, 32, 3), torch.rand(1, 32, 32, 3)
     with torch.no_grad():
         difix(x[:, 0], ref)
-        tokens = m.difix(x[0].permute(0, 3, 1, 2) * 2 - 1, ref.permute(0, 3, 1, 2) * 2 - 1, t=1)[3]
+        tokens = m.difix(x[0].permute(0, 3, 1, 2) * 2 - 1, ref.permute(0, 3, 1, 2) * 2 - 1, t=1).tokens
     assert torch.allclose(tokens, seen["tokens"][:, :16], atol=1e-5)  # the render's tokens, as Difix computes them
+
+
+def tiny_difix(seed: int = 0) -> Difix:
+    torch.manual_seed(seed)
+    return randomise(Difix(DifixConfig(channels=(8, 16), dim=16, depth=1, heads=2, mlp_ratio=2.0)))
+
+
+def test_eigent_on_difix_starts_as_the_eig_gated_blend_of_render_and_difix():
+    difix = tiny_difix()
+    m = EIGent.on_difix(difix, gate_open=0.5, latent_channels=4, dim=16, heads=2, coarse_depth=1, fine_depth=1,
+                        mlp_ratio=2.0, context_width=8).eval()
+    x, ref = torch.rand(1, 4, 32, 32, 3), torch.rand(1, 32, 32, 3)
+    d = difix.fix(x, ref).images[0]  # [4, 32, 32, 3], per frame
+    assert (d - x[0]).abs().mean() > 1e-3  # the tiny Difix does change the frames
+    for value, g in ((0.0, 0.5), (1.0, 1 / (1 + np.exp(-(10 * 0.5 + 10 * 0.5))))):  # g = sigmoid(10 (eig - 0.5) + b)
+        out = m.fix(x, ref, torch.full((1, 4, 32, 32), value)).images[0]
+        assert torch.allclose(out, x[0] + g * (d - x[0]), atol=1e-4), value
+    # in the residual design the same fresh model would return the render exactly
+    assert torch.allclose(EIGent(TINY_EIGENT).fix(x, ref, torch.zeros(1, 4, 32, 32)).images, x, atol=1e-6)
+
+
+def test_eigent_on_difix_trains_the_video_side_only(tmp_path):
+    difix = tiny_difix()
+    m = EIGent.on_difix(difix, latent_channels=4, dim=16, heads=2, coarse_depth=1, fine_depth=1, mlp_ratio=2.0,
+                        context_width=8)
+    trainable = {id(p) for p in m.trainable_parameters()}
+    assert not any(id(p) in trainable for p in m.difix.parameters())
+    assert m.gate.bias.requires_grad and m.num_parameters(True) < m.num_parameters()
+    before = {k: v.clone() for k, v in m.difix.state_dict().items()}
+    opt = torch.optim.AdamW(m.trainable_parameters(), lr=1e-2)
+    x, ref, eig = torch.rand(1, 4, 32, 32, 3), torch.rand(1, 32, 32, 3), torch.rand(1, 4, 32, 32)
+    for _ in range(2):
+        loss = (m(x, ref, eig) - 0.5).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(v, before[k]) for k, v in m.difix.state_dict().items())
+    m.save_pretrained(tmp_path / "e")
+    loaded = load_fixer(tmp_path / "e")
+    assert loaded.config.difix_decoder and torch.equal(loaded.fix(x, ref, eig).images, m.fix(x, ref, eig).images)
+
+
+def test_eigent_on_difix_refuses_what_does_not_fit():
+    with pytest.raises(ValueError, match="mlp_ratio"):
+        EIGent.on_difix(tiny_difix(), mlp_ratio=3.0)
+    with pytest.raises(ValueError, match="gate_open"):
+        EIGent.on_difix(tiny_difix(), gate_open=1.0, mlp_ratio=2.0)
+    with pytest.raises(ValueError, match="compact Difix"):
+        EIGent.on_difix(torch.nn.Linear(2, 2))
 
 
 def test_save_load_round_trip_identical(tmp_path):
@@ -307,6 +356,19 @@ def test_train_eigent_on_video_windows_lowers_the_loss(tmp_path, monkeypatch, vi
     assert float(after) < 0.9 * float(before)
     cfg = json.loads((tmp_path / "e" / "config.json").read_text())
     assert cfg["model"] == "eigent" and cfg["resolved"]["lr"] == 3e-3
+
+
+def test_train_eigent_on_a_saved_difix_keeps_the_difix_branch(tmp_path, video_index):
+    difix = tiny_difix()
+    difix.save_pretrained(tmp_path / "difix")
+    with pytest.raises(ValueError, match="--model eigent"):
+        train_fixer(_video_cfg(video_index, tmp_path / "g", "genfusion", steps=1, eigent_on_difix=tmp_path / "difix"))
+    train_fixer(_video_cfg(video_index, tmp_path / "e", "eigent", steps=2, w_lpips=0.0, eigent_on_difix=tmp_path / "difix"))
+    m = load_fixer(tmp_path / "e" / "model")
+    assert type(m) is EIGent and m.config.difix_decoder and m.config.difix_dim == 16
+    want = difix.net.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in m.difix.net.state_dict().items())  # frozen
+    assert not torch.equal(m.decoder.head[1].weight, torch.zeros_like(m.decoder.head[1].weight))  # the video side trained
 
 
 @pytest.mark.parametrize("depth_loss,term", [("log_depth", "log_depth_l1"), ("disparity", "disparity_l1")])

@@ -119,21 +119,25 @@ def eig_embedding(dim: int, width: int = 32) -> nn.Module:
 
 
 class DifixBranch(nn.Module):
-    """`CompactDifixNet`'s encoder + joint-attention transformer per frame (its decoder is dropped).
+    """`CompactDifixNet` run per frame, the reference view's tokens encoded once per window.
 
-    `forward(x [B*T, 3, H, W], ref [B, 3, H, W] | None, t) -> (e1, e2, z, tokens [B*T, h*w, dim])`:
-    the encoder features (1/2, 1/4, 1/8) of the frames and the frames' tokens after the transformer,
-    in which each frame's tokens attend jointly with the reference's (encoded once per window).
+    `forward(x [B*T, 3, H, W], ref [B, 3, H, W] | None, t) -> DifixFeatures`: the encoder features
+    (1/2, 1/4, 1/8) of the frames, the frames' tokens after the transformer (each frame's tokens
+    attend jointly with the reference's) and, with `keep_decoder`, the branch's own per-frame fix
+    `[B*T, 3, H, W]` (Difix's output); without it the decoder is dropped and `fixed` is None.
     """
 
-    def __init__(self, channels: tuple[int, int], dim: int, depth: int, heads: int, mlp_ratio: float, timestep: int) -> None:
+    def __init__(self, channels: tuple[int, int], dim: int, depth: int, heads: int, mlp_ratio: float, timestep: int,
+                 keep_decoder: bool = False) -> None:
         super().__init__()
+        self.keep_decoder = keep_decoder
         self.net = CompactDifixNet(channels=tuple(channels), dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
                                    timestep=timestep)
-        for name in DIFIX_DECODER:
-            setattr(self.net, name, nn.Identity())
+        if not keep_decoder:
+            for name in DIFIX_DECODER:
+                setattr(self.net, name, nn.Identity())
 
-    def forward(self, x: Tensor, ref: Tensor | None, t: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, ref: Tensor | None, t: int) -> "DifixFeatures":
         net = self.net
         e1, e2, z = net.encode(x)
         n, d, h, w = z.shape
@@ -147,15 +151,33 @@ class DifixBranch(nn.Module):
         temb = net.time_embedding(n, x.device, tok.dtype)
         for block in net.blocks:
             tok = block(tok, temb, views, (h, w))
-        return e1, e2, z, net.norm_out(tok[:, : h * w])
+        tok = net.norm_out(tok[:, : h * w])  # [N, L, D]
+        fixed = None
+        if self.keep_decoder:  # CompactDifixNet's decoder on the render's tokens, as `CompactDifixNet.forward`
+            y = tok.transpose(1, 2).reshape(n, d, h, w)
+            y = net.dec2(net.up2(y) + net.skip2(e2))
+            y = net.dec1(net.up1(y) + net.skip1(e1))
+            fixed = (x + net.head(y)).clamp(-1, 1)  # [N, 3, H, W]
+        return DifixFeatures(e1, e2, z, tok, fixed)
 
     def load_from_difix(self, difix: nn.Module) -> None:
-        """Copy the encoder/transformer weights of a compact `Difix` (same sizes) into this branch."""
+        """Copy a compact `Difix`'s weights (same sizes) into this branch (the decoder too, where kept)."""
         net = getattr(difix, "net", difix)
         if not isinstance(net, CompactDifixNet):
             raise ValueError(f"DifixBranch: needs a compact Difix, got {type(net).__name__}")
-        state = {k: v for k, v in net.state_dict().items() if k.split(".")[0] not in DIFIX_DECODER}
+        state = net.state_dict()
+        if not self.keep_decoder:
+            state = {k: v for k, v in state.items() if k.split(".")[0] not in DIFIX_DECODER}
         self.net.load_state_dict(state, strict=True)
+
+
+@dataclass
+class DifixFeatures:
+    e1: Tensor  # [N, c0, H/2, W/2]
+    e2: Tensor  # [N, c1, H/4, W/4]
+    z: Tensor  # [N, dim, H/8, W/8]
+    tokens: Tensor  # [N, h*w, dim], the render's tokens after the joint transformer
+    fixed: Tensor | None  # [N, 3, H, W] Difix's per-frame output, where the decoder is kept
 
 
 # --- windows in, windows out --------------------------------------------------------------
@@ -213,6 +235,11 @@ class EIGentConfig:
     eig_threshold: float = 0.5
     eig_softness: float = 0.1
     gate_scale: float = 10.0  # initial slope of the output gate
+    gate_open: float | None = None  # the gate's value at EIG 0 at initialisation (None: bias 0, g(0) = 0.0067)
+    # Difix output as the base (`difix_decoder`): out = render + g * (D - render + r), D = the Difix branch's own
+    # per-frame fix; the video branch learns the correction r and the gate. Off: out = render + g * r.
+    difix_decoder: bool = False
+    freeze_difix: bool = False  # train the video side only (the Difix branch stays as loaded)
     # inference
     chunk: int = 1  # windows per pass in `fix`
 
@@ -228,7 +255,8 @@ class EIGent(FixerModel):
         config = config or EIGentConfig()
         super().__init__(config)
         c = config
-        self.difix = DifixBranch(c.difix_channels, c.difix_dim, c.difix_depth, c.difix_heads, c.mlp_ratio, c.timestep)
+        self.difix = DifixBranch(c.difix_channels, c.difix_dim, c.difix_depth, c.difix_heads, c.mlp_ratio, c.timestep,
+                                 keep_decoder=c.difix_decoder)
         self.to_latent = nn.Conv2d(c.difix_dim, c.latent_channels, 1)  # render latent z_r
         self.context = ContextEncoder(c.latent_channels, c.context_width, c.dim)
         self.patch_in = nn.Conv2d(c.latent_channels, c.dim, 1)  # noise latent -> tokens
@@ -239,6 +267,12 @@ class EIGent(FixerModel):
                                       ctx_dim=c.difix_dim)
         self.decoder = SkipDecoder(c.dim, c.difix_channels, out_ch=4)  # residual (3) + gate logit (1)
         self.gate = EIGGate(c.eig_threshold, c.gate_scale)
+        if c.gate_open is not None:  # sigmoid(s * (0 - threshold) + b) = gate_open
+            if not 0 < c.gate_open < 1:
+                raise ValueError(f"EIGentConfig.gate_open must lie in (0, 1), got {c.gate_open}")
+            with torch.no_grad():
+                self.gate.bias.fill_(c.gate_scale * c.eig_threshold + math.log(c.gate_open / (1 - c.gate_open)))
+        self.difix.requires_grad_(not c.freeze_difix)
 
     def run(self, images: Tensor, ref: Tensor | None = None, eig: Tensor | None = None) -> dict[str, Tensor]:
         """The differentiable path; returns `images` `[B, T, H, W, 3]`, `gate` and `mask` `[B, T, H, W]`."""
@@ -251,17 +285,18 @@ class EIGent(FixerModel):
         r = None
         if ref is not None:
             r = frames_to_model_space(match_reference(ref.to(x.dtype), (h, w))[:, None], self.multiple)  # [B, 3, H', W']
-        e1, e2, z, difix_tokens = self.difix(x, r, t)
-        z_render = self.to_latent(z)  # [N, C, h8, w8]
+        f = self.difix(x, r, t)
+        z_render = self.to_latent(f.z)  # [N, C, h8, w8]
         z_noise = z_render + c.noise_std * torch.randn_like(z_render) if c.noise_std > 0 else z_render
         mask = eig_mask(e, c.eig_threshold, c.eig_softness)  # [N, 1, H', W']
         eig8, eig16 = eig_pools(e, 8), eig_pools(e, 16)
         x8 = self.patch_in(z_noise) + self.context(z_noise, z_render, eig8, F.avg_pool2d(mask, 8))
         temb = self.time(b, x.device, x8.dtype)
-        y = self.backbone(x8, t, temb, cond16=self.eig_coarse(eig16), cond8=self.eig_fine(eig8), ctx=difix_tokens)
-        head = self.decoder(y, e2, e1)  # [N, 4, H', W']
+        y = self.backbone(x8, t, temb, cond16=self.eig_coarse(eig16), cond8=self.eig_fine(eig8), ctx=f.tokens)
+        head = self.decoder(y, f.e2, f.e1)  # [N, 4, H', W']
         gate = self.gate(e, head[:, 3:])
-        fixed = (x + gate * head[:, :3]).clamp(-1, 1)
+        change = head[:, :3] if f.fixed is None else f.fixed - x + head[:, :3]  # [N, 3, H', W']
+        fixed = (x + gate * change).clamp(-1, 1)
         return {
             "images": to_frames(fixed, b, t, (h, w)),
             "gate": gate[:, 0, :h, :w].reshape(b, t, h, w),
@@ -281,11 +316,29 @@ class EIGent(FixerModel):
         self.difix.load_from_difix(difix)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return list(self.parameters())
+        return [p for p in self.parameters() if p.requires_grad]
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         params = self.trainable_parameters() if trainable_only else list(self.parameters())
         return sum(p.numel() for p in params)
+
+    @classmethod
+    def on_difix(cls, difix: nn.Module, freeze: bool = True, gate_open: float = 0.5, **fields: Any) -> "EIGent":
+        """An EIGent whose Difix branch is `difix` (a compact Difix, its decoder kept): its output is the base the
+        video branch corrects, so a fresh model is the render blended with Difix's fix by the EIG gate."""
+        dc = getattr(difix, "config", None)
+        if getattr(dc, "backbone", None) != "compact":
+            raise ValueError(f"EIGent.on_difix: needs a compact Difix, got {type(difix).__name__} "
+                             f"backbone {getattr(dc, 'backbone', None)!r}")
+        fields.setdefault("mlp_ratio", dc.mlp_ratio)  # one ratio for both branches
+        config = EIGentConfig(difix_channels=tuple(dc.channels), difix_dim=dc.dim, difix_depth=dc.depth,
+                              difix_heads=dc.heads, timestep=dc.timestep, difix_decoder=True, freeze_difix=freeze,
+                              gate_open=gate_open, **fields)
+        if config.mlp_ratio != dc.mlp_ratio:
+            raise ValueError(f"EIGent.on_difix: mlp_ratio {config.mlp_ratio} differs from the Difix's {dc.mlp_ratio}")
+        model = cls(config)
+        model.load_difix_branch(difix)
+        return model
 
 
 # --- EIGent on a pretrained CogVideoX --------------------------------------------------------

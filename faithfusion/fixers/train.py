@@ -60,6 +60,7 @@ class FixerTrainConfig:
     depth_loss: Literal["log_depth", "disparity"] = "log_depth"  # GenFusion, where target_depth is given: log_depth = mean |log depth error| of the fixed depth; disparity = L1 on normalised disparity
     w_depth: float = 1.0  # GenFusion: weight of the depth term (0: none)
     init: Path | None = None  # start from a saved fixer folder instead of a fresh model
+    eigent_on_difix: Path | None = None  # EIGent: build on this saved compact Difix (its per-frame fix is the base the video branch corrects; the Difix branch is frozen)
     steps: int = 20000
     epochs: int | None = None  # when set: steps = epochs * (training samples // batch_size)
     batch_size: int = 4
@@ -125,6 +126,8 @@ MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGe
 
 
 def build_model(cfg: FixerTrainConfig) -> Any:
+    if cfg.eigent_on_difix is not None and (cfg.model != "eigent" or cfg.init is not None):
+        raise ValueError("--eigent-on-difix builds a fresh EIGent: it needs --model eigent and no --init")
     if cfg.init is not None:
         model = load_fixer(cfg.init)
         if type(model).__name__ != MODEL_CLASSES[cfg.model]:
@@ -133,7 +136,7 @@ def build_model(cfg: FixerTrainConfig) -> Any:
     if cfg.model == "eigent":
         from faithfusion.fixers.eigent import EIGent
 
-        return EIGent()
+        return EIGent() if cfg.eigent_on_difix is None else EIGent.on_difix(load_fixer(cfg.eigent_on_difix))
     if cfg.model == "eigent-cogvideox":
         from faithfusion.fixers.eigent import EIGentCogVideoX, EIGentCogVideoXConfig
 
