@@ -24,7 +24,7 @@ from faithfusion.fixers.genfusion import (
     disparity_range,
     normalise_disparity,
 )
-from faithfusion.fixers.losses import FixerLoss
+from faithfusion.fixers.losses import FixerLoss, temporal_difference_l1
 from faithfusion.fixers.train import FixerTrainConfig, train_fixer
 
 
@@ -369,6 +369,27 @@ def test_train_eigent_on_a_saved_difix_keeps_the_difix_branch(tmp_path, video_in
     want = difix.net.state_dict()
     assert all(torch.equal(v, want[k]) for k, v in m.difix.net.state_dict().items())  # frozen
     assert not torch.equal(m.decoder.head[1].weight, torch.zeros_like(m.decoder.head[1].weight))  # the video side trained
+
+
+def test_temporal_difference_l1_costs_flicker_not_motion():
+    torch.manual_seed(0)
+    target = torch.rand(2, 5, 8, 8, 3)
+    assert float(temporal_difference_l1(target + 0.1, target)) < 1e-7  # a steady offset: no flicker
+    flicker = torch.zeros(2, 5, 1, 1, 1)
+    flicker[:, 1::2] = 0.1  # every other frame brighter
+    assert float(temporal_difference_l1(target + flicker, target)) == pytest.approx(0.1, rel=1e-5)
+    with pytest.raises(ValueError, match="T>=2"):
+        temporal_difference_l1(target[:, :1], target[:, :1])
+
+
+def test_train_with_the_temporal_term_logs_it(tmp_path, video_index, monkeypatch):
+    import faithfusion.fixers.train as train_mod
+
+    torch.manual_seed(0)
+    monkeypatch.setattr(train_mod, "build_model", lambda cfg: EIGent(TINY_EIGENT))
+    train_fixer(_video_cfg(video_index, tmp_path / "e", "eigent", steps=2, w_lpips=0.0, w_temporal=2.0))
+    log = [json.loads(line) for line in (tmp_path / "e" / "train_log.jsonl").read_text().splitlines()]
+    assert all("temporal_l1" in r and r["loss"] >= 2.0 * r["temporal_l1"] for r in log)
 
 
 @pytest.mark.parametrize("depth_loss,term", [("log_depth", "log_depth_l1"), ("disparity", "disparity_l1")])

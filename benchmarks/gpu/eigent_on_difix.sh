@@ -6,9 +6,10 @@
 #   bash benchmarks/gpu/eigent_on_difix.sh   (carry .whl and .gpu; a fresh machine: the first call curates, about
 #                                             7.5 min on an H100; a second call on the same warm machine trains and
 #                                             evaluates; training resumes from its newest checkpoint)
-#   VIDEO_STEPS (1500), TRAIN_SECONDS (300)
-# Results: $OUT/eigent_on_difix.json, $OUT/genfusion_shipped_quantile.json, $OUT/eigent.tar (model/ + config.json),
-# $OUT/logs.tar.
+#   VIDEO_STEPS (1500), TRAIN_SECONDS (420), W_TEMPORAL (2: weight of the flicker term, train.py's w_temporal),
+#   GENFUSION=1 also scores the shipped GenFusion (depth, no warp errors) beside the training
+# Results: $OUT/eigent_on_difix.json, $OUT/genfusion_shipped_quantile.json, $OUT/eigent/ (model, float16, and the
+# training config), $OUT/logs.tar.
 set -o pipefail
 source benchmarks/gpu/setup.sh > /dev/null 2>&1
 export PYTHONUNBUFFERED=1
@@ -24,14 +25,16 @@ fi
 echo "curated at $(( $(date +%s) - t0 )) s"
 if (( $(date +%s) - t0 > 200 )); then echo "re-run (same warm machine) to train and evaluate"; pack; exit 0; fi
 ev="python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX"
-$ev --model faithfusion/fixers/weights/genfusion --no-warp --out $OUT/genfusion_shipped_quantile.json \
-  > $LOGS/eval_genfusion.log 2>&1 &
+[ -n "${GENFUSION:-}" ] && $ev --model faithfusion/fixers/weights/genfusion --no-warp \
+  --out $OUT/genfusion_shipped_quantile.json > $LOGS/eval_genfusion.log 2>&1 &
 python3 -m faithfusion.cli fixer train --index $DATA/index.json --model eigent --eigent-on-difix $DIFIX \
-  --steps ${VIDEO_STEPS:-1500} --batch-size 1 --crop 192 --frames 16 --gram-warmup 500 --bf16 --no-progress \
-  --lpips-weights $L --max-seconds ${TRAIN_SECONDS:-300} --ckpt-every 250 --out $RUN > $LOGS/train_eigent.log 2>&1
+  --steps ${VIDEO_STEPS:-1500} --batch-size 1 --crop 192 --frames 16 --gram-warmup 500 --w-temporal ${W_TEMPORAL:-2} \
+  --bf16 --no-progress --lpips-weights $L --max-seconds ${TRAIN_SECONDS:-420} --ckpt-every 250 --out $RUN \
+  > $LOGS/train_eigent.log 2>&1
 tail -3 $LOGS/train_eigent.log
 cp $RUN/val/metrics.jsonl $LOGS/val_eigent.jsonl 2>/dev/null; cp $RUN/train_log.jsonl $LOGS/train_log_eigent.jsonl 2>/dev/null
-tar -C $RUN -cf $OUT/eigent.tar model config.json
+python3 -c "import sys, torch; from faithfusion.fixers import load_fixer; load_fixer(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)" \
+  $RUN/model $OUT/eigent && cp $RUN/config.json $OUT/eigent/train_config.json   # float16: the size that ships
 echo "trained at $(( $(date +%s) - t0 )) s"
 $ev --model $RUN/model --out $OUT/eigent_on_difix.json > $LOGS/eval_eigent.log 2>&1
 wait

@@ -51,6 +51,18 @@ def gram_from_taps(fa: list[Tensor], fb: list[Tensor], eps: float = 1e-8) -> Ten
     return torch.stack(out).mean()
 
 
+def temporal_difference_l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean |(pred_t - pred_t-1) - (target_t - target_t-1)| over consecutive frames of windows `[N, T, H, W, 3]`.
+
+    A video fixer's flicker term: frame-to-frame changes the target does not have (a per-frame fixer's
+    independent repaints) cost, the true motion between frames does not (the crops are the same in every frame).
+    """
+    if pred.shape != target.shape or pred.ndim != 5 or pred.shape[1] < 2:
+        raise ValueError(f"temporal_difference_l1: needs two windows [N, T>=2, H, W, 3] alike, got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    return ((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])).abs().mean()
+
+
 class FixerLoss(nn.Module):
     """`forward(pred, target, gram=True) -> (loss, terms)` for images `[..., H, W, 3]` in [0, 1].
 

@@ -40,7 +40,7 @@ from faithfusion.eval.metrics import psnr
 from faithfusion.fixers.base import load_fixer
 from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate
 from faithfusion.fixers.difix import Difix, DifixConfig
-from faithfusion.fixers.losses import FixerLoss, lpips_from_taps
+from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 
 DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4}
@@ -77,6 +77,7 @@ class FixerTrainConfig:
     w_l2: float = 1.0
     w_lpips: float = 1.0
     w_gram: float = 0.5
+    w_temporal: float = 0.0  # video fixers: weight of the flicker term, mean |frame-to-frame change of the fix - of the target| (losses.temporal_difference_l1)
     gram_warmup: int = 2000  # the Gram term starts after this many steps (Difix)
     lpips_weights: Path | None = None
     use_reference: bool = True
@@ -253,7 +254,13 @@ DEPTH_TERMS = {"log_depth": ("log_depth_l1", log_depth_l1), "disparity": ("dispa
 def video_loss(model: Any, batch: dict[str, Any], loss_fn: FixerLoss, cfg: FixerTrainConfig, device: torch.device,
                gram: bool) -> tuple[Tensor, dict[str, Any]]:
     pred, disp, rng = video_forward(model, batch, cfg, device)
-    loss, terms = loss_fn(pred, batch["target"].to(device), gram=gram)
+    target = batch["target"].to(device)
+    loss, terms = loss_fn(pred, target, gram=gram)
+    if cfg.w_temporal > 0 and pred.shape[1] > 1:
+        term = temporal_difference_l1(pred, target)
+        loss = loss + cfg.w_temporal * term
+        terms["temporal_l1"] = float(term.detach())
+        terms["loss"] = float(loss.detach())
     if disp is not None and "target_depth" in batch and cfg.w_depth > 0:
         name, fn = DEPTH_TERMS[cfg.depth_loss]
         term = fn(model, disp, rng, batch["target_depth"].to(device))
