@@ -8,6 +8,8 @@
 #                                             evaluates; training resumes from its newest checkpoint)
 #   VIDEO_STEPS (1500), TRAIN_SECONDS (420), W_TEMPORAL (2: weight of the flicker term, train.py's w_temporal),
 #   GENFUSION=1 also scores the shipped GenFusion (depth, no warp errors) beside the training
+#   EVAL_SHIPPED=1 trains nothing: scores the shipped EIGent (and Difix) at 3 m and at 6 m apart,
+#                  $OUT/eigent_shipped_<d>m.json
 # Results: $OUT/eigent_on_difix.json, $OUT/genfusion_shipped_quantile.json, $OUT/eigent/ (model, float16, and the
 # training config), $OUT/logs.tar.
 set -o pipefail
@@ -25,18 +27,24 @@ fi
 echo "curated at $(( $(date +%s) - t0 )) s"
 if (( $(date +%s) - t0 > 200 )); then echo "re-run (same warm machine) to train and evaluate"; pack; exit 0; fi
 ev="python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX"
-[ -n "${GENFUSION:-}" ] && $ev --model faithfusion/fixers/weights/genfusion --no-warp \
-  --out $OUT/genfusion_shipped_quantile.json > $LOGS/eval_genfusion.log 2>&1 &
-python3 -m faithfusion.cli fixer train --index $DATA/index.json --model eigent --eigent-on-difix $DIFIX \
-  --steps ${VIDEO_STEPS:-1500} --batch-size 1 --crop 192 --frames 16 --gram-warmup 500 --w-temporal ${W_TEMPORAL:-2} \
-  --bf16 --no-progress --lpips-weights $L --max-seconds ${TRAIN_SECONDS:-420} --ckpt-every 250 --out $RUN \
-  > $LOGS/train_eigent.log 2>&1
-tail -3 $LOGS/train_eigent.log
-cp $RUN/val/metrics.jsonl $LOGS/val_eigent.jsonl 2>/dev/null; cp $RUN/train_log.jsonl $LOGS/train_log_eigent.jsonl 2>/dev/null
-python3 -c "import sys, torch; from faithfusion.fixers import load_fixer; load_fixer(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)" \
-  $RUN/model $OUT/eigent && cp $RUN/config.json $OUT/eigent/train_config.json   # float16: the size that ships
-echo "trained at $(( $(date +%s) - t0 )) s"
-$ev --model $RUN/model --out $OUT/eigent_on_difix.json > $LOGS/eval_eigent.log 2>&1
+if [ -n "${EVAL_SHIPPED:-}" ]; then
+  for d in 3 6; do
+    $ev --model faithfusion/fixers/weights/eigent --shifts $d --out $OUT/eigent_shipped_${d}m.json > $LOGS/eval_${d}m.log 2>&1 &
+  done
+else
+  [ -n "${GENFUSION:-}" ] && $ev --model faithfusion/fixers/weights/genfusion --no-warp \
+    --out $OUT/genfusion_shipped_quantile.json > $LOGS/eval_genfusion.log 2>&1 &
+  python3 -m faithfusion.cli fixer train --index $DATA/index.json --model eigent --eigent-on-difix $DIFIX \
+    --steps ${VIDEO_STEPS:-1500} --batch-size 1 --crop 192 --frames 16 --gram-warmup 500 --w-temporal ${W_TEMPORAL:-2} \
+    --bf16 --no-progress --lpips-weights $L --max-seconds ${TRAIN_SECONDS:-420} --ckpt-every 250 --out $RUN \
+    > $LOGS/train_eigent.log 2>&1
+  tail -3 $LOGS/train_eigent.log
+  cp $RUN/val/metrics.jsonl $LOGS/val_eigent.jsonl 2>/dev/null; cp $RUN/train_log.jsonl $LOGS/train_log_eigent.jsonl 2>/dev/null
+  python3 -c "import sys, torch; from faithfusion.fixers import load_fixer; load_fixer(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)" \
+    $RUN/model $OUT/eigent && cp $RUN/config.json $OUT/eigent/train_config.json   # float16: the size that ships
+  echo "trained at $(( $(date +%s) - t0 )) s"
+  $ev --model $RUN/model --out $OUT/eigent_on_difix.json > $LOGS/eval_eigent.log 2>&1
+fi
 wait
 for f in $OUT/*.json; do
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], {k: round(r[k], 4) for k in r if isinstance(r[k], float)})" $f
