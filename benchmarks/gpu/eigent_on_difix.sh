@@ -9,7 +9,7 @@
 #   VIDEO_STEPS (1500), TRAIN_SECONDS (420), W_TEMPORAL (2: weight of the flicker term, train.py's w_temporal),
 #   GENFUSION=1 also scores the shipped GenFusion (depth, no warp errors) beside the training
 #   EVAL_SHIPPED=1 trains nothing: scores the shipped EIGent (and Difix) at 3 m and at 6 m apart,
-#                  $OUT/eigent_shipped_<d>m.json; after a curation that ended before 450 s it scores in the same call
+#                  $OUT/eigent_shipped_<d>m.json
 # Results: $OUT/eigent_on_difix.json, $OUT/genfusion_shipped_quantile.json, $OUT/eigent/ (model, float16, and the
 # training config), $OUT/logs.tar.
 set -o pipefail
@@ -25,8 +25,8 @@ if [ ! -f $DATA/index.json ]; then
 fi
 [ -f $DATA/index.json ] || { echo "curation incomplete ($(( $(date +%s) - t0 )) s): re-run"; pack; exit 1; }
 echo "curated at $(( $(date +%s) - t0 )) s"
-# training needs a second call after a fresh curation; scoring the shipped model alone fits in the same one
-if (( $(date +%s) - t0 > ${CONTINUE_BEFORE:-$([ -n "${EVAL_SHIPPED:-}" ] && echo 450 || echo 200)} )); then
+# after a fresh curation, training or scoring needs a second call (the two scorings alone take over 200 s)
+if (( $(date +%s) - t0 > ${CONTINUE_BEFORE:-200} )); then
   echo "re-run (same warm machine) to train and evaluate"; pack; exit 0; fi
 ev="python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX"
 if [ -n "${EVAL_SHIPPED:-}" ]; then
