@@ -32,7 +32,8 @@ class Difix3D:
         self.name = "difix3d+" if plus else "difix3d"
         self.sched = cfg.difix3d
         self.scene, self.fixer, self.plus = scene, fixer, plus
-        self.pool = ViewPool("difix3d_novel", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight)
+        self.pool = ViewPool("difix3d_novel", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,
+                             paired=self.sched.paired)
         self.pools = [self.pool]
         self.targets = target_cameras(scene, scene.train_ids, tuple(self.sched.target_shifts), cfg.scale)
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)

@@ -41,7 +41,8 @@ class FaithFusionMethod:
         self.use_eig = not cfg.no_eig
         self.scene, self.scale = scene, cfg.scale
         self.difix, self.video = difix, video
-        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight)
+        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,
+                             paired=self.sched.paired)
         self.pools = [self.pool]
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
         self.acc = None  # FisherAccumulator, built at the first round

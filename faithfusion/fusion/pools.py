@@ -98,6 +98,7 @@ def pool_state(pool: ViewPool) -> dict:
         "name": pool.name,
         "probability": pool.probability,
         "loss_weight": pool.loss_weight,
+        "paired": pool.paired,
         "views": [
             {
                 "K": v.camera.K.cpu(), "viewmat": v.camera.viewmat.cpu(), "width": v.camera.width,
@@ -116,6 +117,7 @@ def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> 
 
     pool.probability = float(state["probability"])
     pool.loss_weight = float(state["loss_weight"])
+    pool.paired = bool(state.get("paired", False))
     pool.views = [
         View(
             camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]).to(device),
