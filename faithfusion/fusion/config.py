@@ -88,9 +88,12 @@ class FaithFusionSchedule(Schedule):
     """Video rounds: the first window of each camera path ramps laterally from 0 to the shift over this many
     frames (as EIGent was trained); frames at shift 0 are context only and do not join the pool."""
     probability: float = 0.4
-    paired: bool = False
-    """True: a fused view is drawn on top of the step's captured view (its loss added to the step, so the
-    captured views keep every step of the budget); False: instead of it (the captured views get 60 %)."""
+    paired: bool = True
+    """True (default): a fused view is drawn on top of the step's captured view (its loss added to the step, so
+    the captured views keep every step of the budget); False: instead of it (the captured views get 60 % of the
+    steps after the first round). Chosen on training seed 0 at the quick demo size (2-core CPU,
+    benchmarks/results/fusion_comparison_quick_cpu.json, "paired_selection"): unpaired 22.67 / 21.60 / 19.81 dB at
+    0 / 3 / 6 m, paired 23.24 / 21.65 / 19.79 against 3DGS's 23.15 / 21.45 / 19.56."""
     loss_weight: float = 0.1
     """Pool loss weight on top of the per-pixel EIG weight, chosen among 0.1 / 0.3 / 1.0 on SynthStreet training
     seeds 0-2 at the quick demo size by a rule fixed beforehand (benchmarks/results/fusion_loss_weight_selection_cpu.json):

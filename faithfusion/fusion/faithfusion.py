@@ -12,8 +12,9 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after; Difix, which takes no
    EIG, is blended with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high,
    left alone where the reconstruction is already constrained;
-4. the repaired views join the fused pool (drawn with probability 0.4) with View.weight = w, and are
-   added to H_train with pixel weights w.
+4. the repaired views join the fused pool with View.weight = w, and are added to H_train with pixel
+   weights w. A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
+   weighted loss is added to the step, so the captured views keep the whole step budget.
 
 `--no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
 """
