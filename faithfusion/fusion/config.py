@@ -13,7 +13,7 @@ from typing import Literal
 
 from faithfusion.train.config import ReconConfig
 
-MethodName = Literal["3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion"]
+MethodName = Literal["3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion", "faithfusion+"]
 
 
 @dataclass

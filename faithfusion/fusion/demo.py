@@ -91,13 +91,13 @@ def run_demo(cfg: DemoConfig) -> Path:
     for method in cfg.methods:
         t1 = time.perf_counter()
         ablation = method == ABLATION
-        schedule = "faithfusion" if ablation else method
+        schedule = "faithfusion" if ablation else method  # faithfusion+ is its own schedule name (render hook)
         run_cfg = as_fuse_config(replace(base, out=out / method), method=schedule, fixer=cfg.fixer,
                                  video_fixer=cfg.video_fixer, no_eig=ablation)
         run_cfg.difix3d, run_cfg.genfusion = cfg.difix3d, cfg.genfusion
         run_cfg.faithfusion = replace(cfg.faithfusion, view_stride=cfg.faithfusion.view_stride
                                       if cfg.faithfusion.view_stride != 1 else sizes["fuse_view_stride"])
-        if schedule == "faithfusion" and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
+        if schedule.startswith("faithfusion") and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
             run_cfg.faithfusion.video_until = 0.0
             note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
                     "shift; EIG still weighted the loss of every fused pixel.")

@@ -21,7 +21,7 @@ from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fusion.paths import progressive_poses, target_cameras
 from faithfusion.fusion.pools import (
-    ReferenceImages, camera_from_state, camera_state, fix_frames, make_views, render_cameras,
+    ReferenceImages, camera_from_state, camera_state, fix_frames, make_views, post_render_fixer, render_cameras,
 )
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
@@ -77,13 +77,4 @@ class Difix3D:
 
     def render_fn(self, trainer) -> Callable[[Camera], Tensor] | None:
         """Difix3D+: the render, fixed once more with the nearest captured image as reference."""
-        if not self.plus:
-            return None
-
-        def render(camera: Camera) -> Tensor:  # [H, W, 3]
-            with torch.no_grad():
-                rgb, _ = trainer.render_camera(camera.to(trainer.device))
-                ref = self.refs.for_cameras([camera]).to(rgb.device)
-                return fix_frames(self.fixer.fixer, rgb.clamp(0, 1)[None], ref)[0]
-
-        return render
+        return post_render_fixer(trainer, self.fixer.fixer, self.refs) if self.plus else None
