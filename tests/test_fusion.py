@@ -274,3 +274,67 @@ def test_faithfusion_difix_blend_keeps_the_render_where_eig_is_low(scene_dir, tm
     images = torch.stack([v.image.float() / (255.0 if v.image.dtype == torch.uint8 else 1.0) for v in method.pool.views])
     white = float((images > 0.999).all(-1).float().mean())
     assert white == 1.0 if not blend else white < 0.9
+
+
+def test_paired_pool_adds_to_the_step_and_alternating_pool_replaces_it():
+    from faithfusion.train.views import ViewPool, choose_paired, choose_pool
+
+    real, g = ViewPool("real", [object()]), torch.Generator().manual_seed(0)
+    paired = ViewPool("fused", [object()], probability=0.4, paired=True)
+    alternating = ViewPool("novel", [object()], probability=0.4)
+    n = 4000
+    assert all(choose_pool(real, [paired], g) is real for _ in range(n))  # the step's own view stays captured
+    share = sum(bool(choose_paired([paired, alternating], g)) for _ in range(n)) / n
+    assert abs(share - 0.4) < 0.03
+    assert not choose_paired([alternating], g) and not choose_paired([ViewPool("empty", [], 1.0, paired=True)], g)
+    taken = sum(choose_pool(real, [alternating], g) is alternating for _ in range(n)) / n
+    assert abs(taken - 0.4) < 0.03
+
+
+def test_paired_faithfusion_trains_every_step_on_a_captured_view(scene_dir, tmp_path, monkeypatch):
+    from faithfusion.train.trainer import Trainer
+
+    seen: list[tuple[str, list[str]]] = []
+    original = Trainer.train_step
+
+    def spy(self):
+        stats = original(self)
+        seen.append((stats["pool"], stats["paired"]))
+        return stats
+
+    monkeypatch.setattr(Trainer, "train_step", spy)
+    sched = FaithFusionSchedule(reference_steps=60, first=20, every=20, max_shift=2.0, video_until=0.0, window=3,
+                                calib_views=2, paired=True, probability=0.5)
+    _, _, method, _ = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion", faithfusion=sched))
+    assert method.pool.paired and len(seen) == 60
+    assert all(pool == "real" for pool, _ in seen)
+    extra = [bool(p) for _, p in seen]
+    assert not any(extra[:20]) and 10 <= sum(extra[20:]) <= 30  # fused views join after the first round, ~half the steps
+
+
+def test_faithfusion_plus_fixes_final_renders_only_where_eig_is_high(scene_dir, tmp_path, monkeypatch):
+    import faithfusion.fusion.pools as pools
+    from faithfusion.fusion.runner import load_fusion_run
+
+    sched = FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, video_until=0.0, window=3,
+                                calib_views=2)
+    run = tmp_path / "run"
+    trainer, scene, method, metrics = run_fusion("faithfusion", tiny(scene_dir, run, "faithfusion", faithfusion=sched))
+    assert method.render_fn(trainer) is None and "test_with_render_hook" not in metrics["fusion"]
+    monkeypatch.setattr(pools, "fix_frames", lambda fixer, images, refs, eig=None, chunk=8: torch.ones_like(images))
+    with pytest.raises(ValueError, match="cannot stand for"):
+        load_fusion_run(run, "difix3d+")
+    tr, _, plus = load_fusion_run(run, "faithfusion+")  # the same training, rebuilt from its final round
+    assert plus.name == "faithfusion+" and torch.equal(tr.model.params["means"], trainer.model.params["means"])
+    cam = scene.shifted_camera(scene.train_ids[0], 2.0)
+    with torch.no_grad():
+        rgb, _ = tr.render_camera(cam)
+        out = plus.render_fn(tr)(cam)
+        m, g = plus.eig_session(tr).eig(cam)
+        gate = plus.calibration.soft_mask(g, m.covered)[..., None]  # [H, W, 1]
+    assert torch.allclose(out, gate + (1 - gate) * rgb.clamp(0, 1), atol=1e-5)  # white fix blended by EIG
+    assert 0.0 < float(gate.mean()) < 1.0
+    no_eig = replace(tiny(scene_dir, tmp_path / "b", "faithfusion", faithfusion=sched, no_eig=True))
+    tr_b, _, method_b, _ = run_fusion("faithfusion+", no_eig)  # the ablation fixes everywhere, like Difix3D+
+    with torch.no_grad():
+        assert torch.allclose(method_b.render_fn(tr_b)(cam), torch.ones_like(out))

@@ -28,13 +28,15 @@ echo "curated at $(( $(date +%s) - t0 )) s"
 # after a fresh curation, training or scoring needs a second call (the two scorings alone take over 200 s)
 if (( $(date +%s) - t0 > ${CONTINUE_BEFORE:-200} )); then
   echo "re-run (same warm machine) to train and evaluate"; pack; exit 0; fi
-ev="python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX"
+ev() {  # a scoring, stopped in time for logs.tar to come back within the call (CALL_SECONDS)
+  timeout $(( ${CALL_SECONDS:-560} - ($(date +%s) - t0) )) python3 -m faithfusion.fixers.evaluate_video \
+    --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX "$@"; }
 if [ -n "${EVAL_SHIPPED:-}" ]; then
   for d in 3 6; do
-    $ev --model faithfusion/fixers/weights/eigent --shifts $d --out $OUT/eigent_shipped_${d}m.json > $LOGS/eval_${d}m.log 2>&1 &
+    ev --model faithfusion/fixers/weights/eigent --shifts $d --out $OUT/eigent_shipped_${d}m.json > $LOGS/eval_${d}m.log 2>&1 &
   done
 else
-  [ -n "${GENFUSION:-}" ] && $ev --model faithfusion/fixers/weights/genfusion --no-warp \
+  [ -n "${GENFUSION:-}" ] && ev --model faithfusion/fixers/weights/genfusion --no-warp \
     --out $OUT/genfusion_shipped_quantile.json > $LOGS/eval_genfusion.log 2>&1 &
   python3 -m faithfusion.cli fixer train --index $DATA/index.json --model eigent --eigent-on-difix $DIFIX \
     --steps ${VIDEO_STEPS:-1500} --batch-size 1 --crop 192 --frames 16 --gram-warmup 500 --w-temporal ${W_TEMPORAL:-2} \
@@ -45,9 +47,10 @@ else
   python3 -c "import sys, torch; from faithfusion.fixers import load_fixer; load_fixer(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)" \
     $RUN/model $OUT/eigent && cp $RUN/config.json $OUT/eigent/train_config.json   # float16: the size that ships
   echo "trained at $(( $(date +%s) - t0 )) s"
-  $ev --model $RUN/model --out $OUT/eigent_on_difix.json > $LOGS/eval_eigent.log 2>&1
+  ev --model $RUN/model --out $OUT/eigent_on_difix.json > $LOGS/eval_eigent.log 2>&1
 fi
 wait
+for f in $LOGS/eval_*.log; do echo "$f: $(tail -c 300 $f | tr '\r' '\n' | tail -2)"; done  # where a scoring got to
 for f in $OUT/*.json; do
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], {k: round(r[k], 4) for k in r if isinstance(r[k], float)})" $f
 done

@@ -13,7 +13,7 @@ from typing import Literal
 
 from faithfusion.train.config import ReconConfig
 
-MethodName = Literal["3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion"]
+MethodName = Literal["3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion", "faithfusion+"]
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Difix3DSchedule(Schedule):
     """0 = rounds until the end of training (rounds after the targets are reached re-fix at the targets)."""
     probability: float = 0.3
     """Chance that a step draws a novel view (0.7 real / 0.3 novel)."""
+    paired: bool = False
+    """True: a novel view is added on top of the step's captured view instead of replacing it (not Difix3D's recipe)."""
     loss_weight: float = 0.3
     alpha_min: float = 0.5
     """Novel-view pixels with rendered alpha below this do not count."""
@@ -60,6 +62,8 @@ class GenFusionSchedule(Schedule):
     until: int = 0
     """End of the regularisation (published steps; 0 = the end of training)."""
     probability: float = 0.3
+    paired: bool = False
+    """True: the regularisation view is added on top of the step's captured view instead of replacing it."""
     sparsity: bool = True
     """Sparsity-aware densification (strategy "sparsity": no opacity reset, visibility-gated growth)."""
     crop: bool = False
@@ -84,6 +88,12 @@ class FaithFusionSchedule(Schedule):
     """Video rounds: the first window of each camera path ramps laterally from 0 to the shift over this many
     frames (as EIGent was trained); frames at shift 0 are context only and do not join the pool."""
     probability: float = 0.4
+    paired: bool = True
+    """True (default): a fused view is drawn on top of the step's captured view (its loss added to the step, so
+    the captured views keep every step of the budget); False: instead of it (the captured views get 60 % of the
+    steps after the first round). Chosen on training seed 0 at the quick demo size (2-core CPU,
+    benchmarks/results/fusion_comparison_quick_cpu.json, "paired_selection"): unpaired 22.67 / 21.60 / 19.81 dB at
+    0 / 3 / 6 m, paired 23.24 / 21.65 / 19.79 against 3DGS's 23.15 / 21.45 / 19.56."""
     loss_weight: float = 0.1
     """Pool loss weight on top of the per-pixel EIG weight, chosen among 0.1 / 0.3 / 1.0 on SynthStreet training
     seeds 0-2 at the quick demo size by a rule fixed beforehand (benchmarks/results/fusion_loss_weight_selection_cpu.json):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from faithfusion.data.scene import save_json_atomic
-from faithfusion.fusion.config import FaithFusionSchedule
+from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, GenFusionSchedule
 from faithfusion.fusion.fixers import WEIGHTS_ROOT
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
 
@@ -43,6 +43,10 @@ class DemoConfig:
     overwrite: bool = False
     faithfusion: FaithFusionSchedule = field(default_factory=FaithFusionSchedule)
     """FaithFusion's schedule (e.g. --faithfusion.loss-weight 0.3); its view_stride is the demo size's unless set."""
+    difix3d: Difix3DSchedule = field(default_factory=Difix3DSchedule)
+    """Difix3D's (and Difix3D+'s) schedule."""
+    genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
+    """GenFusion's schedule."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -87,12 +91,13 @@ def run_demo(cfg: DemoConfig) -> Path:
     for method in cfg.methods:
         t1 = time.perf_counter()
         ablation = method == ABLATION
-        schedule = "faithfusion" if ablation else method
+        schedule = "faithfusion" if ablation else method  # faithfusion+ is its own schedule name (render hook)
         run_cfg = as_fuse_config(replace(base, out=out / method), method=schedule, fixer=cfg.fixer,
                                  video_fixer=cfg.video_fixer, no_eig=ablation)
+        run_cfg.difix3d, run_cfg.genfusion = cfg.difix3d, cfg.genfusion
         run_cfg.faithfusion = replace(cfg.faithfusion, view_stride=cfg.faithfusion.view_stride
                                       if cfg.faithfusion.view_stride != 1 else sizes["fuse_view_stride"])
-        if schedule == "faithfusion" and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
+        if schedule.startswith("faithfusion") and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
             run_cfg.faithfusion.video_until = 0.0
             note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
                     "shift; EIG still weighted the loss of every fused pixel.")

@@ -21,7 +21,7 @@ from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fusion.paths import progressive_poses, target_cameras
 from faithfusion.fusion.pools import (
-    ReferenceImages, camera_from_state, camera_state, fix_frames, make_views, render_cameras,
+    ReferenceImages, camera_from_state, camera_state, fix_frames, make_views, post_render_fixer, render_cameras,
 )
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
@@ -32,7 +32,8 @@ class Difix3D:
         self.name = "difix3d+" if plus else "difix3d"
         self.sched = cfg.difix3d
         self.scene, self.fixer, self.plus = scene, fixer, plus
-        self.pool = ViewPool("difix3d_novel", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight)
+        self.pool = ViewPool("difix3d_novel", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,
+                             paired=self.sched.paired)
         self.pools = [self.pool]
         self.targets = target_cameras(scene, scene.train_ids, tuple(self.sched.target_shifts), cfg.scale)
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
@@ -76,13 +77,4 @@ class Difix3D:
 
     def render_fn(self, trainer) -> Callable[[Camera], Tensor] | None:
         """Difix3D+: the render, fixed once more with the nearest captured image as reference."""
-        if not self.plus:
-            return None
-
-        def render(camera: Camera) -> Tensor:  # [H, W, 3]
-            with torch.no_grad():
-                rgb, _ = trainer.render_camera(camera.to(trainer.device))
-                ref = self.refs.for_cameras([camera]).to(rgb.device)
-                return fix_frames(self.fixer.fixer, rgb.clamp(0, 1)[None], ref)[0]
-
-        return render
+        return post_render_fixer(trainer, self.fixer.fixer, self.refs) if self.plus else None

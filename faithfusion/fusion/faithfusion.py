@@ -12,10 +12,15 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after; Difix, which takes no
    EIG, is blended with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high,
    left alone where the reconstruction is already constrained;
-4. the repaired views join the fused pool (drawn with probability 0.4) with View.weight = w, and are
-   added to H_train with pixel weights w.
+4. the repaired views join the fused pool with View.weight = w, and are added to H_train with pixel
+   weights w. A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
+   weighted loss is added to the step, so the captured views keep the whole step budget.
 
 `--no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
+
+`faithfusion+` also fixes the final renders, as Difix3D+ does, but only where EIG is high: the Difix fix of
+a render is blended with it by the calibrated soft mask of its EIG against the final H_train (captured and
+fused views); with `--no-eig` the fix is taken everywhere, as in Difix3D+.
 """
 
 from __future__ import annotations
@@ -28,20 +33,22 @@ from faithfusion.data.scene import SceneData
 from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fusion.paths import ramp_shifts, sequences, windows
-from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, render_cameras
+from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, post_render_fixer, render_cameras
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
 
 
 class FaithFusionMethod:
-    name = "faithfusion"
-
-    def __init__(self, cfg: FuseConfig, scene: SceneData, difix: ChosenFixer, video: ChosenFixer | None) -> None:
+    def __init__(self, cfg: FuseConfig, scene: SceneData, difix: ChosenFixer, video: ChosenFixer | None,
+                 plus: bool = False) -> None:
+        self.name = "faithfusion+" if plus else "faithfusion"
+        self.plus = plus
         self.sched = cfg.faithfusion
         self.use_eig = not cfg.no_eig
         self.scene, self.scale = scene, cfg.scale
         self.difix, self.video = difix, video
-        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight)
+        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,
+                             paired=self.sched.paired)
         self.pools = [self.pool]
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
         self.acc = None  # FisherAccumulator, built at the first round
@@ -166,4 +173,15 @@ class FaithFusionMethod:
         return FisherAccumulator(trainer.model, background_fn=sky_background(trainer))
 
     def render_fn(self, trainer):
-        return None
+        """FaithFusion+: the final renders fixed by Difix where their EIG is high (None for plain FaithFusion)."""
+        if not self.plus:
+            return None
+        if not self.use_eig:
+            return post_render_fixer(trainer, self.difix.fixer, self.refs)
+        session = self.eig_session(trainer)  # H_train at the final parameters, fused views included
+
+        def gate(camera) -> torch.Tensor:  # [H, W] in [0, 1]
+            m, g = session.eig(camera.to(trainer.device))
+            return session.calibration.soft_mask(g, m.covered)
+
+        return post_render_fixer(trainer, self.difix.fixer, self.refs, gate=gate)

@@ -38,7 +38,7 @@ class GenFusionMethod:
             raise NotImplementedError("genfusion.crop (masked reconstruction on H/2 x W/2 crops) is not implemented yet")
         self.sched = cfg.genfusion
         self.scene, self.fixer, self.scale, self.total = scene, fixer, cfg.scale, cfg.steps
-        self.pool = ViewPool("genfusion_reg", [], probability=self.sched.probability, loss_weight=0.0)
+        self.pool = ViewPool("genfusion_reg", [], probability=self.sched.probability, loss_weight=0.0, paired=self.sched.paired)
         self.pools = [self.pool]
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
         self.start = self.sched.at(self.sched.warmup, cfg.steps)

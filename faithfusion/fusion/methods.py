@@ -50,6 +50,7 @@ METHODS: dict[str, MethodFn] = {
     "difix3d+": fusion_method("difix3d+"),
     "genfusion": fusion_method("genfusion"),
     "faithfusion": fusion_method("faithfusion"),
+    "faithfusion+": fusion_method("faithfusion+"),
 }
 
 

@@ -98,6 +98,7 @@ def pool_state(pool: ViewPool) -> dict:
         "name": pool.name,
         "probability": pool.probability,
         "loss_weight": pool.loss_weight,
+        "paired": pool.paired,
         "views": [
             {
                 "K": v.camera.K.cpu(), "viewmat": v.camera.viewmat.cpu(), "width": v.camera.width,
@@ -116,6 +117,7 @@ def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> 
 
     pool.probability = float(state["probability"])
     pool.loss_weight = float(state["loss_weight"])
+    pool.paired = bool(state.get("paired", False))
     pool.views = [
         View(
             camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]).to(device),
@@ -132,6 +134,25 @@ def camera_state(cam: Camera) -> dict:
 
 def camera_from_state(state: dict) -> Camera:
     return Camera(K=state["K"], viewmat=state["viewmat"], width=state["width"], height=state["height"], name=state["name"])
+
+
+def post_render_fixer(trainer, fixer, refs: ReferenceImages, gate=None):
+    """Difix3D+'s post-render step as a render function `camera -> [H, W, 3]`: the render, fixed once more with
+    the nearest captured image as reference. With `gate(camera) -> [H, W]` in [0, 1] the fix is blended with the
+    render by it (FaithFusion+: repainted where EIG is high, the render kept where the model is sure)."""
+
+    def render(camera: Camera) -> Tensor:  # [H, W, 3]
+        with torch.no_grad():
+            rgb, _ = trainer.render_camera(camera.to(trainer.device))
+            rgb = rgb.clamp(0, 1)
+            ref = refs.for_cameras([camera]).to(rgb.device)
+            fixed = fix_frames(fixer, rgb[None], ref)[0]
+            if gate is None:
+                return fixed
+            m = gate(camera).to(rgb.device)[..., None]  # [H, W, 1]
+            return m * fixed + (1 - m) * rgb
+
+    return render
 
 
 def fix_frames(fixer, images: Tensor, refs: Tensor | None, eig: Tensor | None = None, chunk: int = 8) -> Tensor:

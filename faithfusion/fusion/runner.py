@@ -34,15 +34,16 @@ def build_method(name: str, cfg: FuseConfig, scene: SceneData, device) -> tuple[
 
         gen = choose_fixer(video_spec, "genfusion", device, flag="--video-fixer")
         return GenFusionMethod(cfg, scene, gen), [gen]
-    if name == "faithfusion":
+    if name in ("faithfusion", "faithfusion+"):
         from faithfusion.fusion.faithfusion import FaithFusionMethod
 
+        plus = name == "faithfusion+"
         difix = choose_fixer(cfg.fixer, "difix", device)
         if cfg.faithfusion.video_until <= 0:  # Difix at every shift: no video fixer needed
-            return FaithFusionMethod(cfg, scene, difix, None), [difix]
+            return FaithFusionMethod(cfg, scene, difix, None, plus=plus), [difix]
         video = choose_fixer(video_spec, "eigent", device, flag="--video-fixer")
-        return FaithFusionMethod(cfg, scene, difix, video), [difix, video]
-    raise ValueError(f"unknown fusion method {name!r} (difix3d | difix3d+ | genfusion | faithfusion)")
+        return FaithFusionMethod(cfg, scene, difix, video, plus=plus), [difix, video]
+    raise ValueError(f"unknown fusion method {name!r} (difix3d | difix3d+ | genfusion | faithfusion | faithfusion+)")
 
 
 def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tuple[Trainer, SceneData, object, dict]:
@@ -81,6 +82,45 @@ def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tu
     metrics["fusion"] = to_plain(fusion)
     save_json_atomic(out / "metrics.json", metrics)
     return trainer, scene, method, metrics
+
+
+TRAINS_AS = {"difix3d+": "difix3d", "faithfusion+": "faithfusion"}
+"""Variants that train exactly as another method and differ only in their render hook."""
+
+
+def load_fusion_run(run: Path, name: str | None = None, device=None) -> tuple[Trainer, SceneData, object]:
+    """A finished fusion run rebuilt from RUN/config.yaml and its final round checkpoint: (trainer, scene, method).
+
+    `name` may name a variant that trains identically to the run's method (TRAINS_AS: faithfusion+ over a
+    faithfusion run), so that its render hook can be evaluated without training again."""
+    import yaml
+
+    from faithfusion.fusion.rounds import latest_round, load_round
+    from faithfusion.train.run import dataclass_from_dict
+
+    run = Path(run)
+    path = run / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a run folder (config.yaml missing)")
+    data = yaml.safe_load(path.read_text()) or {}
+    data.pop("_run", None)
+    cfg = dataclass_from_dict(FuseConfig, data)
+    name = name or cfg.method
+    if TRAINS_AS.get(name, name) != TRAINS_AS.get(cfg.method, cfg.method):
+        raise ValueError(f"{run}: a {cfg.method} run cannot stand for {name} (they train differently)")
+    last = latest_round(run / "ckpt")
+    if last is None:
+        raise FileNotFoundError(f"{run / 'ckpt'}: no round checkpoint in this fusion run")
+    device = device or resolve_device(cfg.device)
+    scene = load_scene_for(cfg)
+    method, _ = build_method(name, cfg, scene, device)
+    cfg.init.random_points = min(cfg.init.random_points, 16)  # the checkpoint replaces the initial Gaussians
+    trainer = Trainer(scene, method.recon_config(cfg), device)
+    trainer.pools.extend(method.pools)
+    state = load_round(last, trainer, method)
+    if not state.get("final"):
+        raise ValueError(f"{last}: the run has not finished (resume it with --resume first)")
+    return trainer, scene, method
 
 
 def evaluate_hook(hook, trainer, scene: SceneData, cfg: FuseConfig) -> dict:

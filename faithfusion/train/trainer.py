@@ -27,7 +27,7 @@ from faithfusion.train.losses import lidar_depth_loss, photometric_loss, sky_opa
 from faithfusion.train.optim import build_optimizers, means_lr_factor, set_means_lr
 from faithfusion.train.sky import SkyModel, pixel_directions
 from faithfusion.train.strategy import make_strategy, strategy_state_to
-from faithfusion.train.views import View, ViewPool, choose_pool
+from faithfusion.train.views import View, ViewPool, choose_paired, choose_pool
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,15 +126,11 @@ class Trainer:
 
     # --- one step -------------------------------------------------------------------------
 
-    def train_step(self) -> dict[str, float]:
+    def view_loss(self, view: View, pool: ViewPool) -> tuple[Tensor, RenderOutput, Tensor, Tensor]:
+        """One view's loss (photometric, weighted and masked; depth; sky), its render output, prediction
+        `[1, H, W, 3]` and target `[1, H, W, 3]`."""
         cfg = self.cfg
-        pool = choose_pool(self.real, self.pools, self.generator)
-        view = pool.sample(self.generator)
         target = view.image_float(self.device)[None]  # [1, H, W, 3]
-        factor = means_lr_factor(self.step, self.total_steps, cfg.lr.means_final_ratio)
-        means_lr = cfg.lr.means * self.scene_scale * factor
-        set_means_lr(self.optimizers["means"], cfg.lr.means * self.scene_scale, factor)
-
         rgb, out = self.render_camera(view.camera, self.active_sh_degree())
         if self.appearance is not None and pool is self.real:
             rgb = self.appearance(rgb, view.index)
@@ -154,13 +150,30 @@ class Trainer:
                 loss = loss + pool.loss_weight * cfg.depth_lambda * d_err[valid].mean()
         if view.sky_mask is not None and cfg.sky_lambda > 0:
             loss = loss + cfg.sky_lambda * sky_opacity_loss(out.alpha[0], view.sky_mask)
+        return loss, out, pred, target
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        pool = choose_pool(self.real, self.pools, self.generator)
+        view = pool.sample(self.generator)
+        factor = means_lr_factor(self.step, self.total_steps, cfg.lr.means_final_ratio)
+        means_lr = cfg.lr.means * self.scene_scale * factor
+        set_means_lr(self.optimizers["means"], cfg.lr.means * self.scene_scale, factor)
+
+        loss, out, pred, target = self.view_loss(view, pool)
         if cfg.opacity_reg > 0:
             loss = loss + cfg.opacity_reg * self.model.opacities.mean()
         if cfg.scale_reg > 0:
             loss = loss + cfg.scale_reg * self.model.scales.mean()
 
+        # the densification strategy sees the step's own view; paired views only add their gradients
         self.strategy.pre_backward(self.model.params, self.optimizers, self.step, out.info)
         loss.backward()
+        paired = choose_paired(self.pools, self.generator)
+        for extra in paired:
+            extra_loss, _, _, _ = self.view_loss(extra.sample(self.generator), extra)
+            extra_loss.backward()
+            loss = loss.detach() + extra_loss.detach()
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -173,7 +186,8 @@ class Trainer:
         self.step += 1
         with torch.no_grad():
             mse = ((pred.detach().clamp(0, 1) - target) ** 2).mean().item()
-        return {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)), "pool": pool.name}
+        return {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)), "pool": pool.name,
+                "paired": [p.name for p in paired]}
 
     def fit(self, until: int, progress: bool = True, on_step=None) -> None:
         """Train until `self.step == until`; `on_step(trainer, stats)` runs after every step."""

@@ -1,7 +1,11 @@
 """Pools of training views: the captured images, and pseudo-views added by the fusion loops.
 
 A pool holds views (camera, target image, optional per-pixel weight, mask and depth) with a
-sampling probability and a loss weight. The trainer draws a pool each step, then a view from it."""
+sampling probability and a loss weight. Each step the trainer draws one of the captured views or of an
+alternating pool (`paired=False`: the pool takes that share of the steps from the captured views, as
+Difix3D's 0.7 real / 0.3 novel), and then, for every paired pool (`paired=True`), with the pool's
+probability one of its views whose loss is added to the same step (a regulariser on top of the
+reconstruction loss, as GenFusion's L_rec + lambda L_reg: the captured views keep every step)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class ViewPool:
     views: list[View]
     probability: float = 0.0  # chance that a step draws from this pool (real pool takes the rest)
     loss_weight: float = 1.0
+    paired: bool = False  # True: drawn on top of the step's view (an added loss term), not instead of it
     _order: list[int] = field(default_factory=list, repr=False)
 
     def sample(self, generator: torch.Generator) -> View:
@@ -47,13 +52,22 @@ class ViewPool:
 
 
 def choose_pool(real: ViewPool, extra: list[ViewPool], generator: torch.Generator) -> ViewPool:
-    """Draw one pool: each extra pool with its probability, the real pool with what is left."""
+    """Draw the step's pool: each alternating extra pool with its probability, the real pool with what is left."""
     u = float(torch.rand((), generator=generator))
     acc = 0.0
     for pool in extra:
-        if not pool.views:
+        if not pool.views or pool.paired:
             continue
         acc += pool.probability
         if u < acc:
             return pool
     return real
+
+
+def choose_paired(extra: list[ViewPool], generator: torch.Generator) -> list[ViewPool]:
+    """The paired pools that add a view to this step: each non-empty one with its own probability."""
+    chosen = []
+    for pool in extra:
+        if pool.paired and pool.views and float(torch.rand((), generator=generator)) < pool.probability:
+            chosen.append(pool)
+    return chosen
