@@ -2,7 +2,7 @@
 
     python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--steps N]
         [--methods 3dgs difix3d difix3d+ faithfusion faithfusion-no-eig] [--result benchmarks/results/NAME.json]
-        [--schedule faithfusion.paired=true faithfusion.loss_weight=0.3 difix3d.paired=true ...]
+        [--demo-args="--faithfusion.no-paired --faithfusion.loss-weight 0.3 --difix3d.paired"]
 
 Each (seed, method) is one `faithfusion demo --methods M` run in DIR/seed_S (the seed's scene is generated
 once and shared); a method whose DIR/seed_S/M/eval/lane_shift.json exists is not run again (resume). The
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,28 +39,15 @@ def mean_curves(runs: list[dict], method: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def schedule_overrides(items: list[str]) -> dict:
-    """`method.field=value` items -> {"faithfusion": {"paired": True, ...}, ...}, values typed by the schedule's field."""
-    defaults = DemoConfig()
-    out: dict[str, dict] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        method, _, name = key.partition(".")
-        sched = getattr(defaults, method, None)
-        types = {f.name: type(getattr(sched, f.name)) for f in fields(sched)} if sched is not None and hasattr(sched, "__dataclass_fields__") else {}
-        if name not in types or not value:
-            raise SystemExit(f"--schedule {item!r}: expected METHOD.FIELD=VALUE with METHOD one of difix3d, genfusion, faithfusion")
-        kind = types[name]
-        if kind is bool:
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--schedule {item!r}: {name} takes true or false")
-            typed = value.lower() in ("true", "1")
-        elif kind is tuple:
-            typed = tuple(float(v) for v in value.split(","))
-        else:
-            typed = kind(value)
-        out.setdefault(method, {})[name] = typed
-    return out
+def demo_schedules(demo_args: str) -> dict:
+    """The fusion schedules that `faithfusion demo` would build from `demo_args` (its own flags, parsed by
+    tyro: e.g. "--faithfusion.no-paired --faithfusion.loss-weight 0.3"), as DemoConfig keyword arguments."""
+    import shlex
+
+    import tyro
+
+    cfg = tyro.cli(DemoConfig, args=shlex.split(demo_args))
+    return {"difix3d": cfg.difix3d, "genfusion": cfg.genfusion, "faithfusion": cfg.faithfusion}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,11 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--result", type=Path, default=None)
     ap.add_argument("--no-run", action="store_true", help="only aggregate the (seed, method) runs already done")
-    ap.add_argument("--schedule", nargs="*", default=[], metavar="METHOD.FIELD=VALUE",
-                    help="schedule settings for the fusion methods (recorded in the result)")
+    ap.add_argument("--demo-args", default="", metavar="FLAGS",
+                    help="`faithfusion demo` schedule flags for the fusion methods, one string (recorded in the result)")
     a = ap.parse_args(argv)
-    overrides = schedule_overrides(a.schedule)
-    schedules = {m: replace(getattr(DemoConfig(), m), **kw) for m, kw in overrides.items()}
+    schedules = demo_schedules(a.demo_args)
     runs = []
     for seed in a.seeds:
         folder = a.out / f"seed_{seed}"
@@ -104,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "fusion_comparison", "commit": git_commit(), "command": "python " + " ".join(sys.argv),
         "seeds": a.seeds, "seeds_per_method": {m: [r["seed"] for r in runs if m in r["by_magnitude"]] for m in a.methods},
         "sizes": next(r["sizes"] for r in runs if "sizes" in r), "steps_per_method": next(r["sizes"] for r in runs if "sizes" in r)["steps"] if a.steps is None else a.steps,
-        "schedule_overrides": overrides, "device": device_name(resolve_device(a.device)),
+        "demo_args": a.demo_args, "device": device_name(resolve_device(a.device)),
         "notes": sorted({n for r in runs for n in r["notes"]}), "mean_by_magnitude": curves,
         "per_seed": {str(r["seed"]): {"by_magnitude": r["by_magnitude"], "seconds": r["seconds"]} for r in runs},
     }

@@ -16,9 +16,8 @@ t0=$(date +%s); ROOT=/tmp/fusion_quick; mkdir -p $ROOT/logs
 declare -A METHODS=( [base]="3dgs difix3d difix3d+ genfusion" [ff_alt]="faithfusion"
   [ff_pair_lw0.1]="faithfusion faithfusion-no-eig" [ff_pair_lw0.3]="faithfusion faithfusion-no-eig"
   [ff_pair_lw1.0]="faithfusion faithfusion-no-eig" [difix3d_pair]="difix3d" )
-declare -A SCHED=( [base]="" [ff_alt]="" [ff_pair_lw0.1]="faithfusion.paired=true faithfusion.loss_weight=0.1"
-  [ff_pair_lw0.3]="faithfusion.paired=true faithfusion.loss_weight=0.3" [ff_pair_lw1.0]="faithfusion.paired=true faithfusion.loss_weight=1.0"
-  [difix3d_pair]="difix3d.paired=true" )
+declare -A SCHED=( [base]="" [ff_alt]="--faithfusion.no-paired" [ff_pair_lw0.1]="--faithfusion.loss-weight 0.1"
+  [ff_pair_lw0.3]="--faithfusion.loss-weight 0.3" [ff_pair_lw1.0]="--faithfusion.loss-weight 1.0" [difix3d_pair]="--difix3d.paired" )
 VARIANTS=${VARIANTS:-"base ff_alt ff_pair_lw0.1 ff_pair_lw0.3 ff_pair_lw1.0 difix3d_pair"}
 SEEDS=${SEEDS:-"8 9 10 0 1 2"}
 for v in $VARIANTS; do
@@ -28,16 +27,16 @@ for v in $VARIANTS; do
       case $v in base) m=3dgs ;; ff_pair_*) m=faithfusion ;; *) continue ;; esac
     fi
     python3 benchmarks/bench_fusion.py --out $ROOT/$v --seeds $s --quick --device cuda --methods $m \
-      --schedule ${SCHED[$v]} --result $ROOT/$v/seed_$s.json > $ROOT/logs/${v}_seed$s.log 2>&1 &
+      --demo-args="${SCHED[$v]}" --result $ROOT/$v/seed_$s.json > $ROOT/logs/${v}_seed$s.log 2>&1 &
   done
 done
 wait
 echo "runs done $(( $(date +%s) - t0 )) s"
 for v in $VARIANTS; do   # aggregate per variant over the held-out and over the training seeds
   python3 benchmarks/bench_fusion.py --out $ROOT/$v --seeds 8 9 10 --quick --device cuda --methods ${METHODS[$v]} \
-    --schedule ${SCHED[$v]} --no-run --result $ROOT/$v/heldout.json 2>&1 | tail -8 | sed "s/^/$v heldout: /"
+    --demo-args="${SCHED[$v]}" --no-run --result $ROOT/$v/heldout.json 2>&1 | tail -8 | sed "s/^/$v heldout: /"
   [ -d $ROOT/$v/seed_0 ] && python3 benchmarks/bench_fusion.py --out $ROOT/$v --seeds 0 1 2 --quick --device cuda \
-    --methods ${METHODS[$v]} --schedule ${SCHED[$v]} --no-run --result $ROOT/$v/training.json 2>&1 | tail -8 | sed "s/^/$v training: /"
+    --methods ${METHODS[$v]} --demo-args="${SCHED[$v]}" --no-run --result $ROOT/$v/training.json 2>&1 | tail -8 | sed "s/^/$v training: /"
 done
 grep -l -i "error\|Traceback" $ROOT/logs/*.log | head; for f in $(grep -l Traceback $ROOT/logs/*.log | head -2); do tail -5 $f; done
 (cd $ROOT && tar -cf $OUT/fusion_quick.tar */*.json */seed_*/*/demo_method.json logs)

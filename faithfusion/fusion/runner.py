@@ -46,6 +46,13 @@ def build_method(name: str, cfg: FuseConfig, scene: SceneData, device) -> tuple[
     raise ValueError(f"unknown fusion method {name!r} (difix3d | difix3d+ | genfusion | faithfusion | faithfusion+)")
 
 
+def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer:
+    """The shared Trainer with the method's reconstruction settings and its pools attached."""
+    trainer = Trainer(scene, method.recon_config(cfg), device)
+    trainer.pools.extend(method.pools)
+    return trainer
+
+
 def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tuple[Trainer, SceneData, object, dict]:
     """Train (or resume) `name` on cfg.data into cfg.out; returns (trainer, scene, method, metrics)."""
     out = Path(cfg.out)
@@ -54,8 +61,7 @@ def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tu
     scene = scene or load_scene_for(cfg)
     method, fixers = build_method(name, cfg, scene, device)
     identity = any(f.identity for f in fixers)
-    trainer = Trainer(scene, method.recon_config(cfg), device)
-    trainer.pools.extend(method.pools)
+    trainer = method_trainer(method, cfg, scene, device)
     fixer_info = {f.kind: f.source for f in fixers}
     write_config(out, cfg, {"scene": scene.summary(), "device": str(device), "method": name, "fixers": fixer_info,
                             "rounds": [{"step": r.step, **r.params} for r in method.rounds(cfg.steps)]})
@@ -93,18 +99,11 @@ def load_fusion_run(run: Path, name: str | None = None, device=None) -> tuple[Tr
 
     `name` may name a variant that trains identically to the run's method (TRAINS_AS: faithfusion+ over a
     faithfusion run), so that its render hook can be evaluated without training again."""
-    import yaml
-
     from faithfusion.fusion.rounds import latest_round, load_round
-    from faithfusion.train.run import dataclass_from_dict
+    from faithfusion.train.run import read_run_config
 
     run = Path(run)
-    path = run / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a run folder (config.yaml missing)")
-    data = yaml.safe_load(path.read_text()) or {}
-    data.pop("_run", None)
-    cfg = dataclass_from_dict(FuseConfig, data)
+    cfg = read_run_config(run, FuseConfig)
     name = name or cfg.method
     if TRAINS_AS.get(name, name) != TRAINS_AS.get(cfg.method, cfg.method):
         raise ValueError(f"{run}: a {cfg.method} run cannot stand for {name} (they train differently)")
@@ -115,8 +114,7 @@ def load_fusion_run(run: Path, name: str | None = None, device=None) -> tuple[Tr
     scene = load_scene_for(cfg)
     method, _ = build_method(name, cfg, scene, device)
     cfg.init.random_points = min(cfg.init.random_points, 16)  # the checkpoint replaces the initial Gaussians
-    trainer = Trainer(scene, method.recon_config(cfg), device)
-    trainer.pools.extend(method.pools)
+    trainer = method_trainer(method, cfg, scene, device)
     state = load_round(last, trainer, method)
     if not state.get("final"):
         raise ValueError(f"{last}: the run has not finished (resume it with --resume first)")

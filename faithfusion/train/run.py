@@ -34,13 +34,14 @@ def dataclass_from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
-def read_run_config(run: Path) -> ReconConfig:
+def read_run_config(run: Path, cls: type = ReconConfig) -> Any:
+    """RUN/config.yaml as a `cls` (ReconConfig, or FuseConfig for a fusion run)."""
     path = Path(run) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a run folder (config.yaml missing)")
     data = yaml.safe_load(path.read_text()) or {}
     data.pop("_run", None)
-    return dataclass_from_dict(ReconConfig, data)
+    return dataclass_from_dict(cls, data)
 
 
 @dataclass
