@@ -151,6 +151,11 @@ def test_video_windows_record_cameras_that_explain_the_ground_truth(curated):
     for name in ("fixer", "difix"):  # identity models: the render, unchanged
         assert abs(res[f"{name}_psnr"] - res["render_psnr"]) < 1e-3 and res[f"{name}_low_eig_change"] < 1e-3
         assert abs(res[f"{name}_warp_error"] - res["render_warp_error"]) < 1e-3
+    test = VideoFixerDataset(cfg.out / "index.json", "test", crop=None, frames=None).samples
+    shifts = {"none" if s.shift is None else str(abs(s.shift)) for s in test if s.cameras is not None}
+    assert set(res["by_shift"]) == shifts and sum(r["windows"] for r in res["by_shift"].values()) == res["windows"]
+    pooled = sum(r["windows"] * r["render_psnr"] for r in res["by_shift"].values()) / res["windows"]
+    assert pooled == pytest.approx(res["render_psnr"])  # each shift apart, weighted by its windows, is the pooled mean
     quick = evaluate_video_fixer_on_index(identity_fixer("eigent"), cfg.out / "index.json", "test", shifts=None, warp=False)
     assert not any("warp" in k for k in quick) and quick["fixer_psnr"] == pytest.approx(res["fixer_psnr"])
 

@@ -338,3 +338,22 @@ def test_faithfusion_plus_fixes_final_renders_only_where_eig_is_high(scene_dir, 
     tr_b, _, method_b, _ = run_fusion("faithfusion+", no_eig)  # the ablation fixes everywhere, like Difix3D+
     with torch.no_grad():
         assert torch.allclose(method_b.render_fn(tr_b)(cam), torch.ones_like(out))
+
+
+def test_demo_resume_loads_a_finished_method_instead_of_training_it_again(tmp_path, monkeypatch):
+    import json
+
+    import faithfusion.fusion.demo as demo
+
+    tiny_sizes = {"frames": 6, "width": 64, "height": 48, "shifts": (1.0,), "steps": 20, "max_points": 500,
+                  "random_points": 100, "frame_stride": 3, "fuse_view_stride": 3}
+    monkeypatch.setattr(demo, "demo_sizes", lambda cfg: dict(tiny_sizes))
+    out = tmp_path / "d"
+    demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu"))
+    first = json.loads((out / "demo.json").read_text())
+    with pytest.raises(FileExistsError, match="--resume"):  # the user's folder is never replaced unasked
+        demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu"))
+    demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", resume=True))
+    again = json.loads((out / "demo.json").read_text())
+    assert again["resumed"] and again["train_seconds"]["3dgs"] == first["train_seconds"]["3dgs"]  # nothing trained
+    assert again["by_magnitude"] == first["by_magnitude"]  # the same final model, evaluated again

@@ -8,8 +8,8 @@
 #                                             evaluates; training resumes from its newest checkpoint)
 #   VIDEO_STEPS (1500), TRAIN_SECONDS (420), W_TEMPORAL (2: weight of the flicker term, train.py's w_temporal),
 #   GENFUSION=1 also scores the shipped GenFusion (depth, no warp errors) beside the training
-#   EVAL_SHIPPED=1 trains nothing: scores the shipped EIGent (and Difix) at 3 m and at 6 m apart,
-#                  $OUT/eigent_shipped_<d>m.json
+#   EVAL_SHIPPED=1 trains nothing: scores the shipped EIGent (and Difix) on the 3 m and 6 m windows in one
+#                  process, pooled and each shift apart ("by_shift"), $OUT/eigent_shipped_by_shift.json
 # Results: $OUT/eigent_on_difix.json, $OUT/genfusion_shipped_quantile.json, $OUT/eigent/ (model, float16, and the
 # training config), $OUT/logs.tar.
 set -o pipefail
@@ -32,9 +32,7 @@ ev() {  # a scoring, stopped in time for logs.tar to come back within the call (
   timeout $(( ${CALL_SECONDS:-560} - ($(date +%s) - t0) )) python3 -m faithfusion.fixers.evaluate_video \
     --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX "$@"; }
 if [ -n "${EVAL_SHIPPED:-}" ]; then
-  for d in 3 6; do
-    ev --model faithfusion/fixers/weights/eigent --shifts $d --out $OUT/eigent_shipped_${d}m.json > $LOGS/eval_${d}m.log 2>&1 &
-  done
+  ev --model faithfusion/fixers/weights/eigent --out $OUT/eigent_shipped_by_shift.json > $LOGS/eval_shipped.log 2>&1
 else
   [ -n "${GENFUSION:-}" ] && ev --model faithfusion/fixers/weights/genfusion --no-warp \
     --out $OUT/genfusion_shipped_quantile.json > $LOGS/eval_genfusion.log 2>&1 &
@@ -52,7 +50,7 @@ fi
 wait
 for f in $LOGS/eval_*.log; do echo "$f: $(tail -c 300 $f | tr '\r' '\n' | tail -2)"; done  # where a scoring got to
 for f in $OUT/*.json; do
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], {k: round(r[k], 4) for k in r if isinstance(r[k], float)})" $f
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], {k: round(r[k], 4) for k in r if isinstance(r[k], float)}, r.get('by_shift'))" $f
 done
 pack
 echo "total $(( $(date +%s) - t0 )) s"

@@ -7,7 +7,9 @@ Per window and then averaged: PSNR / LPIPS against the target frames; the warp e
 frames (eval/temporal.py; ground-truth depth and the recorded cameras), for the targets too (the floor the
 data allows); the mean change from the render in the lowest-EIG half of the pixels (faithfulness); and for
 fixers that return depth (GenFusion) the abs rel of their depth and of the rendered depth against ground truth.
-Windows are the lane-shift ramps whose final |shift| is in `shifts` (None: every window with cameras).
+Windows are the lane-shift ramps whose final |shift| is in `shifts` (None: every window with cameras); the
+means are given over all of them and, under "by_shift", for each final |shift| apart. Everything is computed
+on `device`, the warps included.
 """
 
 from __future__ import annotations
@@ -63,35 +65,44 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
     fixer = fixer.to(device).eval()
     difix = difix.to(device).eval() if difix is not None else None
     rec: dict[str, list[float]] = {}
-
-    def add(key: str, value: float) -> None:
-        rec.setdefault(key, []).append(value)
+    by_shift: dict[str, dict[str, list[float]]] = {}  # "3.0" -> {key: [per window]}
 
     for n, i in enumerate(ids):
+        shift = data.samples[i].shift
+        shift_key = "none" if shift is None else str(abs(float(shift)))
+
+        def add(key: str, value: float) -> None:
+            rec.setdefault(key, []).append(value)
+            by_shift.setdefault(shift_key, {}).setdefault(key, []).append(value)
+
         if log is not None:
             log(f"window {n + 1}/{len(ids)}")
         item = data[i]
         tgt = item["target"].to(device)
         outs, fixed_depth = _outputs(fixer, item, difix, device)
-        gt_depth, K, c2w = item.get("target_depth"), item["K"], item["camtoworld"]
+        gt_depth = item["target_depth"].to(device) if "target_depth" in item else None  # [T, H, W]
+        K, c2w = item["K"].to(device), item["camtoworld"].to(device)  # on the device: the warp is the slow part
+        eig = item["eig"].to(device) if "eig" in item else None
         for name, frames in outs.items():
             add(f"{name}_psnr", float(psnr(frames, tgt)))
             if net is not None:
                 add(f"{name}_lpips", float(net(frames, tgt).mean()))
             if gt_depth is not None and warp:
-                add(f"{name}_warp_error", warp_error(frames.cpu(), gt_depth, K, c2w)["warp_error"])
-            if name != "render" and "eig" in item:
-                add(f"{name}_low_eig_change", low_eig_change(frames.cpu(), outs["render"].cpu(), item["eig"]))
+                add(f"{name}_warp_error", warp_error(frames, gt_depth, K, c2w)["warp_error"])
+            if name != "render" and eig is not None:
+                add(f"{name}_low_eig_change", low_eig_change(frames, outs["render"], eig))
         if gt_depth is not None:
             if warp:
-                add("target_warp_error", warp_error(item["target"], gt_depth, K, c2w)["warp_error"])
+                add("target_warp_error", warp_error(tgt, gt_depth, K, c2w)["warp_error"])
             if "depth" in item:
-                add("render_depth_abs_rel", abs_rel(item["depth"], gt_depth))
+                add("render_depth_abs_rel", abs_rel(item["depth"].to(device), gt_depth))
             if fixed_depth is not None:
-                add("fixer_depth_abs_rel", abs_rel(fixed_depth.cpu(), gt_depth))
+                add("fixer_depth_abs_rel", abs_rel(fixed_depth, gt_depth))
     out: dict[str, Any] = {"split": split, "shifts": list(shifts) if shifts else None, "windows": len(ids),
                            "frames_per_window": int(data[ids[0]]["degraded"].shape[0])}
     out.update({k: float(np.mean(v)) for k, v in rec.items()})
+    out["by_shift"] = {d: {"windows": len(next(iter(r.values()))), **{k: float(np.mean(v)) for k, v in r.items()}}
+                       for d, r in sorted(by_shift.items(), key=lambda kv: float("inf") if kv[0] == "none" else float(kv[0]))}
     return out
 
 

@@ -41,6 +41,9 @@ class DemoConfig:
     steps: int | None = None
     """Training steps per method (default: 1500 quick, 7000 full)."""
     overwrite: bool = False
+    resume: bool = False
+    """Continue this demo folder: a finished method is loaded from its final checkpoint and evaluated again, an
+    interrupted one resumes from its newest checkpoint (e.g. the full demo as two device commands)."""
     faithfusion: FaithFusionSchedule = field(default_factory=FaithFusionSchedule)
     """FaithFusion's schedule (e.g. --faithfusion.loss-weight 0.3); its view_stride is the demo size's unless set."""
     difix3d: Difix3DSchedule = field(default_factory=Difix3DSchedule)
@@ -70,8 +73,10 @@ def run_demo(cfg: DemoConfig) -> Path:
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS) + [ABLATION]}")
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
-        raise FileExistsError(f"{out}: demo folder is not empty; pass --overwrite to replace it")
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("--resume continues the demo folder and --overwrite replaces it: pass one of them")
+    if out.exists() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
+        raise FileExistsError(f"{out}: demo folder is not empty; pass --resume to continue it or --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
     sizes = demo_sizes(cfg)
     timings: dict[str, float] = {}
@@ -83,11 +88,12 @@ def run_demo(cfg: DemoConfig) -> Path:
     timings["synth"] = time.perf_counter() - t0
 
     base = ReconConfig(
-        data=scene_dir, steps=cfg.steps or sizes["steps"], device=cfg.device, holdout_every=10, overwrite=True,
+        data=scene_dir, steps=cfg.steps or sizes["steps"], device=cfg.device, holdout_every=10,
+        overwrite=not cfg.resume, resume=cfg.resume,
         ckpt_every=1000, init=InitConfig(max_points=sizes["max_points"], random_points=sizes["random_points"]),
         strategy=StrategyConfig(refine_stop=int(0.75 * (cfg.steps or sizes["steps"]))),
     )
-    curves, results, notes = {}, {}, []
+    curves, results, notes, train_seconds = {}, {}, [], {}
     for method in cfg.methods:
         t1 = time.perf_counter()
         ablation = method == ABLATION
@@ -109,6 +115,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
         result = evaluate_lane_shift(render_fn, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
         timings[method] = time.perf_counter() - t1
+        train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
         (out / method / "eval").mkdir(parents=True, exist_ok=True)
         (out / method / "eval" / "lane_shift.json").write_text(json.dumps(result, indent=1))
         curves[method] = result["by_magnitude"]
@@ -116,6 +123,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
     report = write_report(out, results, sizes, timings, scene_dir, notes=notes)
     save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),
-                                         "seconds": timings, "notes": notes, "by_magnitude": curves})
+                                         "seconds": timings, "train_seconds": train_seconds,
+                                         "resumed": cfg.resume, "notes": notes, "by_magnitude": curves})
     print(f"demo finished in {time.perf_counter() - t0:.0f} s -> {report}")
     return report
