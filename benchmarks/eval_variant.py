@@ -1,12 +1,13 @@
 """Evaluate a render-hook variant (faithfusion+) on the finished runs of the method it trains as, in a
 bench_fusion folder, without training again.
 
-    python benchmarks/eval_variant.py --out DIR --seeds 8 9 10 --variant faithfusion+ [--source faithfusion]
+    python benchmarks/eval_variant.py --out DIR --seeds 8 9 10 --variant faithfusion+ [--source faithfusion] [--name NAME]
 
 For each seed, DIR/seed_S/SOURCE (a finished `bench_fusion.py` run) is rebuilt from its final round checkpoint
 (`load_fusion_run`) as VARIANT, its render function is evaluated with the same lane-shift protocol and sizes,
 and DIR/seed_S/VARIANT/demo_method.json is written in bench_fusion's format, so `bench_fusion.py --no-run
---methods ... VARIANT` aggregates it beside the others. Its seconds are SOURCE's plus this evaluation's.
+--methods ... VARIANT` aggregates it beside the others. `--source faithfusion-no-eig --name faithfusion+-no-eig`
+evaluates the ablation's runs the same way (no EIG: the post-render fix is taken everywhere, as in Difix3D+). Its seconds are SOURCE's plus this evaluation's.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--variant", default="faithfusion+", choices=sorted(TRAINS_AS))
     ap.add_argument("--source", default=None, help="the trained method (default: the one the variant trains as)")
+    ap.add_argument("--name", default=None, help="the folder and row name (default: the variant)")
     a = ap.parse_args(argv)
     source = a.source or TRAINS_AS[a.variant]
+    name = a.name or a.variant
     for seed in a.seeds:
         folder = a.out / f"seed_{seed}"
         done = folder / source / "demo_method.json"
@@ -44,14 +47,14 @@ def main(argv: list[str] | None = None) -> None:
         sizes = rec["sizes"]
         result = evaluate_lane_shift(hook, scene, folder / "scene", list(sizes["shifts"]), sizes["frame_stride"])
         seconds = time.perf_counter() - t0
-        (folder / a.variant / "eval").mkdir(parents=True, exist_ok=True)
-        write_json(folder / a.variant / "eval" / "lane_shift.json", result)
-        note = (f"{a.variant}: the finished {source} run of the seed (same training), evaluated through its render "
+        (folder / name / "eval").mkdir(parents=True, exist_ok=True)
+        write_json(folder / name / "eval" / "lane_shift.json", result)
+        note = (f"{name}: the finished {source} run of the seed (same training), evaluated through its render "
                 f"hook by benchmarks/eval_variant.py; seconds = {source}'s + this evaluation's")
-        write_json(folder / a.variant / "demo_method.json", {
+        write_json(folder / name / "demo_method.json", {
             "by_magnitude": result["by_magnitude"], "seconds": rec["seconds"] + seconds, "eval_seconds": seconds,
             "notes": rec["notes"] + [note], "sizes": sizes})
-        print(a.variant, seed, {k: round(v["psnr"], 2) for k, v in result["by_magnitude"].items()}, f"{seconds:.0f} s")
+        print(name, seed, {k: round(v["psnr"], 2) for k, v in result["by_magnitude"].items()}, f"{seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,32 @@ def test_genfusion_sine_weight_and_pool(scene_dir, tmp_path):
     assert type(trainer.strategy).__name__ == "SparsityStrategy"
 
 
+def test_genfusion_crop_trains_on_the_centre_only_and_repairs_the_captured_path(scene_dir, tmp_path):
+    from faithfusion.fusion.genfusion import SSIM_RADIUS, centre_crop_mask
+
+    cfg = tiny(scene_dir, tmp_path / "run", "genfusion")
+    cfg = replace(cfg, genfusion=replace(cfg.genfusion, crop=True))
+    trainer, scene, method, metrics = run_fusion("genfusion", cfg)
+    view = trainer.real.views[0]
+    h, w = view.camera.height, view.camera.width
+    crop, keep = centre_crop_mask(h, w), centre_crop_mask(h, w, SSIM_RADIUS)
+    assert int(crop.sum()) == (h // 2) * (w // 2) and bool(crop[h // 2, w // 2]) and not bool(crop[0, 0])
+    assert int(keep.sum()) == (h // 2 - 2 * SSIM_RADIUS) * (w // 2 - 2 * SSIM_RADIUS) and not (keep & ~crop).any()
+    assert all(torch.equal(v.mask.cpu(), keep) and v.lidar is None and v.sky_mask is None for v in trainer.real.views)
+    loss = trainer.view_loss(view, trainer.real)[0].detach()
+    outside = view.image.clone()
+    outside[~crop.to(outside.device)] = 255 - outside[~crop.to(outside.device)]  # what the crop hides, changed
+    hidden = replace(view, image=outside)
+    assert float(trainer.view_loss(hidden, trainer.real)[0].detach()) == pytest.approx(float(loss), rel=1e-6)
+    inside = view.image.clone()
+    inside[keep.to(inside.device)] = 255 - inside[keep.to(inside.device)]
+    assert float(trainer.view_loss(replace(view, image=inside), trainer.real)[0].detach()) > float(loss) + 1e-3
+    assert len(method.pool.views) == 2 * len(scene.train_ids)  # shift 0 (the hidden borders) and the 2 m path
+    ref = method.refs.image(scene.train_ids[0])
+    assert torch.all(ref[~crop] == 0.5) and torch.equal(ref[crop], scene.load_image(scene.train_ids[0], cfg.scale)[crop])
+    assert metrics["test"]  # evaluated on full held-out frames
+
+
 def test_sparsity_strategy_gates_growth_and_never_resets(scene_dir):
     from faithfusion.data.load import load_scene
     from faithfusion.train.config import ReconConfig
@@ -357,3 +383,4 @@ def test_demo_resume_loads_a_finished_method_instead_of_training_it_again(tmp_pa
     again = json.loads((out / "demo.json").read_text())
     assert again["resumed"] and again["train_seconds"]["3dgs"] == first["train_seconds"]["3dgs"]  # nothing trained
     assert again["by_magnitude"] == first["by_magnitude"]  # the same final model, evaluated again
+    assert again["seconds_all_commands"]["3dgs"] == pytest.approx(first["seconds"]["3dgs"] + again["seconds"]["3dgs"])

@@ -67,7 +67,8 @@ class GenFusionSchedule(Schedule):
     sparsity: bool = True
     """Sparsity-aware densification (strategy "sparsity": no opacity reset, visibility-gated growth)."""
     crop: bool = False
-    """Masked reconstruction protocol: train on H/2 x W/2 crops, evaluate full frames (not implemented yet)."""
+    """Masked reconstruction protocol: the captured images count only in their central H/2 x W/2 crop (the
+    repair windows also run along the captured path); evaluation on full frames."""
 
 
 @dataclass

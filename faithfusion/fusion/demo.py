@@ -79,13 +79,20 @@ def run_demo(cfg: DemoConfig) -> Path:
         raise FileExistsError(f"{out}: demo folder is not empty; pass --resume to continue it or --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
     sizes = demo_sizes(cfg)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {}  # this command's wall seconds per stage
+    spent_file = out / "demo_seconds.json"  # wall seconds per stage summed over every command that ran the demo
+    spent: dict[str, float] = json.loads(spent_file.read_text()) if cfg.resume and spent_file.is_file() else {}
+
+    def record(stage: str, seconds: float) -> None:
+        timings[stage] = seconds
+        spent[stage] = spent.get(stage, 0.0) + seconds
+        save_json_atomic(spent_file, spent)
     t0 = time.perf_counter()
     scene_dir = out / "scene"
     if not (scene_dir / "scene.json").is_file():
         generate(scene_dir, cfg.seed, frames=sizes["frames"], width=sizes["width"], height=sizes["height"],
                  shifts=sizes["shifts"], progress=True)
-    timings["synth"] = time.perf_counter() - t0
+    record("synth", time.perf_counter() - t0)
 
     base = ReconConfig(
         data=scene_dir, steps=cfg.steps or sizes["steps"], device=cfg.device, holdout_every=10,
@@ -114,16 +121,17 @@ def run_demo(cfg: DemoConfig) -> Path:
         render_fn = render_function(trainer)  # the method's render hook (Difix3D+) or the plain render
 
         result = evaluate_lane_shift(render_fn, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
-        timings[method] = time.perf_counter() - t1
+        record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
         (out / method / "eval").mkdir(parents=True, exist_ok=True)
         (out / method / "eval" / "lane_shift.json").write_text(json.dumps(result, indent=1))
         curves[method] = result["by_magnitude"]
         results[method] = {"trainer": trainer, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
-    report = write_report(out, results, sizes, timings, scene_dir, notes=notes)
+    report = write_report(out, results, sizes, spent, scene_dir, notes=notes)
     save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),
-                                         "seconds": timings, "train_seconds": train_seconds,
+                                         "seconds": timings, "seconds_all_commands": spent,
+                                         "train_seconds": train_seconds,
                                          "resumed": cfg.resume, "notes": notes, "by_magnitude": curves})
     print(f"demo finished in {time.perf_counter() - t0:.0f} s -> {report}")
     return report

@@ -5,6 +5,12 @@ lane-shifted camera paths, repair them with the GenFusion video fixer (reference
 image), and REPLACE the regularisation pool with them (RGB targets plus depth on `View.depth`). The
 pool's loss weight follows lambda * sin(pi * (it - start) / (until - start)), set before every step.
 Densification is the sparsity-aware strategy ("sparsity", faithfusion/train/sparsity.py).
+
+`crop` is GenFusion's masked-reconstruction protocol: the captured images count only in their central
+H/2 x W/2 crop (inset by the SSIM window's radius; the rest of each frame is masked out of the loss, and so are the captured views' lidar and
+sky terms, which would carry what the crop hides); the fixer's reference images are grey outside the crop;
+the repair windows also run along the captured path (shift 0) to fill the frames' hidden borders; the
+evaluation renders full frames.
 """
 
 from __future__ import annotations
@@ -23,6 +29,30 @@ from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
 
 
+SSIM_RADIUS = 5
+"""Half the training loss's 11-pixel SSIM window: a pixel this far inside the crop sees nothing outside it."""
+
+
+def centre_crop_mask(height: int, width: int, inset: int = 0) -> torch.Tensor:
+    """`[H, W]` bool: the central H/2 x W/2 crop (GenFusion's masked reconstruction keeps only it), less
+    `inset` pixels on every side."""
+    m = torch.zeros(height, width, dtype=torch.bool)
+    top, left = height // 4 + inset, width // 4 + inset
+    m[top: height // 4 + height // 2 - inset, left: width // 4 + width // 2 - inset] = True
+    return m
+
+
+class CroppedReferences(ReferenceImages):
+    """The captured references as the masked protocol has them: mid-grey outside the central crop."""
+
+    def image(self, index: int) -> torch.Tensor:  # [H, W, 3]
+        if index not in self._cache:
+            img = self.scene.load_image(index, self.scale)
+            keep = centre_crop_mask(*img.shape[:2])[..., None]  # [H, W, 1]
+            self._cache[index] = torch.where(keep, img, torch.full_like(img, 0.5))
+        return self._cache[index]
+
+
 def sine_weight(it: int, start: int, until: int, lam: float) -> float:
     """GenFusion's regularisation weight at step `it`: lam * sin(pi (it - start) / (until - start)), 0 outside."""
     if until <= start or it < start or it > until:
@@ -34,15 +64,26 @@ class GenFusionMethod:
     name = "genfusion"
 
     def __init__(self, cfg: FuseConfig, scene: SceneData, fixer: ChosenFixer) -> None:
-        if cfg.genfusion.crop:
-            raise NotImplementedError("genfusion.crop (masked reconstruction on H/2 x W/2 crops) is not implemented yet")
         self.sched = cfg.genfusion
         self.scene, self.fixer, self.scale, self.total = scene, fixer, cfg.scale, cfg.steps
         self.pool = ViewPool("genfusion_reg", [], probability=self.sched.probability, loss_weight=0.0, paired=self.sched.paired)
         self.pools = [self.pool]
-        self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
+        self.refs = (CroppedReferences if self.sched.crop else ReferenceImages)(scene, scene.train_ids, cfg.scale)
+        self.shifts = tuple(self.sched.shifts)
+        if self.sched.crop and not any(abs(d) < 1e-6 for d in self.shifts):
+            self.shifts = (0.0, *self.shifts)  # the captured path too: its frames' borders are hidden
         self.start = self.sched.at(self.sched.warmup, cfg.steps)
         self.until = self.sched.at(self.sched.until, cfg.steps) if self.sched.until > 0 else cfg.steps
+
+    def attach(self, trainer) -> None:
+        """Masked reconstruction: the captured views count only inside their central crop (the pixels whose
+        SSIM window stays inside it, so that nothing the crop hides reaches the loss)."""
+        if not self.sched.crop:
+            return
+        for view in trainer.real.views:
+            keep = centre_crop_mask(view.camera.height, view.camera.width, SSIM_RADIUS).to(view.image.device)
+            view.mask = keep if view.mask is None else view.mask & keep
+            view.lidar, view.sky_mask = None, None  # full-frame supervision the crop would not have
 
     def recon_config(self, cfg: FuseConfig) -> FuseConfig:
         return replace(cfg, strategy=replace(cfg.strategy, name="sparsity")) if self.sched.sparsity else cfg
@@ -57,7 +98,7 @@ class GenFusionMethod:
     @torch.no_grad()
     def run_round(self, trainer, rnd: Round) -> dict:
         views = []
-        for shift in self.sched.shifts:
+        for shift in self.shifts:
             for ids in windows(self.scene, self.scene.train_ids, self.sched.window):
                 cams = [self.scene.shifted_camera(i, shift, self.scale) for i in ids]
                 r = render_cameras(trainer, cams)

@@ -50,6 +50,9 @@ def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer
     """The shared Trainer with the method's reconstruction settings and its pools attached."""
     trainer = Trainer(scene, method.recon_config(cfg), device)
     trainer.pools.extend(method.pools)
+    attach = getattr(method, "attach", None)  # a method that changes the captured views (GenFusion's crop)
+    if attach is not None:
+        attach(trainer)
     return trainer
 
 
