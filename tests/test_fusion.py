@@ -360,6 +360,13 @@ def test_faithfusion_plus_fixes_final_renders_only_where_eig_is_high(scene_dir, 
         gate = plus.calibration.soft_mask(g, m.covered)[..., None]  # [H, W, 1]
     assert torch.allclose(out, gate + (1 - gate) * rgb.clamp(0, 1), atol=1e-5)  # white fix blended by EIG
     assert 0.0 < float(gate.mean()) < 1.0
+    plus.sched.post_fix_floor = 0.5  # half the fix everywhere, the EIG gate the rest
+    with torch.no_grad():
+        half = plus.render_fn(tr)(cam)
+    g2 = 0.5 + 0.5 * gate
+    assert torch.allclose(half, g2 + (1 - g2) * rgb.clamp(0, 1), atol=1e-5)
+    with pytest.raises(ValueError, match="post_fix_floor"):
+        plus.post_fix_gate(tr, floor=1.5)
     no_eig = replace(tiny(scene_dir, tmp_path / "b", "faithfusion", faithfusion=sched, no_eig=True))
     tr_b, _, method_b, _ = run_fusion("faithfusion+", no_eig)  # the ablation fixes everywhere, like Difix3D+
     with torch.no_grad():

@@ -106,6 +106,9 @@ class FaithFusionSchedule(Schedule):
     """Blend Difix's output with the render by the calibrated EIG soft mask (EIGent gates by EIG itself)."""
     view_stride: int = 1
     """Fuse every n-th captured frame of each camera per round (1 = all): fewer fused views, cheaper EIG."""
+    post_fix_floor: float = 0.0
+    """FaithFusion+ only: the share of the post-render Difix fix taken everywhere, the EIG gate adding the rest
+    (gate = floor + (1 - floor) * soft mask; 0 = the EIG gate alone, 1 = the fix everywhere, as Difix3D+)."""
 
 
 @dataclass

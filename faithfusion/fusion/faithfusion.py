@@ -178,10 +178,22 @@ class FaithFusionMethod:
             return None
         if not self.use_eig:
             return post_render_fixer(trainer, self.difix.fixer, self.refs)
-        session = self.eig_session(trainer)  # H_train at the final parameters, fused views included
+        return post_render_fixer(trainer, self.difix.fixer, self.refs, gate=self.post_fix_gate(trainer))
 
-        def gate(camera) -> torch.Tensor:  # [H, W] in [0, 1]
+    def eig_soft_mask(self, trainer):
+        """camera -> `[H, W]` in [0, 1]: the calibrated EIG soft mask against the final H_train (fused views included)."""
+        session = self.eig_session(trainer)
+
+        def soft_mask(camera) -> torch.Tensor:
             m, g = session.eig(camera.to(trainer.device))
             return session.calibration.soft_mask(g, m.covered)
 
-        return post_render_fixer(trainer, self.difix.fixer, self.refs, gate=gate)
+        return soft_mask
+
+    def post_fix_gate(self, trainer, soft_mask=None, floor: float | None = None):
+        """FaithFusion+'s gate, camera -> `[H, W]`: floor + (1 - floor) * EIG soft mask."""
+        soft_mask = soft_mask or self.eig_soft_mask(trainer)
+        floor = self.sched.post_fix_floor if floor is None else floor
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"faithfusion.post_fix_floor must be in [0, 1], got {floor}")
+        return lambda camera: floor + (1.0 - floor) * soft_mask(camera)
