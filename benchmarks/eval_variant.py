@@ -6,8 +6,9 @@ bench_fusion folder, without training again.
 For each seed, DIR/seed_S/SOURCE (a finished `bench_fusion.py` run) is rebuilt from its final round checkpoint
 (`load_fusion_run`) as VARIANT, its render function is evaluated with the same lane-shift protocol and sizes,
 and DIR/seed_S/VARIANT/demo_method.json is written in bench_fusion's format, so `bench_fusion.py --no-run
---methods ... VARIANT` aggregates it beside the others. `--source faithfusion-no-eig --name faithfusion+-no-eig`
-evaluates the ablation's runs the same way (no EIG: the post-render fix is taken everywhere, as in Difix3D+). Its seconds are SOURCE's plus this evaluation's.
+--methods ... VARIANT` aggregates it beside the others. Its seconds are SOURCE's plus this evaluation's.
+`--source faithfusion-no-eig --name faithfusion+-no-eig` evaluates the ablation's runs the same way (no EIG:
+the post-render fix is taken everywhere, as in Difix3D+).
 """
 
 from __future__ import annotations

@@ -64,16 +64,14 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
     net = net.to(device) if net is not None else None
     fixer = fixer.to(device).eval()
     difix = difix.to(device).eval() if difix is not None else None
-    rec: dict[str, list[float]] = {}
-    by_shift: dict[str, dict[str, list[float]]] = {}  # "3.0" -> {key: [per window]}
+    by_shift: dict[str, dict[str, list[float]]] = {}  # "3.0" -> {key: [one value per window]}
+
+    def add(key: str, value: float) -> None:  # into the current window's shift
+        by_shift.setdefault(shift_key, {}).setdefault(key, []).append(value)
 
     for n, i in enumerate(ids):
         shift = data.samples[i].shift
         shift_key = "none" if shift is None else str(abs(float(shift)))
-
-        def add(key: str, value: float) -> None:
-            rec.setdefault(key, []).append(value)
-            by_shift.setdefault(shift_key, {}).setdefault(key, []).append(value)
 
         if log is not None:
             log(f"window {n + 1}/{len(ids)}")
@@ -100,7 +98,8 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
                 add("fixer_depth_abs_rel", abs_rel(fixed_depth, gt_depth))
     out: dict[str, Any] = {"split": split, "shifts": list(shifts) if shifts else None, "windows": len(ids),
                            "frames_per_window": int(data[ids[0]]["degraded"].shape[0])}
-    out.update({k: float(np.mean(v)) for k, v in rec.items()})
+    keys = dict.fromkeys(k for r in by_shift.values() for k in r)  # pooled: every window, whatever its shift
+    out.update({k: float(np.mean([v for r in by_shift.values() for v in r.get(k, [])])) for k in keys})
     out["by_shift"] = {d: {"windows": len(next(iter(r.values()))), **{k: float(np.mean(v)) for k, v in r.items()}}
                        for d, r in sorted(by_shift.items(), key=lambda kv: float("inf") if kv[0] == "none" else float(kv[0]))}
     return out

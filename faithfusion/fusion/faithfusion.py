@@ -192,7 +192,7 @@ class FaithFusionMethod:
 
     def post_fix_gate(self, trainer, soft_mask=None, floor: float | None = None):
         """FaithFusion+'s gate, camera -> `[H, W]`: floor + (1 - floor) * EIG soft mask."""
-        soft_mask = soft_mask or self.eig_soft_mask(trainer)
+        soft_mask = self.eig_soft_mask(trainer) if soft_mask is None else soft_mask
         floor = self.sched.post_fix_floor if floor is None else floor
         if not 0.0 <= floor <= 1.0:
             raise ValueError(f"faithfusion.post_fix_floor must be in [0, 1], got {floor}")

@@ -42,17 +42,6 @@ def centre_crop_mask(height: int, width: int, inset: int = 0) -> torch.Tensor:
     return m
 
 
-class CroppedReferences(ReferenceImages):
-    """The captured references as the masked protocol has them: mid-grey outside the central crop."""
-
-    def image(self, index: int) -> torch.Tensor:  # [H, W, 3]
-        if index not in self._cache:
-            img = self.scene.load_image(index, self.scale)
-            keep = centre_crop_mask(*img.shape[:2])[..., None]  # [H, W, 1]
-            self._cache[index] = torch.where(keep, img, torch.full_like(img, 0.5))
-        return self._cache[index]
-
-
 def sine_weight(it: int, start: int, until: int, lam: float) -> float:
     """GenFusion's regularisation weight at step `it`: lam * sin(pi (it - start) / (until - start)), 0 outside."""
     if until <= start or it < start or it > until:
@@ -68,7 +57,7 @@ class GenFusionMethod:
         self.scene, self.fixer, self.scale, self.total = scene, fixer, cfg.scale, cfg.steps
         self.pool = ViewPool("genfusion_reg", [], probability=self.sched.probability, loss_weight=0.0, paired=self.sched.paired)
         self.pools = [self.pool]
-        self.refs = (CroppedReferences if self.sched.crop else ReferenceImages)(scene, scene.train_ids, cfg.scale)
+        self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale, visible=centre_crop_mask if self.sched.crop else None)
         self.shifts = tuple(self.sched.shifts)
         if self.sched.crop and not any(abs(d) < 1e-6 for d in self.shifts):
             self.shifts = (0.0, *self.shifts)  # the captured path too: its frames' borders are hidden

@@ -40,12 +40,13 @@ def render_cameras(trainer, cameras: list[Camera], alpha_min: float = 1e-3) -> R
 
 
 class ReferenceImages:
-    """The nearest captured image to a camera (Difix's reference view), loaded once per frame."""
+    """The nearest captured image to a camera (Difix's reference view), loaded once per frame. With
+    `visible(height, width) -> [H, W] bool` the images are mid-grey outside it (what a masked protocol shows)."""
 
-    def __init__(self, scene: SceneData, ids: list[int], scale: float = 1.0) -> None:
+    def __init__(self, scene: SceneData, ids: list[int], scale: float = 1.0, visible=None) -> None:
         from faithfusion.fusion.paths import centers
 
-        self.scene, self.ids, self.scale = scene, list(ids), scale
+        self.scene, self.ids, self.scale, self.visible = scene, list(ids), scale, visible
         self._centers = centers([scene.camera(i, scale) for i in self.ids])  # [M, 3]
         self._cache: dict[int, Tensor] = {}
 
@@ -54,7 +55,10 @@ class ReferenceImages:
 
     def image(self, index: int) -> Tensor:  # [H, W, 3]
         if index not in self._cache:
-            self._cache[index] = self.scene.load_image(index, self.scale)
+            img = self.scene.load_image(index, self.scale)
+            if self.visible is not None:
+                img = torch.where(self.visible(*img.shape[:2])[..., None], img, torch.full_like(img, 0.5))
+            self._cache[index] = img
         return self._cache[index]
 
     def for_cameras(self, cameras: list[Camera]) -> Tensor:  # [N, H, W, 3]

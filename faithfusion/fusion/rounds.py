@@ -28,7 +28,8 @@ class Round:
 
 
 class FusionMethod(Protocol):
-    """What the round loop needs from a method's schedule."""
+    """What the round loop needs from a method's schedule. A method may also have `attach(trainer)`, called
+    once the shared Trainer is built (`runner.method_trainer`), to change the captured views (GenFusion's crop)."""
 
     name: str
     pools: list[ViewPool]
