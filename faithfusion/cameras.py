@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from faithfusion.errors import UserError
 
-class PoseError(ValueError):
+
+class PoseError(UserError, ValueError):
     """A pose matrix that is not a finite rigid transform."""
 
 

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from faithfusion.errors import UserError
 from faithfusion.cameras import Camera
 
 
-class SceneError(ValueError):
+class SceneError(UserError, ValueError):
     """A scene on disk that cannot be read: names the file and the problem."""
 
 

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from faithfusion.errors import UserError
+
 ENV_VAR = "FAITHFUSION_LPIPS_WEIGHTS"
 NPZ_NAME = "lpips_squeeze_v01.npz"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +51,7 @@ TAP_CHANNELS = (64, 128, 256, 384, 384, 512, 512)
 SLICE_OF = {0: 1, 3: 2, 4: 2, 6: 3, 7: 3, 9: 4, 10: 5, 11: 6, 12: 7}
 
 
-class LPIPSWeightsError(FileNotFoundError):
+class LPIPSWeightsError(UserError, FileNotFoundError):
     """The LPIPS weights could not be found (or only in part): says what is missing and where we looked."""
 
 

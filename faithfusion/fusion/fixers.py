@@ -14,13 +14,14 @@ from pathlib import Path
 
 import torch
 
+from faithfusion.errors import UserError
 from faithfusion.fixers.base import Fixer
 
 WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "fixers" / "weights"
 IDENTITY = "identity"
 
 
-class MissingFixerError(FileNotFoundError):
+class MissingFixerError(UserError, FileNotFoundError):
     pass
 
 

@@ -23,6 +23,7 @@ import torch
 from plyfile import PlyData, PlyElement
 from torch import Tensor
 
+from faithfusion.errors import UserError
 from faithfusion.cameras import quat_to_rotmat, rotmat_to_quat
 from faithfusion.gaussians.model import GaussianModel, num_sh_bases
 
@@ -36,7 +37,7 @@ _C3 = (
 MAX_ROTATABLE_DEGREE = 3
 
 
-class PlyFormatError(ValueError):
+class PlyFormatError(UserError, ValueError):
     """A PLY file that is not a readable 3DGS point cloud: the message names the file."""
 
 

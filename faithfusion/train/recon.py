@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 import yaml
 
+from faithfusion.errors import UserError
 from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from faithfusion.train.config import ReconConfig
 from faithfusion.train.trainer import Trainer, resolve_device
 
 
-class RunFolderError(FileExistsError):
+class RunFolderError(UserError, FileExistsError):
     pass
 
 
