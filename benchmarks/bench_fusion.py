@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, git_commit, write_json  # noqa: E402
 
 from faithfusion.eval.lane_shift import plot_lane_shift  # noqa: E402
-from faithfusion.fusion.demo import DemoConfig, run_demo  # noqa: E402
+from faithfusion.commands.demo import DemoConfig, run_demo  # noqa: E402
 from faithfusion.train.trainer import resolve_device  # noqa: E402
 
 DEFAULT_METHODS = ("3dgs", "difix3d", "difix3d+", "faithfusion", "faithfusion-no-eig")

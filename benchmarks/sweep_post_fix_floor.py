@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         if not done.is_file():
             raise SystemExit(f"{done}: no finished {a.source} run for seed {seed} (run bench_fusion.py first)")
         sizes = json.loads(done.read_text())["sizes"]
-        trainer, scene, method = load_fusion_run(folder / a.source, "faithfusion+")
+        run = load_fusion_run(folder / a.source, "faithfusion+")
+        trainer, scene, method = run.trainer, run.scene, run.method
         if not method.use_eig:
             raise SystemExit(f"{folder / a.source}: a run without EIG has no gate to put a floor under")
         mask = cached(method.eig_soft_mask(trainer))

@@ -1,91 +1,60 @@
-"""The `faithfusion` command: one tyro subcommand per job, each a dataclass config."""
+"""The `faithfusion` command: `faithfusion [--debug] COMMAND [SUBCOMMAND] FLAGS...`.
+
+Each command is a dataclass config parsed by tyro (faithfusion/commands/). A user error (bad input,
+`faithfusion.errors.UserError`) prints one line `faithfusion COMMAND: error: MESSAGE` on stderr and exits with
+USER_ERROR_EXIT_CODE; `--debug` (before the command) or FAITHFUSION_DEBUG=1 shows its traceback instead.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Callable
+from dataclasses import make_dataclass
 
 import tyro
 
-from faithfusion.eval.command import EvalConfig, run_eval
-from faithfusion.render.command import RenderConfig, render_run
-from faithfusion.train.config import ReconConfig
+from faithfusion.commands import Command, Group, commands
+from faithfusion.errors import USER_ERROR_EXIT_CODE, UserError
+
+DESCRIPTION = "FaithFusion: faithful novel-view synthesis of driving scenes."
+DEBUG_ENV = "FAITHFUSION_DEBUG"
 
 
-def _recon(cfg: ReconConfig) -> None:
-    from faithfusion.train.recon import run_recon
-
-    metrics = run_recon(cfg)
-    test = metrics.get("test", {})
-    print(
-        f"done: {metrics['steps']} steps, {metrics['num_gaussians']} Gaussians, "
-        f"{metrics['iterations_per_second']:.1f} it/s, held-out "
-        + ", ".join(f"{k} {v:.4f}" for k, v in test.items())
-        + f"  ->  {cfg.out}/metrics.json"
-    )
+def help_stub(name: str, text: str) -> type:
+    """A flagless dataclass that stands for a command in a `--help` listing."""
+    return make_dataclass(name.replace("-", "_").replace("+", "_plus").title(), [], namespace={"__doc__": text})
 
 
-def commands() -> dict[str, tuple[type, Callable]]:
-    """name -> (config dataclass, function that runs it)."""
-    table: dict[str, tuple[type, Callable]] = {
-        "recon": (ReconConfig, _recon),
-        "render": (RenderConfig, render_run),
-        "eval": (EvalConfig, run_eval),
-    }
-    from faithfusion.eig.analysis import AnalysisConfig, run_analysis
-    from faithfusion.eig.command import EigConfig, run_eig
-
-    table["eig"] = (EigConfig, run_eig)
-    table["eig-analysis"] = (AnalysisConfig, run_analysis)
-    from faithfusion.fusion.demo import DemoConfig, run_demo
-
-    table["demo"] = (DemoConfig, run_demo)
-    from faithfusion.fusion.command import FuseConfig, run_fuse
-
-    table["fuse"] = (FuseConfig, run_fuse)
-    try:
-        from faithfusion.synth.command import SynthConfig
-
-        table["synth"] = (SynthConfig, lambda cfg: cfg.run())
-    except ImportError:
-        pass
-    return table
-
-
-def fixer_commands() -> dict[str, tuple[type, Callable]]:
-    """`faithfusion fixer NAME`: curation and training of the fixers."""
-    from faithfusion.fixers.train import FixerTrainConfig, train_fixer
-
-    from faithfusion.fixers.dataset import MergeConfig, merge_indexes
-
-    table: dict[str, tuple[type, Callable]] = {"train": (FixerTrainConfig, train_fixer), "merge": (MergeConfig, merge_indexes)}
-    try:
-        from faithfusion.fixers.curate import CurateConfig, curate
-
-        table["curate"] = (CurateConfig, curate)
-    except ImportError:
-        pass
-    return table
+def resolve(table: dict, args: list[str], prog: str) -> tuple[Command, list[str], str]:
+    """The command that `args` names in `table` (descending into groups), its flags, and its full name."""
+    while True:
+        if args and args[0] in table:
+            entry = table[args[0]]
+            prog, args = f"{prog} {args[0]}", args[1:]
+            if isinstance(entry, Group):
+                table = entry.table()
+                continue
+            return entry, args, prog
+        # no command named: tyro prints the listing (--help) or the error, and exits
+        stubs = {name: help_stub(name, e.help or name) for name, e in table.items()}
+        tyro.extras.subcommand_cli_from_dict(stubs, args=args, prog=prog, description=DESCRIPTION)
+        raise SystemExit(f"{prog}: name a command")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] == "fixer":
-        table, args, prog = fixer_commands(), args[1:], "faithfusion fixer"
-    else:
-        table, prog = commands(), "faithfusion"
-    cfg = tyro.extras.subcommand_cli_from_dict(
-        {name: cls for name, (cls, _) in table.items()},
-        args=args,
-        prog=prog,
-        description="FaithFusion: faithful novel-view synthesis of driving scenes."
-        + ("" if prog != "faithfusion" else " Fixer jobs: `faithfusion fixer {curate,merge,train}`."),
-    )
-    for cls, fn in table.values():
-        if type(cfg) is cls:
-            fn(cfg)
-            return
-    raise SystemExit(f"no runner for {type(cfg).__name__}")
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if args and args[0] == "--debug":
+        debug, args = True, args[1:]
+    command, flags, prog = resolve(commands(), args, "faithfusion")
+    cfg = tyro.cli(command.config, args=flags, prog=prog, description=command.description)
+    try:
+        command.run(cfg)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT_CODE) from None
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 
 from faithfusion.eig.analysis import AnalysisConfig, run_analysis
 from faithfusion.eig.calibrate import Calibration
-from faithfusion.eig.command import EigConfig, run_eig
+from faithfusion.commands.eig import EigConfig, run_eig
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
 from faithfusion.train.recon import run_recon
 from tests.scene_fixtures import write_drivestudio_scene

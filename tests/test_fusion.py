@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from faithfusion.cameras import interpolate_pose, quat_to_rotmat, rotmat_to_quat, slerp
-from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, FuseConfig, GenFusionSchedule
+from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, FuseConfig, GenFusionSchedule, fuse_config
 from faithfusion.fusion.fixers import MissingFixerError, choose_fixer
 from faithfusion.fusion.genfusion import sine_weight
 from faithfusion.fusion.paths import progressive_poses, step_pose_toward
-from faithfusion.fusion.runner import run_fusion
+from faithfusion.fusion.presets import PRESETS
+from faithfusion.fusion.runner import run_method
+from faithfusion.train.config import ReconConfig
 from faithfusion.synth import generate
 from faithfusion.train.config import InitConfig, StrategyConfig
 
@@ -26,17 +28,29 @@ def scene_dir(tmp_path_factory):
 
 
 def tiny(scene_dir, out, method, **kw) -> FuseConfig:
-    """60 steps, rounds every 20 (schedules written for 60 steps: no scaling)."""
-    cfg = FuseConfig(
-        data=scene_dir, out=out, method=method, steps=60, device="cpu", progress=False, holdout_every=3, cameras=(0,),
-        fixer="identity", save_renders=False, init=InitConfig(max_points=1500, random_points=150),
+    """The config of preset `method`: 60 steps, rounds every 20 (schedules written for 60 steps: no scaling)."""
+    recon = ReconConfig(
+        data=scene_dir, out=out, steps=60, device="cpu", progress=False, holdout_every=3, cameras=(0,),
+        save_renders=False, init=InitConfig(max_points=1500, random_points=150),
         strategy=StrategyConfig(refine_start=10, refine_every=10, refine_stop=50),
+    )
+    settings = dict(
+        fixer="identity",
         difix3d=Difix3DSchedule(reference_steps=60, warmup=20, every=20, target_shifts=(2.0,)),
         genfusion=GenFusionSchedule(reference_steps=60, warmup=20, every=20, window=3, shifts=(2.0,), lam=0.5),
         faithfusion=FaithFusionSchedule(reference_steps=60, first=20, every=20, max_shift=2.0, video_until=1.0,
                                         window=3, calib_views=2),
     )
+    if method == "genfusion":
+        settings["video_fixer"] = "identity"
+    cfg = fuse_config(PRESETS[method].config, recon, **settings)
     return replace(cfg, **kw)
+
+
+def run_fusion(name, cfg):
+    """(trainer, scene, method, metrics) of a run of preset `name`."""
+    run = run_method(name, cfg)
+    return run.trainer, run.scene, run.method, run.metrics
 
 
 def test_schedule_scales_with_steps():
@@ -84,16 +98,42 @@ def test_pose_steps_slerp_rotation():
     assert torch.allclose(out[0].camtoworld, mid, atol=1e-5)
 
 
-def test_difix3d_plus_render_hook(scene_dir, tmp_path):
-    from faithfusion.fusion.methods import render_function
+class InvertingFixer:
+    """A deterministic fixer that changes every image: 1 - image."""
 
-    trainer, scene, method, metrics = run_fusion("difix3d+", tiny(scene_dir, tmp_path / "run", "difix3d+",
-                                                                  difix3d=Difix3DSchedule(reference_steps=60, warmup=30, every=30, target_shifts=(1.0,))))
-    hook = render_function(trainer)
+    def fix(self, images, ref=None, eig=None, depth=None, ref_depth=None):
+        from faithfusion.fixers.base import FixerOutput
+
+        return FixerOutput(images=1.0 - images)
+
+
+def test_difix3d_plus_evaluates_through_its_render_hook(scene_dir, tmp_path, monkeypatch):
+    import faithfusion.fusion.presets as presets
+    from faithfusion.eval.metrics import psnr
+    from faithfusion.fusion.fixers import ChosenFixer
+
+    monkeypatch.setattr(presets, "choose_fixer", lambda spec, kind, device, flag="--fixer": ChosenFixer(InvertingFixer(), kind, "test"))
+    cfg = tiny(scene_dir, tmp_path / "run", "difix3d+", difix3d=Difix3DSchedule(reference_steps=60, warmup=30, every=30, target_shifts=(1.0,)))
+    run = run_method("difix3d+", cfg)
+    trainer, scene = run.trainer, run.scene
     cam = scene.camera(scene.test_ids[0])
-    plain, _ = trainer.render_camera(cam)
-    assert torch.allclose(hook(cam), plain.clamp(0, 1), atol=1e-5)  # identity fixer: the hook's fix is a no-op
-    assert "test_with_render_hook" in metrics["fusion"]
+    with torch.no_grad():
+        plain, _ = trainer.render_camera(cam)
+        assert torch.allclose(run.render(cam), 1.0 - plain.clamp(0, 1), atol=1e-5)  # the hook, not the render
+        hooked = [float(psnr(run.render(scene.camera(i))[None].clamp(0, 1), scene.load_image(i)[None])) for i in scene.test_ids]
+    figures = run.metrics["fusion"]["test_with_render_hook"]
+    assert figures["psnr"] == pytest.approx(sum(hooked) / len(hooked), abs=1e-4)
+    assert abs(figures["psnr"] - run.metrics["test"]["psnr"]) > 1.0  # the plain render's figures differ
+
+
+def test_plain_difix3d_evaluates_its_plain_render(scene_dir, tmp_path):
+    run = run_method("difix3d", tiny(scene_dir, tmp_path / "run", "difix3d",
+                                     difix3d=Difix3DSchedule(reference_steps=60, warmup=30, every=30, target_shifts=(1.0,))))
+    cam = run.scene.camera(run.scene.test_ids[0])
+    with torch.no_grad():
+        plain, _ = run.trainer.render_camera(cam)
+        assert torch.equal(run.render(cam), plain)
+    assert "test_with_render_hook" not in run.metrics["fusion"]
 
 
 def test_genfusion_sine_weight_and_pool(scene_dir, tmp_path):
@@ -208,8 +248,8 @@ def test_faithfusion_shift_grows_and_eig_weights(scene_dir, tmp_path):
 
 
 def test_faithfusion_no_eig(scene_dir, tmp_path):
-    _, _, method, _ = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion", no_eig=True,
-                                                     faithfusion=FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, window=3)))
+    _, _, method, _ = run_fusion("faithfusion-no-eig", tiny(scene_dir, tmp_path / "run", "faithfusion-no-eig",
+                                                            faithfusion=FaithFusionSchedule(reference_steps=60, first=30, every=30, max_shift=1.0, window=3)))
     assert method.acc is None and all(v.weight is None for v in method.pool.views)
 
 
@@ -268,23 +308,38 @@ def test_shipped_fixers_are_the_trained_defaults(kind, cls):
     assert out.shape == img.shape and (out - img).abs().mean() > 1e-3  # trained: not the identity it starts as
 
 
-def test_fuse_cli_parses(tmp_path):
+def test_fuse_subcommand_parses_only_its_own_flags(tmp_path):
     import tyro
 
-    from faithfusion.cli import commands
+    from faithfusion.commands import fuse_table
+    from faithfusion.fusion.config import Difix3DConfig, FaithFusionConfig
 
-    cls, fn = commands()["fuse"]
-    cfg = tyro.extras.subcommand_cli_from_dict(
-        {"fuse": cls}, args=["fuse", "--data", str(tmp_path), "--method", "difix3d+", "--out", str(tmp_path / "r"),
-                             "--fixer", "identity", "--steps", "60", "--no-eig", "--faithfusion.every", "20"])
-    assert cfg.method == "difix3d+" and cfg.fixer == "identity" and cfg.steps == 60 and cfg.no_eig
-    assert cfg.faithfusion.every == 20 and fn.__name__ == "run_fuse"
+    table = fuse_table()
+    assert list(table) == list(PRESETS)
+    cmd = table["faithfusion-no-eig"]
+    cfg = tyro.cli(cmd.config, args=["--data", str(tmp_path), "--out", str(tmp_path / "r"), "--fixer", "identity",
+                                     "--steps", "60", "--faithfusion.every", "20"])
+    assert type(cfg) is FaithFusionConfig and cfg.fixer == "identity" and cfg.steps == 60 and cfg.faithfusion.every == 20
+    assert cmd.run.args == ("faithfusion-no-eig",)
+    with pytest.raises(SystemExit):  # difix3d has no faithfusion schedule
+        tyro.cli(table["difix3d"].config, args=["--data", str(tmp_path), "--faithfusion.every", "20"])
+    assert table["difix3d+"].config is Difix3DConfig and not hasattr(Difix3DConfig(), "faithfusion")
+
+
+def test_a_method_name_is_resolved_by_its_preset_only():
+    from faithfusion.fusion.presets import UnknownMethodError, preset
+
+    assert preset("faithfusion+").training == "faithfusion" and preset("difix3d").training == "difix3d"
+    assert preset("faithfusion+-no-eig").training == "faithfusion-no-eig" and preset("3dgs").build is None
+    with pytest.raises(UnknownMethodError, match="faithfusion-no-eig"):
+        preset("nerf")
 
 
 def test_demo_rejects_unknown_methods_before_any_work(tmp_path):
-    from faithfusion.fusion.demo import DemoConfig, run_demo
+    from faithfusion.commands.demo import DemoConfig, run_demo
+    from faithfusion.errors import UserError
 
-    with pytest.raises(ValueError, match="faithfusion-no-eig"):
+    with pytest.raises(UserError, match="faithfusion-no-eig"):
         run_demo(DemoConfig(out=tmp_path / "d", quick=True, methods=("3dgs", "nerf")))
     assert not (tmp_path / "d").exists()
 
@@ -350,7 +405,8 @@ def test_faithfusion_plus_fixes_final_renders_only_where_eig_is_high(scene_dir, 
     monkeypatch.setattr(pools, "fix_frames", lambda fixer, images, refs, eig=None, chunk=8: torch.ones_like(images))
     with pytest.raises(ValueError, match="cannot stand for"):
         load_fusion_run(run, "difix3d+")
-    tr, _, plus = load_fusion_run(run, "faithfusion+")  # the same training, rebuilt from its final round
+    loaded = load_fusion_run(run, "faithfusion+")  # the same training, rebuilt from its final round
+    tr, plus = loaded.trainer, loaded.method
     assert plus.name == "faithfusion+" and torch.equal(tr.model.params["means"], trainer.model.params["means"])
     cam = scene.shifted_camera(scene.train_ids[0], 2.0)
     with torch.no_grad():
@@ -367,8 +423,8 @@ def test_faithfusion_plus_fixes_final_renders_only_where_eig_is_high(scene_dir, 
     assert torch.allclose(half, g2 + (1 - g2) * rgb.clamp(0, 1), atol=1e-5)
     with pytest.raises(ValueError, match="post_fix_floor"):
         plus.post_fix_gate(tr, floor=1.5)
-    no_eig = replace(tiny(scene_dir, tmp_path / "b", "faithfusion", faithfusion=sched, no_eig=True))
-    tr_b, _, method_b, _ = run_fusion("faithfusion+", no_eig)  # the ablation fixes everywhere, like Difix3D+
+    no_eig = tiny(scene_dir, tmp_path / "b", "faithfusion+-no-eig", faithfusion=sched)
+    tr_b, _, method_b, _ = run_fusion("faithfusion+-no-eig", no_eig)  # the ablation fixes everywhere, like Difix3D+
     with torch.no_grad():
         assert torch.allclose(method_b.render_fn(tr_b)(cam), torch.ones_like(out))
 
@@ -376,7 +432,7 @@ def test_faithfusion_plus_fixes_final_renders_only_where_eig_is_high(scene_dir, 
 def test_demo_resume_loads_a_finished_method_instead_of_training_it_again(tmp_path, monkeypatch):
     import json
 
-    import faithfusion.fusion.demo as demo
+    import faithfusion.commands.demo as demo
 
     tiny_sizes = {"frames": 6, "width": 64, "height": 48, "shifts": (1.0,), "steps": 20, "max_points": 500,
                   "random_points": 100, "frame_stride": 3, "fuse_view_stride": 3}

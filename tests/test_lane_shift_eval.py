@@ -6,7 +6,7 @@ import torch
 
 from faithfusion.data.load import load_scene
 from faithfusion.eval.lane_shift import available_shifts, evaluate_lane_shift, write_lane_shift_report
-from faithfusion.eval.report import write_report
+from faithfusion.commands.demo_report import write_report
 from faithfusion.synth import generate
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
 from faithfusion.train.trainer import Trainer

@@ -43,7 +43,7 @@ if [[ $STAGES == *train* ]]; then
   echo "train $(( $(date +%s) - t0 )) s"
 fi
 if [[ $STAGES == *eval* ]]; then
-  python3 -m faithfusion.fixers.evaluate --index $DATA/index.json --model $RUN/model --split test \
+  python3 -m faithfusion.cli fixer evaluate --index $DATA/index.json --model $RUN/model --split test \
     --kinds lane_shift --shifts 3 --out $OUT/fixer_eval.json || exit 1
 fi
 echo "total $(( $(date +%s) - t0 )) s"

@@ -40,7 +40,7 @@ for v in "${vs[@]}"; do
   echo "$name: step $last of ${STEPS:-3000}"
   [ "$last" = "${STEPS:-3000}" ] && [ -f $RUNS/$name/model/config.json ] && touch $RUNS/$name/.done
 done
-ev="python3 -m faithfusion.fixers.evaluate --lpips-weights $L --index $DATA/index.json --split test --kinds lane_shift"
+ev="python3 -m faithfusion.cli fixer evaluate --lpips-weights $L --index $DATA/index.json --split test --kinds lane_shift"
 for v in "${vs[@]}"; do
   name=${v%%:*}
   [ -f $RUNS/$name/.done ] || { echo "$name: training not finished (re-run to resume)"; continue; }

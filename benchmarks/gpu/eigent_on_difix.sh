@@ -29,8 +29,8 @@ echo "curated at $(( $(date +%s) - t0 )) s"
 if (( $(date +%s) - t0 > ${CONTINUE_BEFORE:-200} )); then
   echo "re-run (same warm machine) to train and evaluate"; pack; exit 0; fi
 ev() {  # a scoring, stopped in time for logs.tar to come back within the call (CALL_SECONDS)
-  timeout $(( ${CALL_SECONDS:-560} - ($(date +%s) - t0) )) python3 -m faithfusion.fixers.evaluate_video \
-    --index $DATA/index.json --lpips-weights $L --shifts 3,6 --difix $DIFIX "$@"; }
+  timeout $(( ${CALL_SECONDS:-560} - ($(date +%s) - t0) )) python3 -m faithfusion.cli fixer evaluate-video \
+    --index $DATA/index.json --lpips-weights $L --shifts 3 6 --difix $DIFIX "$@"; }
 if [ -n "${EVAL_SHIPPED:-}" ]; then
   ev --model faithfusion/fixers/weights/eigent --out $OUT/eigent_shipped_by_shift.json > $LOGS/eval_shipped.log 2>&1
 else

@@ -10,8 +10,8 @@ python3 -m faithfusion.cli fixer curate --out /tmp/foxdata --synth-seeds --real-
   --scale 0.5 --steps ${CURATE_STEPS:-2000} --device cuda --no-with-eig --no-progress 2>&1 | tail -12 || exit 1
 echo "curate $(( $(date +%s) - t0 )) s"
 for k in sparse underfit; do
-  python3 -m faithfusion.fixers.evaluate --model faithfusion/fixers/weights/difix --lpips-weights $FAITHFUSION_LPIPS_WEIGHTS \
-    --index /tmp/foxdata/index.json --split test --kinds $k --shifts "" --out $OUT/difix_eval_fox_$k.json &
+  python3 -m faithfusion.cli fixer evaluate --model faithfusion/fixers/weights/difix --lpips-weights $FAITHFUSION_LPIPS_WEIGHTS \
+    --index /tmp/foxdata/index.json --split test --kinds $k --shifts --out $OUT/difix_eval_fox_$k.json &
 done
 wait
 cat $OUT/difix_eval_fox_*.json

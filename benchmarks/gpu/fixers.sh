@@ -17,7 +17,7 @@
 #                   folder is /tmp/fixdata_video (a folder curated with another config is refused).
 #   MODELS="difix"  which fixers to train side by side (difix eigent genfusion; the video ones need VIDEO=1 and
 #                   are evaluated against the Difix of the same call, or the shipped one where this call trains
-#                   none: python -m faithfusion.fixers.evaluate_video)
+#                   none: faithfusion fixer evaluate-video)
 #   CURATE_STEPS (2000), TRAIN_SECONDS (wall limit of each training, fitted into BUDGET_SECONDS=570),
 #   DIFIX_STEPS (3000), VIDEO_STEPS (1500).
 # The trained models come back as $OUT/<model>.tar (model/ = config.json + model.safetensors, the files that
@@ -61,15 +61,15 @@ if [[ $STAGES == *train* ]]; then
 fi
 DIFIX=$RUNS/difix/model; [ -d $DIFIX ] || DIFIX=faithfusion/fixers/weights/difix
 if [[ $STAGES == *eval* ]]; then
-  ev="python3 -m faithfusion.fixers.evaluate --model $DIFIX --lpips-weights $L --index $DATA/index.json --split test"
+  ev="python3 -m faithfusion.cli fixer evaluate --model $DIFIX --lpips-weights $L --index $DATA/index.json --split test"
   if [[ $MODELS == *difix* ]]; then
     for d in 1 3 6; do $ev --kinds lane_shift --shifts $d --out $OUT/difix_eval_${d}m.json & done
-    $ev --kinds sparse,underfit,cross_camera --shifts "" --out $OUT/difix_eval_other.json &
+    $ev --kinds sparse underfit cross_camera --shifts --out $OUT/difix_eval_other.json &
   fi
   for m in $MODELS; do   # video fixers beside the per-frame Difix: quality, warp error, low-EIG change, depth
     [ $m = difix ] && continue
-    python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --model $RUNS/$m/model \
-      --difix $DIFIX --lpips-weights $L --shifts 3,6 --out $OUT/${m}_eval.json &
+    python3 -m faithfusion.cli fixer evaluate-video --index $DATA/index.json --model $RUNS/$m/model \
+      --difix $DIFIX --lpips-weights $L --shifts 3 6 --out $OUT/${m}_eval.json &
   done
   wait
   cat $OUT/*_eval*.json 2>/dev/null | head -c 6000

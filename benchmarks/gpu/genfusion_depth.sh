@@ -24,7 +24,7 @@ echo "curated at $(( $(date +%s) - t0 )) s"
 if (( $(date +%s) - t0 > 300 )); then  # a fresh curation leaves too little of this call: evaluate in the next
   tar -C $LOGS/.. -cf $OUT/logs.tar $(basename $LOGS); echo "re-run (same warm machine) to evaluate"; exit 0
 fi
-ev="python3 -m faithfusion.fixers.evaluate_video --index $DATA/index.json --lpips-weights $L --shifts 3,6 ${WARP:---no-warp}"  # WARP=" " keeps the (CPU-heavy) warp errors
+ev="python3 -m faithfusion.cli fixer evaluate-video --index $DATA/index.json --lpips-weights $L --shifts 3 6 ${WARP:---no-warp}"  # WARP=" " keeps the (CPU-heavy) warp errors
 if [ -z "${RETRAIN:-}" ]; then
   $ev --model $SHIPPED --out $OUT/genfusion_shipped_quantile.json > $LOGS/eval_quantile.log 2>&1 &
   $ev --model $SHIPPED --override range_quantile=0 --out $OUT/genfusion_shipped_minmax.json > $LOGS/eval_minmax.log 2>&1 &

@@ -1,1 +1,65 @@
-"""The entry points: one module per `faithfusion` command, on top of the library (nothing below imports them)."""
+"""The entry points: one module per `faithfusion` command, on top of the library (nothing below imports them).
+
+`commands()` is the command table of `faithfusion`; a group (`fuse`, `fixer`) is a table of its own, whose
+entries are its subcommands (`faithfusion fuse faithfusion ...`, `faithfusion fixer train ...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Command:
+    config: type
+    """The dataclass whose fields are the command's flags."""
+    run: Callable[[Any], Any]
+    """config -> result: what the command does."""
+    help: str = ""
+    """One line for the listing of its group."""
+    description: str | None = None
+    """The head of its `--help` (None: the config's docstring)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """A command whose first argument names one of its subcommands."""
+
+    table: Callable[[], dict[str, Command]]
+    help: str = ""
+
+
+def fuse_table() -> dict[str, Command]:
+    from faithfusion.commands.fuse import fuse_commands
+
+    return {name: Command(cls, fn, text, description=text) for name, (cls, fn, text) in fuse_commands().items()}
+
+
+def fixer_table() -> dict[str, Command]:
+    from faithfusion.commands.fixer import fixer_commands
+
+    return {name: Command(cls, fn, text) for name, (cls, fn, text) in fixer_commands().items()}
+
+
+def commands() -> dict[str, Command | Group]:
+    """`faithfusion NAME` -> the command (or group of subcommands) it runs."""
+    from faithfusion.commands.demo import DemoConfig, run_demo
+    from faithfusion.commands.eig import EigConfig, run_eig
+    from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
+    from faithfusion.commands.eval import EvalConfig, run_eval
+    from faithfusion.commands.recon import ReconConfig, run_recon_command
+    from faithfusion.commands.render import RenderConfig, render_run
+    from faithfusion.commands.synth import SynthConfig, run_synth
+
+    return {
+        "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting"),
+        "render": Command(RenderConfig, render_run, "render a trained run, optionally from a shifted lane"),
+        "eval": Command(EvalConfig, run_eval, "evaluate a finished run (lane shift or held-out frames)"),
+        "eig": Command(EigConfig, run_eig, "per-pixel EIG maps of a run's frames"),
+        "eig-analysis": Command(AnalysisConfig, run_analysis, "EIG against the true error of lane-shifted renders"),
+        "synth": Command(SynthConfig, run_synth, "generate a SynthStreet scene"),
+        "fuse": Group(fuse_table, "reconstruct with a fusion method: `faithfusion fuse METHOD --help`"),
+        "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
+        "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
+    }

@@ -1,10 +1,8 @@
 """Held-out fixer figures on a curated index: PSNR / LPIPS of degraded vs fixed vs target, with and
-without the reference view (`python -m faithfusion.fixers.evaluate --index I --model DIR`)."""
+without the reference view (`faithfusion fixer evaluate --index I --model DIR`)."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -68,31 +66,3 @@ def evaluate_fixer_on_index(fixer: Any, index: str | Path, split: str = "test", 
                            "shifts": list(shifts) if shifts else None, "samples": len(ids)}
     out.update({k: float(np.mean(v)) for k, v in rec.items()})
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    from faithfusion.fixers.base import load_fixer
-
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--index", required=True)
-    p.add_argument("--model", required=True, help="a saved fixer folder (from_pretrained layout)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--kinds", default="lane_shift", help="comma-separated; empty = all")
-    p.add_argument("--shifts", default="3", help="comma-separated |shift| in metres; empty = all")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--lpips-weights", default=None, help="LPIPS weights file (default: the usual search)")
-    p.add_argument("--max-samples", type=int, default=0, help="evaluate at most this many samples (0 = all)")
-    p.add_argument("--out", default="", help="write the figures as JSON here")
-    a = p.parse_args(argv)
-    kinds = tuple(k for k in a.kinds.split(",") if k) or None
-    shifts = tuple(float(s) for s in a.shifts.split(",") if s) or None
-    res = evaluate_fixer_on_index(load_fixer(a.model), a.index, a.split, kinds, shifts, a.device,
-                                  lpips_weights=a.lpips_weights, max_samples=a.max_samples)
-    res.update(model=a.model, index=a.index)
-    print(json.dumps(res, indent=2))
-    if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

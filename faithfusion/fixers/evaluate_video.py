@@ -1,7 +1,7 @@
 """Held-out figures of a video fixer (EIGent, GenFusion) on the video windows of a curated index, beside a
 per-frame Difix: quality against ground truth, temporal consistency, faithfulness, and depth.
 
-    python -m faithfusion.fixers.evaluate_video --index I --model DIR [--difix DIR] [--shifts 3,6] [--out F]
+    faithfusion fixer evaluate-video --index I --model DIR [--difix DIR] [--shifts 3 6] [--out F]
 
 Per window and then averaged: PSNR / LPIPS against the target frames; the warp error between consecutive
 frames (eval/temporal.py; ground-truth depth and the recorded cameras), for the targets too (the floor the
@@ -14,9 +14,7 @@ on `device`, the warps included.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,35 +115,3 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError as e:
             raise SystemExit(f"--override {item!r}: the value is not JSON ({e})") from None
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    from faithfusion.fixers.base import load_fixer
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--index", required=True)
-    p.add_argument("--model", required=True, help="a saved video fixer folder (EIGent or GenFusion)")
-    p.add_argument("--difix", default="", help="a saved Difix folder to compare with, frame by frame")
-    p.add_argument("--split", default="test")
-    p.add_argument("--shifts", default="3", help="comma-separated final |shift| of the windows in metres; empty = all")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--lpips-weights", default=None)
-    p.add_argument("--max-samples", type=int, default=0)
-    p.add_argument("--override", action="append", default=[], metavar="KEY=JSON",
-                   help="a config field of the video fixer to change for this evaluation, e.g. range_quantile=0 (repeatable)")
-    p.add_argument("--no-warp", action="store_true", help="skip the warp errors (CPU-heavy): depth and image figures only")
-    p.add_argument("--out", default="")
-    a = p.parse_args(argv)
-    shifts = tuple(float(s) for s in a.shifts.split(",") if s) or None
-    overrides = parse_overrides(a.override)
-    res = evaluate_video_fixer_on_index(load_fixer(a.model, **overrides), a.index, a.split, shifts,
-                                        load_fixer(a.difix) if a.difix else None, a.device, a.lpips_weights, a.max_samples,
-                                        warp=not a.no_warp, log=lambda m: print(m, file=sys.stderr, flush=True))
-    res.update(model=a.model, overrides=overrides, difix=a.difix or None, index=a.index)
-    print(json.dumps(res, indent=2))
-    if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Configuration of a fusion run: `FuseConfig` (the `faithfusion fuse` command) and one schedule per method.
+"""Configuration of a fusion run: one schedule per method and one config per kind of method (`faithfusion fuse METHOD`).
 
 Step numbers in a schedule are the published ones, for `reference_steps` of training; a run with
 `--steps N` scales every one of them by N / reference_steps (`Schedule.at`), so the same schedule runs
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
 
 from faithfusion.train.config import ReconConfig
-
-MethodName = Literal["3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion", "faithfusion+"]
 
 
 @dataclass
@@ -90,22 +87,18 @@ class FaithFusionSchedule(Schedule):
     frames (as EIGent was trained); frames at shift 0 are context only and do not join the pool."""
     probability: float = 0.4
     paired: bool = True
-    """True (default): a fused view is drawn on top of the step's captured view (its loss added to the step, so
-    the captured views keep every step of the budget); False: instead of it (the captured views get 60 % of the
-    steps after the first round). Chosen on training seed 0 at the quick demo size (2-core CPU,
-    benchmarks/results/fusion_comparison_quick_cpu.json, "paired_selection"): unpaired 22.67 / 21.60 / 19.81 dB at
-    0 / 3 / 6 m, paired 23.24 / 21.65 / 19.79 against 3DGS's 23.15 / 21.45 / 19.56."""
+    """True: a fused view is drawn on top of the step's captured view (its loss added to the step, so the captured
+    views keep every step of the budget); False: instead of it (the captured views get 60 % of the steps after
+    the first round)."""
     loss_weight: float = 0.1
-    """Pool loss weight on top of the per-pixel EIG weight, chosen among 0.1 / 0.3 / 1.0 on SynthStreet training
-    seeds 0-2 at the quick demo size by a rule fixed beforehand (benchmarks/results/fusion_loss_weight_selection_cpu.json):
-    no weight stayed within 0.5 dB of 3DGS at 0 m (0.1: -0.51, 0.3: -0.60, 1.0: -1.44), so the best 0 m PSNR, 0.1;
-    0.3 was 0.11 dB better at 3-6 m."""
+    """Pool loss weight, on top of the per-pixel EIG weight."""
     calib_views: int = 8
     """Training views whose EIG maps calibrate the scale each round."""
     difix_blend: bool = True
     """Blend Difix's output with the render by the calibrated EIG soft mask (EIGent gates by EIG itself)."""
-    view_stride: int = 1
-    """Fuse every n-th captured frame of each camera per round (1 = all): fewer fused views, cheaper EIG."""
+    view_stride: int | None = None
+    """Fuse every n-th captured frame of each camera per round (1 = all): fewer fused views, cheaper EIG.
+    None = 1 for `fuse`; the demo size's stride for `demo`."""
     post_fix_floor: float = 0.0
     """FaithFusion+ only: the share of the post-render Difix fix taken everywhere, the EIG gate adding the rest
     (gate = floor + (1 - floor) * soft mask; 0 = the EIG gate alone, 1 = the fix everywhere, as Difix3D+)."""
@@ -113,31 +106,55 @@ class FaithFusionSchedule(Schedule):
 
 @dataclass
 class FuseConfig(ReconConfig):
-    """Reconstruct a scene with a fusion method: 3DGS plus repaired novel views on a schedule.
+    """Reconstruct a scene with a fusion method preset (the `faithfusion fuse METHOD` subcommands).
 
-    Writes what `recon` writes; RUN/ckpt/round_XXX.pt holds the state at each round boundary
-    (trainer, pools with their images, method state) and --resume continues from the last one."""
+    Writes what `recon` writes; a method with rounds also writes RUN/ckpt/round_XXX.pt, the state at each
+    round boundary (trainer, pools with their images, method state), and --resume continues from the last one."""
 
-    method: MethodName = "faithfusion"
     steps: int = 30_000
-    fixer: str | None = None
-    """Difix folder (config.json + model.safetensors); `identity` = an untrained identity model (tests)."""
-    video_fixer: str | None = None
-    """Video fixer folder (EIGent for faithfusion, GenFusion for genfusion); `identity` as above."""
-    no_eig: bool = False
-    """FaithFusion ablation: uniform loss weights and an EIG condition of 1 everywhere."""
+
+
+@dataclass
+class RoundsConfig(FuseConfig):
+    """A method that trains in rounds of repaired novel views."""
+
     stop_after_rounds: int = 0
     """Stop after this many completed rounds, as if interrupted (0 = run to the end)."""
+
+
+@dataclass
+class Difix3DConfig(RoundsConfig):
+    """Difix3D: progressive novel poses repaired by Difix."""
+
+    fixer: str | None = None
+    """Difix folder (config.json + model.safetensors); `identity` = an untrained identity model (tests)."""
     difix3d: Difix3DSchedule = field(default_factory=Difix3DSchedule)
+
+
+@dataclass
+class GenFusionConfig(RoundsConfig):
+    """GenFusion: cyclic RGB-D repair of windows along the novel path."""
+
+    video_fixer: str | None = None
+    """GenFusion video fixer folder; `identity` = an untrained identity model (tests)."""
     genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
+
+
+@dataclass
+class FaithFusionConfig(RoundsConfig):
+    """FaithFusion: EIG-conditioned fixing of lane-shifted views and EIG-weighted loss."""
+
+    fixer: str | None = None
+    """Difix folder (config.json + model.safetensors); `identity` = an untrained identity model, for the video
+    fixer too unless --video-fixer is given (tests)."""
+    video_fixer: str | None = None
+    """EIGent video fixer folder; `identity` as above."""
     faithfusion: FaithFusionSchedule = field(default_factory=FaithFusionSchedule)
 
 
-def as_fuse_config(cfg: ReconConfig, **overrides) -> FuseConfig:
-    """A FuseConfig carrying `cfg`'s reconstruction settings (and its fusion settings if it has them)."""
-    if isinstance(cfg, FuseConfig) and not overrides:
-        return cfg
-    values = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    values.update(overrides)
-    return FuseConfig(**values)
-
+def fuse_config(cls: type[FuseConfig], recon: ReconConfig, **settings) -> FuseConfig:
+    """A `cls` carrying `recon`'s reconstruction settings, plus those of `settings` that `cls` has."""
+    names = {f.name for f in fields(cls)}
+    values = {f.name: getattr(recon, f.name) for f in fields(recon) if f.name in names}
+    values.update({k: v for k, v in settings.items() if k in names})
+    return cls(**values)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.data.scene import SceneData
-from faithfusion.fusion.config import FuseConfig
+from faithfusion.fusion.config import Difix3DConfig, FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fusion.paths import progressive_poses, target_cameras
 from faithfusion.fusion.pools import (
@@ -28,7 +28,7 @@ from faithfusion.train.views import ViewPool
 
 
 class Difix3D:
-    def __init__(self, cfg: FuseConfig, scene: SceneData, fixer: ChosenFixer, plus: bool = False) -> None:
+    def __init__(self, cfg: Difix3DConfig, scene: SceneData, fixer: ChosenFixer, plus: bool = False) -> None:
         self.name = "difix3d+" if plus else "difix3d"
         self.sched = cfg.difix3d
         self.scene, self.fixer, self.plus = scene, fixer, plus

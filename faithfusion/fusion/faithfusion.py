@@ -16,11 +16,11 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    weights w. A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
    weighted loss is added to the step, so the captured views keep the whole step budget.
 
-`--no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
+`faithfusion-no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
 
 `faithfusion+` also fixes the final renders, as Difix3D+ does, but only where EIG is high: the Difix fix of
 a render is blended with it by the calibrated soft mask of its EIG against the final H_train (captured and
-fused views); with `--no-eig` the fix is taken everywhere, as in Difix3D+.
+fused views); `faithfusion+-no-eig` takes the fix everywhere, as Difix3D+ does.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import math
 import torch
 
 from faithfusion.data.scene import SceneData
-from faithfusion.fusion.config import FuseConfig
+from faithfusion.fusion.config import FaithFusionConfig, FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fusion.paths import ramp_shifts, sequences, windows
 from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, post_render_fixer, render_cameras
@@ -39,12 +39,12 @@ from faithfusion.train.views import ViewPool
 
 
 class FaithFusionMethod:
-    def __init__(self, cfg: FuseConfig, scene: SceneData, difix: ChosenFixer, video: ChosenFixer | None,
-                 plus: bool = False) -> None:
-        self.name = "faithfusion+" if plus else "faithfusion"
+    def __init__(self, cfg: FaithFusionConfig, scene: SceneData, difix: ChosenFixer, video: ChosenFixer | None,
+                 plus: bool = False, use_eig: bool = True) -> None:
+        self.name = ("faithfusion+" if plus else "faithfusion") + ("" if use_eig else "-no-eig")
         self.plus = plus
         self.sched = cfg.faithfusion
-        self.use_eig = not cfg.no_eig
+        self.use_eig = use_eig
         self.scene, self.scale = scene, cfg.scale
         self.difix, self.video = difix, video
         self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,
@@ -105,7 +105,7 @@ class FaithFusionMethod:
         use_video = self.video is not None and shift <= self.sched.video_until
         length = self.sched.window if use_video else 8
         views, weights_mean = [], []
-        fused_ids = [i for seq in sequences(self.scene, self.scene.train_ids) for i in seq[::max(1, self.sched.view_stride)]]
+        fused_ids = [i for seq in sequences(self.scene, self.scene.train_ids) for i in seq[::max(1, self.sched.view_stride or 1)]]
         firsts = {seq[0] for seq in sequences(self.scene, fused_ids)}
         for side in self.sched.sides:
             for ids in windows(self.scene, fused_ids, length):

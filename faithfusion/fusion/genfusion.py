@@ -21,7 +21,7 @@ from dataclasses import replace
 import torch
 
 from faithfusion.data.scene import SceneData
-from faithfusion.fusion.config import FuseConfig
+from faithfusion.fusion.config import FuseConfig, GenFusionConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fusion.paths import windows
 from faithfusion.fusion.pools import ReferenceImages, make_views, render_cameras
@@ -52,7 +52,7 @@ def sine_weight(it: int, start: int, until: int, lam: float) -> float:
 class GenFusionMethod:
     name = "genfusion"
 
-    def __init__(self, cfg: FuseConfig, scene: SceneData, fixer: ChosenFixer) -> None:
+    def __init__(self, cfg: GenFusionConfig, scene: SceneData, fixer: ChosenFixer) -> None:
         self.sched = cfg.genfusion
         self.scene, self.fixer, self.scale, self.total = scene, fixer, cfg.scale, cfg.steps
         self.pool = ViewPool("genfusion_reg", [], probability=self.sched.probability, loss_weight=0.0, paired=self.sched.paired)

@@ -8,42 +8,73 @@ of them was an untrained identity model).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import yaml
+from torch import Tensor
+
+from faithfusion.cameras import Camera
 from faithfusion.data.scene import SceneData, save_json_atomic
-from faithfusion.fusion.config import FuseConfig
-from faithfusion.fusion.fixers import ChosenFixer, choose_fixer
+from faithfusion.errors import UserError
+from faithfusion.fusion.config import FuseConfig, fuse_config
+from faithfusion.fusion.presets import MethodPreset, preset
 from faithfusion.fusion.rounds import jsonl_logger, run_rounds
-from faithfusion.train.recon import eval_ids, finish_run, load_scene_for, prepare_run_folder, to_plain, write_config
+from faithfusion.train.config import ReconConfig
+from faithfusion.train.recon import (
+    eval_ids, finish_run, load_scene_for, prepare_run_folder, to_plain, train_run, write_config,
+)
 from faithfusion.train.trainer import Trainer, resolve_device
 
 IDENTITY_WARNING = "UNTRAINED identity-initialised fixer(s): the fused views are the model's own renders"
 
+RenderFn = Callable[[Camera], Tensor]
 
-def build_method(name: str, cfg: FuseConfig, scene: SceneData, device) -> tuple[object, list[ChosenFixer]]:
-    """The method's schedule object and the fixers it loaded."""
-    identity_all = cfg.fixer == "identity"
-    video_spec = cfg.video_fixer if cfg.video_fixer is not None else ("identity" if identity_all else None)
-    if name in ("difix3d", "difix3d+"):
-        from faithfusion.fusion.difix3d import Difix3D
 
-        difix = choose_fixer(cfg.fixer, "difix", device)
-        return Difix3D(cfg, scene, difix, plus=name == "difix3d+"), [difix]
-    if name == "genfusion":
-        from faithfusion.fusion.genfusion import GenFusionMethod
+class FusionRunError(UserError, ValueError):
+    """A run folder that cannot serve as the fusion run asked for."""
 
-        gen = choose_fixer(video_spec, "genfusion", device, flag="--video-fixer")
-        return GenFusionMethod(cfg, scene, gen), [gen]
-    if name in ("faithfusion", "faithfusion+"):
-        from faithfusion.fusion.faithfusion import FaithFusionMethod
 
-        plus = name == "faithfusion+"
-        difix = choose_fixer(cfg.fixer, "difix", device)
-        if cfg.faithfusion.video_until <= 0:  # Difix at every shift: no video fixer needed
-            return FaithFusionMethod(cfg, scene, difix, None, plus=plus), [difix]
-        video = choose_fixer(video_spec, "eigent", device, flag="--video-fixer")
-        return FaithFusionMethod(cfg, scene, difix, video, plus=plus), [difix, video]
-    raise ValueError(f"unknown fusion method {name!r} (difix3d | difix3d+ | genfusion | faithfusion | faithfusion+)")
+@dataclass
+class MethodRun:
+    """A finished (or stopped) run of one method preset."""
+
+    preset: MethodPreset
+    trainer: Trainer
+    scene: SceneData
+    method: object | None
+    """The method's schedule object (None for 3dgs)."""
+    metrics: dict
+    render: RenderFn
+    """camera -> RGB `[H, W, 3]`: what an evaluation renders with (the method's render hook, else the plain render)."""
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.metrics.get("stopped"))
+
+
+def plain_render(trainer: Trainer) -> RenderFn:
+    """camera -> RGB `[H, W, 3]`: the trainer's own render."""
+
+    def render(camera: Camera) -> Tensor:
+        rgb, _ = trainer.render_camera(camera.to(trainer.device))
+        return rgb
+
+    return render
+
+
+def run_method(name: str, cfg: ReconConfig, scene: SceneData | None = None) -> MethodRun:
+    """Train (or resume) the preset `name` on cfg.data into cfg.out. A config of another class (a plain
+    ReconConfig) is converted to the preset's, with its default schedule and the shipped fixers."""
+    p = preset(name)
+    if type(cfg) is not p.config:
+        cfg = fuse_config(p.config, cfg)
+    if p.build is None:
+        trainer, scene = train_run(cfg, scene)
+        metrics = finish_run(trainer, scene, cfg, Path(cfg.out))
+        return MethodRun(p, trainer, scene, None, metrics, plain_render(trainer))
+    return run_fusion(p, cfg, scene)
 
 
 def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer:
@@ -56,13 +87,14 @@ def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer
     return trainer
 
 
-def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tuple[Trainer, SceneData, object, dict]:
-    """Train (or resume) `name` on cfg.data into cfg.out; returns (trainer, scene, method, metrics)."""
+def run_fusion(p: MethodPreset, cfg: FuseConfig, scene: SceneData | None = None) -> MethodRun:
+    """Train (or resume) the fusion preset `p` on cfg.data into cfg.out."""
+    name = p.name
     out = Path(cfg.out)
     prepare_run_folder(out, cfg.resume, cfg.overwrite)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
-    method, fixers = build_method(name, cfg, scene, device)
+    method, fixers = p.build(cfg, scene, device)
     identity = any(f.identity for f in fixers)
     trainer = method_trainer(method, cfg, scene, device)
     fixer_info = {f.kind: f.source for f in fixers}
@@ -74,13 +106,10 @@ def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tu
         print(f"WARNING [{name}]: {IDENTITY_WARNING}")
     loop = run_rounds(trainer, method, cfg.steps, out / "ckpt", resume=cfg.resume, stop_after=cfg.stop_after_rounds,
                       progress=cfg.progress, log=jsonl_logger(out / "rounds.jsonl"))
-    from faithfusion.fusion.methods import set_render_function
-
     hook = method.render_fn(trainer)
-    if hook is not None:
-        set_render_function(trainer, hook)
+    render = hook if hook is not None else plain_render(trainer)
     if loop["stopped"]:
-        return trainer, scene, method, {"stopped": True, **loop}
+        return MethodRun(p, trainer, scene, method, {"stopped": True, **loop}, render)
     metrics = finish_run(trainer, scene, cfg, out)
     fusion = {"method": name, **loop, "fixers": fixer_info, "identity_fixer": identity,
               "pools": {p.name: len(p.views) for p in method.pools}}
@@ -90,38 +119,51 @@ def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tu
         fusion["test_with_render_hook"] = evaluate_hook(hook, trainer, scene, cfg)
     metrics["fusion"] = to_plain(fusion)
     save_json_atomic(out / "metrics.json", metrics)
-    return trainer, scene, method, metrics
+    return MethodRun(p, trainer, scene, method, metrics, render)
 
 
-TRAINS_AS = {"difix3d+": "difix3d", "faithfusion+": "faithfusion"}
-"""Variants that train exactly as another method and differ only in their render hook."""
+def run_method_name(run: Path) -> str:
+    """The preset that trained the fusion run `run` (RUN/config.yaml)."""
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise FusionRunError(f"{path}: not a run folder (config.yaml missing)")
+    data = yaml.safe_load(path.read_text()) or {}
+    name = (data.get("_run") or {}).get("method")
+    if name is None:
+        raise FusionRunError(f"{path}: not a fusion run (no _run.method)")
+    if data.get("no_eig"):  # written before the ablation was a preset of its own
+        name = f"{name}-no-eig"
+    return name
 
 
-def load_fusion_run(run: Path, name: str | None = None, device=None) -> tuple[Trainer, SceneData, object]:
-    """A finished fusion run rebuilt from RUN/config.yaml and its final round checkpoint: (trainer, scene, method).
+def load_fusion_run(run: Path, name: str | None = None, device=None) -> MethodRun:
+    """A finished fusion run rebuilt from RUN/config.yaml and its final round checkpoint.
 
-    `name` may name a variant that trains identically to the run's method (TRAINS_AS: faithfusion+ over a
-    faithfusion run), so that its render hook can be evaluated without training again."""
+    `name` may name a preset that trains as the run's method (faithfusion+ over a faithfusion run), so that
+    its render hook can be evaluated without training again."""
     from faithfusion.fusion.rounds import latest_round, load_round
     from faithfusion.train.run import read_run_config
 
     run = Path(run)
-    cfg = read_run_config(run, FuseConfig)
-    name = name or cfg.method
-    if TRAINS_AS.get(name, name) != TRAINS_AS.get(cfg.method, cfg.method):
-        raise ValueError(f"{run}: a {cfg.method} run cannot stand for {name} (they train differently)")
+    trained = preset(run_method_name(run))
+    p = preset(name or trained.name)
+    if p.training != trained.training:
+        raise FusionRunError(f"{run}: a {trained.name} run cannot stand for {p.name} (they train differently)")
+    cfg = read_run_config(run, p.config)
     last = latest_round(run / "ckpt")
     if last is None:
-        raise FileNotFoundError(f"{run / 'ckpt'}: no round checkpoint in this fusion run")
+        raise FusionRunError(f"{run / 'ckpt'}: no round checkpoint in this fusion run")
     device = device or resolve_device(cfg.device)
     scene = load_scene_for(cfg)
-    method, _ = build_method(name, cfg, scene, device)
+    method, _ = p.build(cfg, scene, device)
     cfg.init.random_points = min(cfg.init.random_points, 16)  # the checkpoint replaces the initial Gaussians
     trainer = method_trainer(method, cfg, scene, device)
     state = load_round(last, trainer, method)
     if not state.get("final"):
-        raise ValueError(f"{last}: the run has not finished (resume it with --resume first)")
-    return trainer, scene, method
+        raise FusionRunError(f"{last}: the run has not finished (resume it with --resume first)")
+    hook = method.render_fn(trainer)
+    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
+    return MethodRun(p, trainer, scene, method, metrics, hook if hook is not None else plain_render(trainer))
 
 
 def evaluate_hook(hook, trainer, scene: SceneData, cfg: FuseConfig) -> dict:
@@ -138,18 +180,3 @@ def evaluate_hook(hook, trainer, scene: SceneData, cfg: FuseConfig) -> dict:
             gt = scene.load_image(i, cfg.scale).to(pred.device)
             rows.append(metrics(pred[None], gt[None]))
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if rows[0][k] is not None} if rows else {}
-
-
-def run_fuse(cfg: FuseConfig) -> dict:
-    """`faithfusion fuse`: one method on one scene."""
-    if cfg.method == "3dgs":
-        from faithfusion.train.recon import run_recon
-
-        return run_recon(cfg)
-    _, _, _, metrics = run_fusion(cfg.method, cfg)
-    if metrics.get("stopped"):
-        print(f"stopped after {metrics['completed_rounds']} rounds (--stop-after-rounds); continue with --resume")
-        return metrics
-    print(f"done: {cfg.method}, {metrics['steps']} steps, {metrics['fusion']['completed_rounds']} rounds, held-out "
-          + json.dumps(metrics.get("test", {})) + f"  ->  {cfg.out}/metrics.json")
-    return metrics

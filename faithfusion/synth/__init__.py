@@ -2,7 +2,7 @@
 
 `generate(out, seed, ...)` writes one scene in DriveStudio's processed-Waymo layout plus
 `lanes.json`, `scene.json` and `gt_shifted/` (RGB, depth, sky and instance masks, 2D boxes seen
-from the ego moved sideways). `SynthConfig` is the tyro front of the `faithfusion synth` command.
+from the ego moved sideways). The `faithfusion synth` command lives in faithfusion/commands/synth.py.
 
 Modules, one question each: world (what is in the scene), road (where is a point of the road),
 meshes (triangles), materials (ids and parameter layout), raster (z-buffer), shading (colours),
@@ -10,7 +10,6 @@ render (views), rig (sensors), lidar (returns), scene (a frame's arrays and shad
 annotations (boxes), writer (files), generate (the whole scene), preview (a contact sheet).
 """
 
-from faithfusion.synth.command import SynthConfig
 from faithfusion.synth.generate import generate
 
-__all__ = ["SynthConfig", "generate"]
+__all__ = ["generate"]

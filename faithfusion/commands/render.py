@@ -23,9 +23,6 @@ class RenderConfig:
     save_depth: bool = True
     overwrite: bool = False
 
-    def run_command(self) -> None:
-        render_run(self)
-
 
 def render_run(cfg: RenderConfig) -> list[Path]:
     import imageio.v3 as iio

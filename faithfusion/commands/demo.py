@@ -14,12 +14,17 @@ from pathlib import Path
 from typing import Literal
 
 from faithfusion.data.scene import save_json_atomic
-from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, GenFusionSchedule
+from faithfusion.errors import UserError
+from faithfusion.fusion.config import (
+    Difix3DSchedule, FaithFusionConfig, FaithFusionSchedule, GenFusionSchedule, fuse_config,
+)
 from faithfusion.fusion.fixers import WEIGHTS_ROOT
+from faithfusion.fusion.presets import preset
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
 
 
-ABLATION = "faithfusion-no-eig"
+class DemoFolderError(UserError, ValueError):
+    """A demo folder that cannot be continued with these settings."""
 
 
 @dataclass
@@ -32,20 +37,19 @@ class DemoConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     methods: tuple[str, ...] = ("3dgs", "faithfusion")
-    """Methods to compare (each a schedule over the shared trainer); `faithfusion-no-eig` is the ablation
-    (uniform loss weights, an EIG condition of 1 everywhere)."""
+    """Method presets to compare (those of `faithfusion fuse`, e.g. the ablation `faithfusion-no-eig`)."""
     fixer: str | None = None
-    """Difix folder for the fusion methods (`identity`: an untrained identity model, plumbing only)."""
+    """Difix folder for the fusion methods (`identity`: an untrained identity model for every fixer, plumbing only)."""
     video_fixer: str | None = None
     """Video fixer folder (EIGent for faithfusion, GenFusion for genfusion)."""
     steps: int | None = None
-    """Training steps per method (default: 1500 quick, 7000 full)."""
+    """Training steps per method (None: 1000 quick, 7000 full)."""
     overwrite: bool = False
     resume: bool = False
     """Continue this demo folder: a finished method is loaded from its final checkpoint and evaluated again, an
     interrupted one resumes from its newest checkpoint (e.g. the full demo as two device commands)."""
     faithfusion: FaithFusionSchedule = field(default_factory=FaithFusionSchedule)
-    """FaithFusion's schedule (e.g. --faithfusion.loss-weight 0.3); its view_stride is the demo size's unless set."""
+    """FaithFusion's schedule (e.g. --faithfusion.loss-weight 0.3); view_stride None = the demo size's stride."""
     difix3d: Difix3DSchedule = field(default_factory=Difix3DSchedule)
     """Difix3D's (and Difix3D+'s) schedule."""
     genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
@@ -53,6 +57,7 @@ class DemoConfig:
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
+    """Scene size, training budget and evaluation strides of the quick or the full demo."""
     if cfg.quick:
         return {"frames": 16, "width": 192, "height": 128, "shifts": (1.0, 3.0, 6.0), "steps": 1000,
                 "max_points": 10_000, "random_points": 2_000, "frame_stride": 3, "fuse_view_stride": 3}
@@ -60,25 +65,45 @@ def demo_sizes(cfg: DemoConfig) -> dict:
             "max_points": 300_000, "random_points": 50_000, "frame_stride": 2, "fuse_view_stride": 1}
 
 
+def check_resume(out: Path, cfg: DemoConfig, sizes: dict) -> None:
+    """Refuse to continue a demo folder made with another seed, size or step budget."""
+    demo_json, scene_json = out / "demo.json", out / "scene" / "scene.json"
+    if demo_json.is_file():
+        done = json.loads(demo_json.read_text())
+        want = {"seed": cfg.seed, "quick": cfg.quick, "steps": sizes["steps"]}
+        have = {"seed": done.get("seed"), "quick": done.get("quick"), "steps": done.get("sizes", {}).get("steps")}
+        diff = [f"{k} {have[k]} (asked {want[k]})" for k in want if have[k] is not None and have[k] != want[k]]
+        if diff:
+            raise DemoFolderError(f"{demo_json}: --resume continues a demo run with {', '.join(diff)}; "
+                                  "pass the folder's settings or use another --out")
+    if scene_json.is_file():
+        scene = json.loads(scene_json.read_text())
+        want = {"seed": cfg.seed, "frames": sizes["frames"], "width": sizes["width"], "height": sizes["height"]}
+        diff = [f"{k} {scene.get(k)} (asked {want[k]})" for k in want if k in scene and scene[k] != want[k]]
+        if diff:
+            raise DemoFolderError(f"{scene_json}: --resume would reuse a scene with {', '.join(diff)}; "
+                                  "pass the folder's --seed / --quick or use another --out")
+
+
 def run_demo(cfg: DemoConfig) -> Path:
     from faithfusion.eval.lane_shift import evaluate_lane_shift, plot_lane_shift
-    from faithfusion.eval.report import write_report
-    from faithfusion.fusion.config import as_fuse_config
-    from faithfusion.fusion.methods import render_function, run_method
+    from faithfusion.commands.demo_report import write_report
+    from faithfusion.fusion.runner import run_method
     from faithfusion.synth.generate import generate
 
-    from faithfusion.fusion.methods import METHODS
-
-    unknown = [m for m in cfg.methods if m not in METHODS and m != ABLATION]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS) + [ABLATION]}")
+    presets = [preset(m) for m in cfg.methods]  # an unknown name fails before any work
     out = Path(cfg.out)
     if cfg.resume and cfg.overwrite:
-        raise ValueError("--resume continues the demo folder and --overwrite replaces it: pass one of them")
+        raise DemoFolderError("--resume continues the demo folder and --overwrite replaces it: pass one of them")
     if out.exists() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
         raise FileExistsError(f"{out}: demo folder is not empty; pass --resume to continue it or --overwrite to replace it")
-    out.mkdir(parents=True, exist_ok=True)
     sizes = demo_sizes(cfg)
+    sizes["steps"] = cfg.steps or sizes["steps"]  # what runs, as recorded in demo.json and the report
+    if cfg.faithfusion.view_stride is not None:
+        sizes["fuse_view_stride"] = cfg.faithfusion.view_stride
+    if cfg.resume:
+        check_resume(out, cfg, sizes)
+    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}  # this command's wall seconds per stage
     spent_file = out / "demo_seconds.json"  # wall seconds per stage summed over every command that ran the demo
     spent: dict[str, float] = json.loads(spent_file.read_text()) if cfg.resume and spent_file.is_file() else {}
@@ -94,33 +119,33 @@ def run_demo(cfg: DemoConfig) -> Path:
                  shifts=sizes["shifts"], progress=True)
     record("synth", time.perf_counter() - t0)
 
+    steps = sizes["steps"]
     base = ReconConfig(
-        data=scene_dir, steps=cfg.steps or sizes["steps"], device=cfg.device, holdout_every=10,
+        data=scene_dir, steps=steps, device=cfg.device, holdout_every=10,
         overwrite=not cfg.resume, resume=cfg.resume,
-        ckpt_every=1000, init=InitConfig(max_points=sizes["max_points"], random_points=sizes["random_points"]),
-        strategy=StrategyConfig(refine_stop=int(0.75 * (cfg.steps or sizes["steps"]))),
+        ckpt_every=min(1000, max(1, steps // 5)),  # an interrupted demo resumes from at most a fifth of its steps back
+        init=InitConfig(max_points=sizes["max_points"], random_points=sizes["random_points"]),
+        strategy=StrategyConfig(refine_stop=int(0.75 * steps)),
     )
+    eigent_shipped = (WEIGHTS_ROOT / "eigent" / "config.json").is_file()
+    video_fixer = cfg.video_fixer if cfg.video_fixer is not None or cfg.fixer != "identity" else "identity"
     curves, results, notes, train_seconds = {}, {}, [], {}
-    for method in cfg.methods:
+    for p in presets:
+        method = p.name
         t1 = time.perf_counter()
-        ablation = method == ABLATION
-        schedule = "faithfusion" if ablation else method  # faithfusion+ is its own schedule name (render hook)
-        run_cfg = as_fuse_config(replace(base, out=out / method), method=schedule, fixer=cfg.fixer,
-                                 video_fixer=cfg.video_fixer, no_eig=ablation)
-        run_cfg.difix3d, run_cfg.genfusion = cfg.difix3d, cfg.genfusion
-        run_cfg.faithfusion = replace(cfg.faithfusion, view_stride=cfg.faithfusion.view_stride
-                                      if cfg.faithfusion.view_stride != 1 else sizes["fuse_view_stride"])
-        if schedule.startswith("faithfusion") and cfg.video_fixer is None and not (WEIGHTS_ROOT / "eigent" / "config.json").is_file():
+        run_cfg = fuse_config(p.config, replace(base, out=out / method), fixer=cfg.fixer, video_fixer=video_fixer,
+                              difix3d=cfg.difix3d, genfusion=cfg.genfusion,
+                              faithfusion=replace(cfg.faithfusion, view_stride=sizes["fuse_view_stride"]))
+        if isinstance(run_cfg, FaithFusionConfig) and cfg.video_fixer is None and not eigent_shipped:
             run_cfg.faithfusion.video_until = 0.0
             note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
                     "shift; EIG still weighted the loss of every fused pixel.")
             if note not in notes:
                 notes.append(note)
                 print("demo: " + note)
-        trainer, scene = run_method(schedule, run_cfg)
-        render_fn = render_function(trainer)  # the method's render hook (Difix3D+) or the plain render
-
-        result = evaluate_lane_shift(render_fn, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
+        run = run_method(method, run_cfg)
+        trainer, scene = run.trainer, run.scene
+        result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
         record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
         (out / method / "eval").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The `faithfusion synth` command: a tyro-friendly config that generates one SynthStreet scene."""
+"""`faithfusion synth`: generate one SynthStreet scene."""
 
 from __future__ import annotations
 
@@ -38,3 +38,7 @@ class SynthConfig:
             shifts=self.shifts, dynamic=self.dynamic, supersample=self.supersample, lossless_gt=self.lossless_gt,
             progress=self.progress,
         )
+
+
+def run_synth(cfg: SynthConfig) -> Path:
+    return cfg.run()

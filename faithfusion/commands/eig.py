@@ -56,9 +56,6 @@ class EigConfig:
     overwrite: bool = False
     progress: bool = True
 
-    def run_command(self) -> None:
-        run_eig(self)
-
 
 def frame_ids(cfg: EigConfig, scene) -> list[int]:
     if cfg.frames:
