@@ -13,8 +13,7 @@ from dataclasses import make_dataclass
 
 import tyro
 
-from faithfusion.commands import Command, Group, commands
-from faithfusion.errors import USER_ERROR_EXIT_CODE, UserError
+from faithfusion.commands import USER_ERROR_EXIT_CODE, Command, Group, UserError, commands
 
 DESCRIPTION = "FaithFusion: faithful novel-view synthesis of driving scenes."
 DEBUG_ENV = "FAITHFUSION_DEBUG"

@@ -447,3 +447,47 @@ def test_demo_resume_loads_a_finished_method_instead_of_training_it_again(tmp_pa
     assert again["resumed"] and again["train_seconds"]["3dgs"] == first["train_seconds"]["3dgs"]  # nothing trained
     assert again["by_magnitude"] == first["by_magnitude"]  # the same final model, evaluated again
     assert again["seconds_all_commands"]["3dgs"] == pytest.approx(first["seconds"]["3dgs"] + again["seconds"]["3dgs"])
+
+
+def test_demo_records_the_steps_that_ran_checkpoints_while_training_and_refuses_another_seed(tmp_path, monkeypatch):
+    import json
+
+    import faithfusion.commands.demo as demo
+    from faithfusion.errors import UserError
+
+    tiny_sizes = {"frames": 6, "width": 64, "height": 48, "shifts": (1.0,), "steps": 20, "max_points": 500,
+                  "random_points": 100, "frame_stride": 3, "fuse_view_stride": 3}
+    monkeypatch.setattr(demo, "demo_sizes", lambda cfg: dict(tiny_sizes))
+    out = tmp_path / "d"
+    demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", steps=10))
+    record = json.loads((out / "demo.json").read_text())
+    assert record["sizes"]["steps"] == 10 and "10 training steps" in (out / "report.md").read_text()
+    assert len(list((out / "3dgs" / "ckpt").glob("*.pt"))) > 1  # checkpoints during training, not only at its end
+    with pytest.raises(UserError, match=r"demo\.json.*seed 0 \(asked 5\)"):
+        demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", steps=10, seed=5, resume=True))
+    with pytest.raises(UserError, match=r"demo\.json.*steps 10 \(asked 20\)"):
+        demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", resume=True))
+    (out / "demo.json").unlink()  # a demo interrupted before its end: the scene still tells its seed
+    with pytest.raises(UserError, match=r"scene\.json.*seed 0 \(asked 5\)"):
+        demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", steps=10, seed=5, resume=True))
+
+
+def test_demo_honours_a_view_stride_the_user_sets(tmp_path, monkeypatch):
+    import faithfusion.commands.demo as demo
+    import faithfusion.fusion.runner as runner
+
+    seen = {}
+
+    def fake_run_method(name, cfg):
+        seen[name] = cfg.faithfusion.view_stride
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(demo, "demo_sizes", lambda cfg: {"frames": 4, "width": 32, "height": 24, "shifts": (1.0,), "steps": 4,
+                                                         "max_points": 100, "random_points": 10, "frame_stride": 3,
+                                                         "fuse_view_stride": 3})
+    monkeypatch.setattr(runner, "run_method", fake_run_method)
+    for stride, expected in ((None, 3), (1, 1)):
+        with pytest.raises(KeyboardInterrupt):
+            demo.run_demo(demo.DemoConfig(out=tmp_path / f"d{stride}", quick=True, methods=("faithfusion",), device="cpu",
+                                          fixer="identity", faithfusion=FaithFusionSchedule(view_stride=stride)))
+        assert seen["faithfusion"] == expected

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from faithfusion.errors import USER_ERROR_EXIT_CODE, UserError
+
+__all__ = ["Command", "Group", "USER_ERROR_EXIT_CODE", "UserError", "commands", "fixer_table", "fuse_table"]
+
 
 @dataclass(frozen=True)
 class Command:
