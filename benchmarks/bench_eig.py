@@ -299,7 +299,7 @@ def main() -> None:
 
     # the analysis (before any timed training step changes the model)
     if args.analysis is not None:
-        from faithfusion.eig.analysis import AnalysisConfig, run_analysis
+        from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
 
         acfg = AnalysisConfig(run=run, data=args.analysis, out=args.out / "analysis", form=args.form,
                               shifts=tuple(float(s) for s in args.analysis_shifts.split(",")),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from faithfusion.eig.analysis import AnalysisConfig, run_analysis
+from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
 from faithfusion.eig.calibrate import Calibration
 from faithfusion.commands.eig import EigConfig, run_eig
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig

@@ -49,6 +49,6 @@ def test_lane_shift_protocol_and_report(tmp_path):
     assert json.loads(out.read_text())["by_magnitude"]["0.0"]["count"] == len(scene.test_ids)
     assert out.with_suffix(".png").stat().st_size > 1000
     sizes = {"frames": 6, "width": 64, "height": 48, "shifts": (2.0,), "steps": 15}
-    report = write_report(tmp_path / "demo", {"3dgs": {"trainer": trainer, "scene": scene, "result": result}}, sizes, {"3dgs": 1.0}, root)
+    report = write_report(tmp_path / "demo", {"3dgs": {"render": render_fn, "scene": scene, "result": result}}, sizes, {"3dgs": 1.0}, root)
     text = report.read_text()
     assert "| 3dgs |" in text and (tmp_path / "demo" / "report" / "views.png").is_file()

@@ -151,7 +151,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         (out / method / "eval").mkdir(parents=True, exist_ok=True)
         (out / method / "eval" / "lane_shift.json").write_text(json.dumps(result, indent=1))
         curves[method] = result["by_magnitude"]
-        results[method] = {"trainer": trainer, "scene": scene, "result": result}
+        results[method] = {"render": run.render, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
     report = write_report(out, results, sizes, spent, scene_dir, notes=notes)
     save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),

@@ -9,7 +9,9 @@ import torch
 
 
 def picture_grid(results: dict, scene_dir: Path, shifts: list[float], path: Path) -> Path:
-    """Rows: ground truth, then one row per method; columns: the chosen shifts (first test frame)."""
+    """Rows: ground truth, then one row per method; columns: the chosen shifts (first test frame).
+
+    `results[name]` holds "scene" and "render" (camera -> RGB `[H, W, 3]`)."""
     from PIL import Image
 
     from faithfusion.eval.lane_shift import load_gt_image
@@ -25,9 +27,8 @@ def picture_grid(results: dict, scene_dir: Path, shifts: list[float], path: Path
         cam = scene.shifted_camera(frame_id, d)
         gt_row.append(load_gt_image(scene_dir, d, frame.timestep, frame.cam_name, (cam.height, cam.width)))
         for name, r in results.items():
-            trainer = r["trainer"]
             with torch.no_grad():
-                rgb, _ = trainer.render_camera(cam.to(trainer.device))
+                rgb = r["render"](cam)  # the method's render function, the one its figures were measured with
             method_rows[name].append(rgb.clamp(0, 1).cpu())
     rows.append(torch.cat(gt_row, dim=1))
     rows += [torch.cat(v, dim=1) for v in method_rows.values()]

@@ -18,15 +18,15 @@ its own calibration on the training views, its Spearman table and its retained-p
 result["variants"][name], next to the same pixels' baselines. `render_grad` (the image-gradient magnitude
 of the render) is reported beside the naive baselines, never as an EIG.
 
-Writes OUT/eig_vs_error.json and OUT/eig_vs_error.png.
+`faithfusion eig-analysis` (faithfusion/commands/eig_analysis.py) writes OUT/eig_vs_error.json and OUT/eig_vs_error.png.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -40,32 +40,20 @@ G_THRESHOLDS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
 FRACTIONS = tuple(np.round(np.linspace(0.05, 1.0, 20), 3).tolist())
 
 
-@dataclass
-class AnalysisConfig:
-    """EIG against the true error of lane-shifted renders of a run on a SynthStreet scene."""
+class AnalysisSettings(Protocol):
+    """What `analyse` reads of its settings (the `faithfusion eig-analysis` config has them all)."""
 
-    run: Path = Path("runs/recon")
-    data: Path | None = None
-    """SynthStreet scene folder with gt_shifted/ (default: the run's data folder)."""
-    out: Path | None = None
-    """Output folder (default: RUN/eig_analysis)."""
-    shifts: tuple[float, ...] = (3.0, 6.0)
-    """Shift magnitudes in metres; both signs are evaluated."""
-    frame_stride: int = 1
-    """Every k-th timestep (all its cameras)."""
-    max_frames: int = 0
-    """At most this many frames per shift, evenly spaced (0 = all)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    form: Literal["fisherrf", "faithfusion", "diag"] = "fisherrf"
-    jitter_renders: int = 8
-    jitter_m: float = 0.02
-    jitter_deg: float = 0.2
-    samples_per_view: int = 20_000
-    calib_views: int = 16
-    seed: int = 0
-    progress: bool = True
-    variants: tuple[str, ...] = ()
-    """Other EIG definitions to evaluate on the same pixels (see `parse_variant`), e.g. faithfusion+log+box=5."""
+    shifts: tuple[float, ...]  # magnitudes in metres; both signs are evaluated
+    frame_stride: int  # every k-th timestep (all its cameras)
+    max_frames: int  # at most this many frames per shift, evenly spaced (0 = all)
+    jitter_renders: int
+    jitter_m: float
+    jitter_deg: float
+    samples_per_view: int
+    calib_views: int
+    seed: int
+    progress: bool
+    variants: tuple[str, ...]
 
 
 def jitter_camera(camera: Camera, translation: float, degrees: float, generator: torch.Generator) -> Camera:
@@ -294,7 +282,7 @@ def variant_summary(samples: dict[str, np.ndarray], name: str) -> dict:
             "g_quantiles": {q: float(np.quantile(s["g"], float(q))) for q in ("0.1", "0.5", "0.9", "0.99")}}
 
 
-def analyse(session, scene, data_root: Path, cfg: AnalysisConfig, scale: float) -> dict:
+def analyse(session, scene, data_root: Path, cfg: AnalysisSettings, scale: float) -> dict:
     """The per-shift statistics (no files written)."""
     from faithfusion.eig.session import evenly_spaced, track
     from faithfusion.eval.lane_shift import load_gt_image
@@ -393,25 +381,3 @@ def plot_analysis(result: dict, path: Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
-
-
-def run_analysis(cfg: AnalysisConfig, session=None, loaded=None) -> dict:
-    """Load the run (unless given), build the EIG session, analyse every shift, write JSON + PNG."""
-    from faithfusion.data.scene import save_json_atomic
-    from faithfusion.eig.session import build_session
-    from faithfusion.train.recon import to_plain
-    from faithfusion.train.run import load_run
-    from faithfusion.train.trainer import resolve_device
-
-    if loaded is None:
-        loaded = load_run(cfg.run, resolve_device(cfg.device))
-    if session is None:
-        session = build_session(loaded.trainer, form=cfg.form, calib_views=cfg.calib_views, progress=cfg.progress)
-    data_root = Path(cfg.data) if cfg.data is not None else Path(loaded.cfg.data)
-    out = Path(cfg.out) if cfg.out is not None else Path(cfg.run) / "eig_analysis"
-    result = analyse(session, loaded.scene, data_root, cfg, loaded.cfg.scale)
-    result = {"config": to_plain(asdict(cfg)), "calibration": session.calibration.to_dict(),
-              "timings": session.timings, **result}
-    save_json_atomic(out / "eig_vs_error.json", result)
-    plot_analysis(result, out / "eig_vs_error.png")
-    return result
