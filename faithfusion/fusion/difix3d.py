@@ -29,7 +29,7 @@ from faithfusion.train.views import ViewPool
 
 class Difix3D:
     def __init__(self, cfg: Difix3DConfig, scene: SceneData, fixer: ChosenFixer, plus: bool = False) -> None:
-        self.name = "difix3d+" if plus else "difix3d"
+        self.name = "difix3d"  # the preset's name, set by the runner
         self.sched = cfg.difix3d
         self.scene, self.fixer, self.plus = scene, fixer, plus
         self.pool = ViewPool("difix3d_novel", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,

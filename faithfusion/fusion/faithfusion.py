@@ -41,7 +41,7 @@ from faithfusion.train.views import ViewPool
 class FaithFusionMethod:
     def __init__(self, cfg: FaithFusionConfig, scene: SceneData, difix: ChosenFixer, video: ChosenFixer | None,
                  plus: bool = False, use_eig: bool = True) -> None:
-        self.name = ("faithfusion+" if plus else "faithfusion") + ("" if use_eig else "-no-eig")
+        self.name = "faithfusion"  # the preset's name, set by the runner
         self.plus = plus
         self.sched = cfg.faithfusion
         self.use_eig = use_eig

@@ -95,6 +95,7 @@ def run_fusion(p: MethodPreset, cfg: FuseConfig, scene: SceneData | None = None)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
     method, fixers = p.build(cfg, scene, device)
+    method.name = name
     identity = any(f.identity for f in fixers)
     trainer = method_trainer(method, cfg, scene, device)
     fixer_info = {f.kind: f.source for f in fixers}
@@ -156,6 +157,7 @@ def load_fusion_run(run: Path, name: str | None = None, device=None) -> MethodRu
     device = device or resolve_device(cfg.device)
     scene = load_scene_for(cfg)
     method, _ = p.build(cfg, scene, device)
+    method.name = p.name
     cfg.init.random_points = min(cfg.init.random_points, 16)  # the checkpoint replaces the initial Gaussians
     trainer = method_trainer(method, cfg, scene, device)
     state = load_round(last, trainer, method)
