@@ -86,8 +86,8 @@ def check_resume(out: Path, cfg: DemoConfig, sizes: dict) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> Path:
-    from faithfusion.eval.lane_shift import evaluate_lane_shift, plot_lane_shift
     from faithfusion.commands.demo_report import write_report
+    from faithfusion.eval.lane_shift import evaluate_lane_shift, plot_lane_shift
     from faithfusion.fusion.runner import run_method
     from faithfusion.synth.generate import generate
 

@@ -148,6 +148,8 @@ def load_fusion_run(run: Path, name: str | None = None, device=None) -> MethodRu
     run = Path(run)
     trained = preset(run_method_name(run))
     p = preset(name or trained.name)
+    if p.build is None:
+        raise FusionRunError(f"{run}: {p.name} has no rounds to load; open a 3dgs run with train.run.load_run")
     if p.training != trained.training:
         raise FusionRunError(f"{run}: a {trained.name} run cannot stand for {p.name} (they train differently)")
     cfg = read_run_config(run, p.config)
