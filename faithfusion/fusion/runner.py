@@ -1,4 +1,7 @@
-"""One fusion run, whatever the method: build the method's schedule and fixers, train in rounds, write RUN/.
+"""One run of a method preset: build the method's schedule and fixers, train in rounds, write RUN/.
+
+`run_method(name, cfg)` returns a `MethodRun` whose `render` is what an evaluation renders with: the method's
+render hook where it has one (Difix3D+ fixes its final renders), else the trainer's plain render.
 
 RUN/ holds what `recon` writes plus RUN/ckpt/round_XXX.pt (round boundaries), RUN/rounds.jsonl (one
 row per round) and a "fusion" section in RUN/metrics.json (method, rounds, fixers and whether any
@@ -113,7 +116,7 @@ def run_fusion(p: MethodPreset, cfg: FuseConfig, scene: SceneData | None = None)
         return MethodRun(p, trainer, scene, method, {"stopped": True, **loop}, render)
     metrics = finish_run(trainer, scene, cfg, out)
     fusion = {"method": name, **loop, "fixers": fixer_info, "identity_fixer": identity,
-              "pools": {p.name: len(p.views) for p in method.pools}}
+              "pools": {pool.name: len(pool.views) for pool in method.pools}}
     if identity:
         fusion["warning"] = IDENTITY_WARNING
     if hook is not None and scene.test_ids:
