@@ -108,6 +108,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+def decoded_rgb(path: Path, what: str = "image") -> Image.Image:
+    """The fully decoded image as 8-bit RGB; SceneError naming the file if it is missing or corrupt."""
+    return to_rgb(_open_decoded(path, what))
+
+
 def image_size(path: Path, what: str = "image") -> tuple[int, int]:
     """(width, height) from the file header only (cheap); SceneError if missing or unreadable."""
     path = Path(path)
