@@ -309,3 +309,77 @@ def test_missing_ply_is_a_user_error(tmp_path):
         load_ply(tmp_path / "nothere.ply")
     with pytest.raises(FileNotFoundError):  # still what callers of a missing file expect
         load_ply(tmp_path / "nothere.ply")
+
+
+# --- fixer datasets -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [("{not json", "cannot read the fixer index"), ('{"samples": {}}', "not a fixer index"), ("[]", "not a fixer index")],
+    ids=["malformed", "samples-dict", "list"],
+)
+def test_bad_fixer_index(tmp_path, text, words):
+    from faithfusion.fixers.dataset import read_index
+
+    path = tmp_path / "index.json"
+    path.write_text(text)
+    with pytest.raises(UserError, match=names(path) + ".*" + words):
+        read_index(path)
+
+
+def test_fixer_sample_without_target(tmp_path):
+    from faithfusion.fixers.dataset import read_index
+
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps({"samples": [{"degraded": "a.png"}]}))
+    with pytest.raises(UserError, match=names(path) + ".*sample 0 has no 'target'"):
+        read_index(path)
+
+
+def test_fixer_images_and_maps(tmp_path):
+    from faithfusion.fixers.dataset import load_image, load_map
+
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG junk")
+    with pytest.raises(UserError, match=names(tmp_path / "bad.png") + ".*cannot decode"):
+        load_image(tmp_path / "bad.png")
+    with pytest.raises(UserError, match=names(tmp_path / "gone.png") + ".*missing"):
+        load_image(tmp_path / "gone.png")
+    Image.fromarray(np.full((4, 5), 65535, np.uint16)).save(tmp_path / "white16.png")
+    assert torch.equal(load_image(tmp_path / "white16.png"), torch.ones(4, 5, 3))
+    (tmp_path / "map.npy").write_bytes(b"not numpy")
+    with pytest.raises(UserError, match=names(tmp_path / "map.npy") + ".*cannot read the per-pixel map"):
+        load_map(tmp_path / "map.npy")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
+    with pytest.raises(UserError, match=names(tmp_path / "cube.npy") + r".*must be \[H, W\]"):
+        load_map(tmp_path / "cube.npy")
+
+
+# --- run folders --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        (None, "config.yaml missing"),
+        ("a: [1, 2", "cannot read the run's config"),
+        ("run: runs/recon\nsteps: 3\n", "not the config of a reconstruction or fusion run"),
+        ("- 1\n- 2\n", "not the config of a reconstruction or fusion run"),
+    ],
+    ids=["no-config", "malformed-yaml", "eig-output", "list"],
+)
+def test_folder_that_is_not_a_run(tmp_path, config, words):
+    from faithfusion.train.run import load_run
+
+    if config is not None:
+        (tmp_path / "config.yaml").write_text(config)
+    with pytest.raises(UserError, match=names(tmp_path / "config.yaml") + ".*" + words):
+        load_run(tmp_path)
+
+
+def test_run_without_checkpoint(tmp_path, ns):
+    from faithfusion.train.run import load_run
+
+    (tmp_path / "config.yaml").write_text(f"data: {ns}\nout: {tmp_path}\n")
+    with pytest.raises(UserError, match=names(tmp_path / "ckpt") + ".*no checkpoint"):
+        load_run(tmp_path)

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from faithfusion.data.scene import SceneData
+from faithfusion.errors import UserError
 from faithfusion.train.checkpoint import latest_checkpoint, load_checkpoint
 from faithfusion.train.config import ReconConfig
 
@@ -34,12 +35,21 @@ def dataclass_from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
+class NotARunError(UserError, FileNotFoundError):
+    """A folder given as a run that is not one (no config.yaml, no checkpoint, another command's output)."""
+
+
 def read_run_config(run: Path, cls: type = ReconConfig) -> Any:
     """RUN/config.yaml as a `cls` (ReconConfig, or FuseConfig for a fusion run)."""
     path = Path(run) / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a run folder (config.yaml missing)")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise NotARunError(f"{path}: not a run folder (config.yaml missing)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise NotARunError(f"{path}: cannot read the run's config ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict) or "data" not in data:
+        raise NotARunError(f"{path}: not the config of a reconstruction or fusion run (no 'data' scene; another command's output?)")
     data.pop("_run", None)
     return dataclass_from_dict(cls, data)
 
@@ -60,7 +70,7 @@ def load_run(run: Path, device: torch.device | None = None, scene: SceneData | N
     device = device or resolve_device(cfg.device)
     ckpt = latest_checkpoint(Path(run) / "ckpt")
     if ckpt is None:
-        raise FileNotFoundError(f"{Path(run) / 'ckpt'}: no checkpoint in this run folder")
+        raise NotARunError(f"{Path(run) / 'ckpt'}: no checkpoint in this run folder")
     scene = scene or load_scene_for(cfg)
     cfg.init.random_points = min(cfg.init.random_points, 16)  # the checkpoint replaces the initial Gaussians
     trainer = Trainer(scene, cfg, device)
