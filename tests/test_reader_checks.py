@@ -383,3 +383,31 @@ def test_run_without_checkpoint(tmp_path, ns):
     (tmp_path / "config.yaml").write_text(f"data: {ns}\nout: {tmp_path}\n")
     with pytest.raises(UserError, match=names(tmp_path / "ckpt") + ".*no checkpoint"):
         load_run(tmp_path)
+
+
+# --- LLFF and the remaining DriveStudio items ---------------------------------------------------
+
+
+def test_llff_bad_focal_and_file(tmp_path):
+    from faithfusion.data.llff import read_llff
+
+    fx.write_llff_scene(tmp_path)
+    path = tmp_path / "poses_bounds.npy"
+    arr = np.load(path)
+    arr[2, 14] = np.nan  # row 2's focal
+    np.save(path, arr)
+    with pytest.raises(SceneError, match=names(path) + r".*row 2.*invalid \[height, width, focal\]"):
+        read_llff(tmp_path)
+    np.save(path, arr[:, :16])
+    with pytest.raises(SceneError, match=names(path) + r".*expected an \[N, 17\] array"):
+        read_llff(tmp_path)
+    path.write_bytes(b"not numpy")
+    with pytest.raises(SceneError, match=names(path) + ".*cannot read"):
+        read_llff(tmp_path)
+
+
+def test_drivestudio_unknown_camera_and_empty_range(ds):
+    with pytest.raises(SceneError, match=names(ds / "intrinsics" / "7.txt") + ".*missing"):
+        read_drivestudio(ds, cameras=(0, 7))
+    with pytest.raises(SceneError, match=names(ds / "ego_pose") + r".*no ego poses in the timestep range \[5, None\)"):
+        read_drivestudio(ds, start=5)
