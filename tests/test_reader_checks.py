@@ -411,3 +411,10 @@ def test_drivestudio_unknown_camera_and_empty_range(ds):
         read_drivestudio(ds, cameras=(0, 7))
     with pytest.raises(SceneError, match=names(ds / "ego_pose") + r".*no ego poses in the timestep range \[5, None\)"):
         read_drivestudio(ds, start=5)
+
+
+def test_jpeg_with_data_after_its_end_marker_is_accepted(ds):
+    scene = read_drivestudio(ds, holdout_every=0, color_points=False)
+    path = scene.frames[2].image_path
+    path.write_bytes(path.read_bytes() + b"\x00trailer" * 20)  # some cameras append metadata after the image
+    assert check_scene_images(scene) is scene

@@ -3,7 +3,8 @@
 A run reads its training images at the start and its held-out images only at evaluation; a
 corrupt held-out image would otherwise surface after the whole training. The check is cheap: the
 file header (format and size), the PNG chunk checksums (`Image.verify`) and, for a JPEG, the
-end-of-image marker, so a truncated file is found without decoding the pixels.
+end-of-image marker (a full decode only when it is not at the end), so a truncated file is found
+without decoding the pixels of every image.
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ def check_image_file(path: Path, size: tuple[int, int], what: str = "image") -> 
     if fmt == "JPEG":
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - 64))
-            if JPEG_END not in f.read():
-                raise SceneError(f"{path}: {what} file is truncated (no JPEG end-of-image marker)")
+            complete = JPEG_END in f.read()
+        if not complete:  # no end marker near the end: truncated, or data appended after it; decode to tell
+            try:
+                with Image.open(path) as img:
+                    img.load()
+            except (OSError, SyntaxError, ValueError) as e:
+                raise SceneError(f"{path}: {what} file is truncated ({type(e).__name__}: {e})") from e
     if found != tuple(size):
         raise SceneError(f"{path}: wrong {what} size {found[0]}x{found[1]}, the camera expects {size[0]}x{size[1]}")
 
