@@ -14,7 +14,7 @@ from PIL import Image
 from faithfusion.data.check import check_scene_images
 from faithfusion.data.colmap import read_colmap
 from faithfusion.data.drivestudio import read_drivestudio
-from faithfusion.data.images import load_mask
+from faithfusion.data.images import load_frame_image, load_mask
 from faithfusion.data.nerfstudio import read_nerfstudio
 from faithfusion.data.scene import SceneError
 from faithfusion.errors import UserError
@@ -54,8 +54,6 @@ def test_16bit_grayscale_png_is_read_by_value(ns):
     assert Image.open(path).mode.startswith("I;16")
     scene = read_nerfstudio(ns, holdout_every=0)
     image = scene.frames[frame_index(scene, "frame_001.png")]
-    from faithfusion.data.images import load_frame_image
-
     image.distortion = None  # compare raw pixels
     got = load_frame_image(image)  # [H, W, 3]
     want = torch.from_numpy(np.rint(ramp / 257.0) / 255.0).float()
@@ -71,8 +69,6 @@ def test_grayscale_rgba_and_palette_images_are_rgb(ns, mode):
     scene = read_nerfstudio(ns, holdout_every=0)
     frame = scene.frames[frame_index(scene, "frame_001.png")]
     frame.distortion = None
-    from faithfusion.data.images import load_frame_image
-
     got = load_frame_image(frame)
     want = torch.from_numpy(np.asarray(rgb.convert(mode).convert("RGB"), dtype=np.float32) / 255.0)
     assert got.shape == (36, 48, 3) and torch.allclose(got, want)

@@ -43,6 +43,8 @@ CAMERA_MODELS = {
 }  # fmt: skip
 MODEL_IDS = {name: (mid, n) for mid, (name, n) in CAMERA_MODELS.items()}
 SUPPORTED = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
+TWO_FOCAL_MODELS = ("PINHOLE", "OPENCV", "OPENCV_FISHEYE", "FULL_OPENCV", "FOV", "THIN_PRISM_FISHEYE", "RAD_TAN_THIN_PRISM_FISHEYE")
+"""Models whose params start with fx, fy; the others start with a single f."""
 
 
 class _Bin:
@@ -114,7 +116,7 @@ def check_camera(cid: int, model: str, width: int, height: int, params: np.ndarr
         raise SceneError(f"{source}: camera {cid} has an invalid size {width}x{height}")
     if not np.isfinite(params).all():
         raise SceneError(f"{source}: camera {cid} ({model}) has NaN or infinite parameters {params.tolist()}")
-    n_focal = 2 if model in ("PINHOLE", "OPENCV", "OPENCV_FISHEYE", "FULL_OPENCV", "FOV", "THIN_PRISM_FISHEYE", "RAD_TAN_THIN_PRISM_FISHEYE") else 1
+    n_focal = 2 if model in TWO_FOCAL_MODELS else 1
     if (params[:n_focal] <= 0).any():
         raise SceneError(f"{source}: camera {cid} ({model}) has a non-positive focal length {params[:n_focal].tolist()}")
 
