@@ -43,6 +43,8 @@ CAMERA_MODELS = {
 }  # fmt: skip
 MODEL_IDS = {name: (mid, n) for mid, (name, n) in CAMERA_MODELS.items()}
 SUPPORTED = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
+TWO_FOCAL_MODELS = ("PINHOLE", "OPENCV", "OPENCV_FISHEYE", "FULL_OPENCV", "FOV", "THIN_PRISM_FISHEYE", "RAD_TAN_THIN_PRISM_FISHEYE")
+"""Models whose params start with fx, fy; the others start with a single f."""
 
 
 class _Bin:
@@ -108,6 +110,17 @@ def read_cameras(path: Path) -> dict[int, tuple[str, int, int, np.ndarray]]:
     return cams
 
 
+def check_camera(cid: int, model: str, width: int, height: int, params: np.ndarray, source: str) -> None:
+    """SceneError unless the camera has a positive size and finite parameters with positive focal lengths."""
+    if width <= 0 or height <= 0:
+        raise SceneError(f"{source}: camera {cid} has an invalid size {width}x{height}")
+    if not np.isfinite(params).all():
+        raise SceneError(f"{source}: camera {cid} ({model}) has NaN or infinite parameters {params.tolist()}")
+    n_focal = 2 if model in TWO_FOCAL_MODELS else 1
+    if (params[:n_focal] <= 0).any():
+        raise SceneError(f"{source}: camera {cid} ({model}) has a non-positive focal length {params[:n_focal].tolist()}")
+
+
 def camera_intrinsics(model: str, params: np.ndarray, source: str) -> tuple[np.ndarray, torch.Tensor | None]:
     """K [3, 3] and OpenCV distortion (k1 k2 p1 p2 k3, or None) of a supported COLMAP model."""
     p = [float(x) for x in params]
@@ -143,6 +156,19 @@ def qvec_to_rotmat(q: np.ndarray) -> np.ndarray:  # [3, 3]; q = (w, x, y, z), no
     )
 
 
+def is_points2d_line(line: str) -> bool:
+    """An images.txt POINTS2D line: empty, or (X, Y, POINT3D_ID) triples of numbers. An image line
+    is never one, since it ends with the image's file name."""
+    tok = line.split()
+    if len(tok) % 3:
+        return False
+    try:
+        [float(x) for x in tok]
+    except ValueError:
+        return False
+    return True
+
+
 def read_images(path: Path) -> list[tuple[str, int, np.ndarray]]:
     """[(name, camera_id, world-to-camera [4, 4] checked rigid)] from images.bin or images.txt."""
     raw = []  # (name, camera_id, qvec, tvec)
@@ -170,7 +196,10 @@ def read_images(path: Path) -> list[tuple[str, int, np.ndarray]]:
                 raw.append((" ".join(tok[9:]), int(tok[8]), q, t))
             except (IndexError, ValueError) as e:
                 raise SceneError(f"{path}: bad image line {ln!r} ({e})") from e
-            i += 1  # the POINTS2D line (may be empty)
+            if len(tok) < 10:
+                raise SceneError(f"{path}: image line {ln!r} has no image name")
+            if i < len(lines) and is_points2d_line(lines[i]):
+                i += 1  # the POINTS2D line (may be empty); files written without them go on to the next image
     out = []
     for name, cid, q, t in raw:
         w2c = np.eye(4)
@@ -257,6 +286,7 @@ def read_colmap(
             raise SceneError(f"{_model_file(model, 'images')}: image {name} refers to unknown camera {cid}")
         if cid not in intr:
             mname, W, H, params = cams[cid]
+            check_camera(cid, mname, W, H, params, source=str(_model_file(model, "cameras")))
             K, dist = camera_intrinsics(mname, params, source=f"{_model_file(model, 'cameras')} (camera {cid})")
             w, h = image_size(image_path)
             if (w, h) != (W, H):

@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 
 from faithfusion.data.common import (
+    IMAGE_SUFFIXES,
     checked_pose,
     distortion_tensor,
     find_image,
@@ -109,6 +110,11 @@ def _timesteps(root: Path, start: int, end: int | None) -> list[int]:
     steps = [t for t in steps if t >= start and (end is None or t < end)]
     if not steps:
         raise SceneError(f"{pose_dir}: no ego poses in the timestep range [{start}, {end})")
+    stems = (p.stem.split("_")[0] for p in (root / "images").glob("*_*") if p.suffix in IMAGE_SUFFIXES)
+    image_steps = {int(x) for x in stems if x.isdigit()}
+    orphans = sorted(t for t in image_steps - set(steps) if steps[0] <= t <= steps[-1])
+    if orphans:
+        raise SceneError(f"{pose_dir / f'{orphans[0]:03d}.txt'}: ego pose is missing (timestep {orphans[0]} has images)")
     return steps
 
 
@@ -125,12 +131,25 @@ def _read_instances(root: Path, tf: SceneTransform, center: np.ndarray) -> dict 
         return None
     info = _read_json(info_path)
     frame_instances = _read_json(frames_path) if frames_path.is_file() else {}
+    if not isinstance(info, dict):
+        raise SceneError(f"{info_path}: expected an object of instances, got a {type(info).__name__}")
+    if not isinstance(frame_instances, dict):
+        raise SceneError(f"{frames_path}: expected an object of frames, got a {type(frame_instances).__name__}")
     out = {}
     for key, inst in info.items():
-        ann = inst.get("frame_annotations", {})
+        ann = inst.get("frame_annotations", {}) if isinstance(inst, dict) else None
+        if not isinstance(ann, dict):
+            raise SceneError(f"{info_path}: instance {key} has no frame_annotations object")
         poses = []
         for idx, o2w in zip(ann.get("frame_idx", []), ann.get("obj_to_world", [])):
-            T = checked_pose(np.asarray(o2w, dtype=np.float64).reshape(4, 4), source=f"{info_path} (instance {key}, frame {idx})")
+            source = f"{info_path} (instance {key}, frame {idx})"
+            try:
+                M = np.asarray(o2w, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise SceneError(f"{source}: obj_to_world is not a matrix of numbers ({e})") from e
+            if M.size != 16:
+                raise SceneError(f"{source}: obj_to_world must be a 4x4 matrix, got {M.size} numbers")
+            T = checked_pose(M.reshape(4, 4), source=source)
             poses.append(pose_to_scene_np(T, tf, center).tolist())
         out[key] = {**inst, "frame_annotations": {**ann, "obj_to_world": poses}}
     return {"instances_info": out, "frame_instances": frame_instances, "coordinates": "scene"}
@@ -192,6 +211,7 @@ def read_drivestudio(
     undistort: bool = True,
     color_max_width: int = 480,
     seed: int = 0,
+    max_lidar_range: float = 1000.0,
 ) -> SceneData:
     """Read a DriveStudio processed-Waymo scene folder into a driving SceneData.
 
@@ -200,7 +220,9 @@ def read_drivestudio(
     timesteps (as DriveStudio uses them; `points_from_test=False` keeps the training ones only),
     at most `max_points`, coloured from the *training* images only (a held-out timestep's points
     from the nearest training timestep) where they project, else grey. Each Frame carries its
-    timestep's whole sweep in `lidar_points` (scene coordinates).
+    timestep's whole sweep in `lidar_points` (scene coordinates). Lidar returns that are not
+    finite or lie farther than `max_lidar_range` metres from the vehicle along any axis are
+    dropped (sensor outliers such as 1e30 would otherwise overflow the Gaussians' initial scales).
     """
     root = Path(path)
     steps = _timesteps(root, start, end)
@@ -224,9 +246,9 @@ def read_drivestudio(
         for t in steps:
             sweep = read_lidar_bin(lidar_dir / f"{t:03d}.bin")
             pts = sweep[:, 3:6].astype(np.float64)
-            pts = pts[np.isfinite(pts).all(axis=1)]
+            pts = pts[np.isfinite(pts).all(axis=1) & (np.abs(pts).max(axis=1, initial=0.0) <= max_lidar_range)]
             if len(pts) == 0:
-                raise SceneError(f"{lidar_dir / f'{t:03d}.bin'}: no finite points in the lidar file")
+                raise SceneError(f"{lidar_dir / f'{t:03d}.bin'}: no finite points within {max_lidar_range:g} m in the lidar file")
             E = ego_scene[t]
             lidar_scene[t] = (pts @ E[:3, :3].T + E[:3, 3]).astype(np.float32)  # [M, 3] vehicle -> scene
 

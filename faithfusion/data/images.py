@@ -85,6 +85,34 @@ def _open_decoded(path: Path, what: str) -> Image.Image:
     return img
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """The image in 8 bits per channel with its own mode's meaning kept ("L", "RGB", "RGBA", ...).
+
+    PIL's `convert` clips 16-bit and 32-bit integer pixels to 255 (a 16-bit PNG comes out nearly
+    white); these are rescaled from their full range instead (65535 for 16-bit files), and float
+    images from [0, 1].
+    """
+    if img.mode.startswith("I;16") or img.mode == "I":
+        full = 65535.0 if img.mode.startswith("I;16") or np.asarray(img).max(initial=0) > 255 else 255.0
+        arr = np.asarray(img, dtype=np.float64) * (255.0 / full)  # [H, W]
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64) * 255.0  # [H, W], float images are in [0, 1]
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from grayscale, 16-bit, palette, RGBA (alpha dropped) or CMYK images."""
+    img = to_8bit(img)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def decoded_rgb(path: Path, what: str = "image") -> Image.Image:
+    """The fully decoded image as 8-bit RGB; SceneError naming the file if it is missing or corrupt."""
+    return to_rgb(_open_decoded(path, what))
+
+
 def image_size(path: Path, what: str = "image") -> tuple[int, int]:
     """(width, height) from the file header only (cheap); SceneError if missing or unreadable."""
     path = Path(path)
@@ -118,8 +146,7 @@ def load_frame_image(frame: Frame, scale: float = 1.0) -> Tensor:  # [H, W, 3] f
         raise SceneError(
             f"{path}: wrong image size {img.width}x{img.height}, the camera expects {cam.width}x{cam.height}"
         )
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = to_rgb(img)
     scaled = cam.scaled(scale) if scale != 1.0 else cam
     img = _resize(img, scaled.width, scaled.height)
     image = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).float() / 255.0  # [H, W, 3]
@@ -142,8 +169,7 @@ def load_raw_image(path: Path, max_width: int | None = None) -> tuple[Tensor, tu
         img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise SceneError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = to_rgb(img)
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).float() / 255.0, full
 
 
@@ -157,6 +183,7 @@ def load_mask(path: Path, size: tuple[int, int]) -> Tensor:  # [H, W] bool
     img = _open_decoded(path, "mask")
     if abs(img.width * height - img.height * width) > 0.01 * img.width * height:
         raise SceneError(f"{path}: wrong mask size {img.width}x{img.height} for an image of {width}x{height}")
+    img = to_8bit(img)
     if img.mode not in ("L", "1"):
         img = img.convert("L")
     img = _resize(img, width, height, nearest=True)

@@ -53,26 +53,37 @@ def _intrinsics(params: dict, image_path: Path, json_path: Path) -> tuple[np.nda
     model = params.get("camera_model", "OPENCV")
     if model not in SUPPORTED_MODELS:
         raise SceneError(f"{json_path}: camera_model {model!r} is not supported (only {', '.join(SUPPORTED_MODELS)})")
+    def number(key: str, default: float | None = None) -> float:
+        value = params.get(key, default)
+        try:
+            if isinstance(value, bool):
+                raise ValueError("a boolean")
+            return float(value)  # a number, or a string holding one
+        except (TypeError, ValueError):
+            raise SceneError(f"{json_path}: {key} of {image_path.name} must be a number, got {value!r}") from None
+
     if "w" in params and "h" in params:
-        width, height = int(round(float(params["w"]))), int(round(float(params["h"])))
+        width, height = int(round(number("w"))), int(round(number("h")))
+        if width <= 0 or height <= 0:
+            raise SceneError(f"{json_path}: image size of {image_path.name} must be positive, got {width}x{height}")
     else:
         width, height = image_size(image_path)
     if "fl_x" in params:
-        fx = float(params["fl_x"])
+        fx = number("fl_x")
     elif "camera_angle_x" in params:
-        fx = 0.5 * width / math.tan(0.5 * float(params["camera_angle_x"]))
+        fx = 0.5 * width / math.tan(0.5 * number("camera_angle_x"))
     else:
         raise SceneError(f"{json_path}: no focal length (fl_x or camera_angle_x) for {image_path.name}")
     if "fl_y" in params:
-        fy = float(params["fl_y"])
+        fy = number("fl_y")
     elif "camera_angle_y" in params:
-        fy = 0.5 * height / math.tan(0.5 * float(params["camera_angle_y"]))
+        fy = 0.5 * height / math.tan(0.5 * number("camera_angle_y"))
     else:
         fy = fx
-    cx, cy = float(params.get("cx", width / 2)), float(params.get("cy", height / 2))
+    cx, cy = number("cx", width / 2), number("cy", height / 2)
     if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
         raise SceneError(f"{json_path}: intrinsics of {image_path.name} must be finite with positive focal lengths")
-    dist = distortion_tensor(*(float(params.get(k, 0.0)) for k in ("k1", "k2", "p1", "p2", "k3")))
+    dist = distortion_tensor(*(number(k, 0.0) for k in ("k1", "k2", "p1", "p2", "k3")))
     return intrinsics_matrix(fx, fy, cx, cy), width, height, dist
 
 
@@ -93,9 +104,16 @@ def read_nerfstudio(
     except (OSError, json.JSONDecodeError) as e:
         raise SceneError(f"{json_path}: cannot read JSON ({e})") from e
     base = json_path.parent
+    if not isinstance(meta, dict):
+        raise SceneError(f"{json_path}: expected a JSON object with a frames list, got a {type(meta).__name__}")
     raw_frames = meta.get("frames") or []
+    if not isinstance(raw_frames, list):
+        raise SceneError(f"{json_path}: frames must be a list, got a {type(raw_frames).__name__}")
     if not raw_frames:
         raise SceneError(f"{json_path}: no frames listed")
+    for i, fr in enumerate(raw_frames):
+        if not isinstance(fr, dict) or not isinstance(fr.get("file_path"), str) or "transform_matrix" not in fr:
+            raise SceneError(f"{json_path}: frame {i} is not an object with a file_path string and a transform_matrix")
     globals_ = {k: v for k, v in meta.items() if k != "frames"}
     raw_frames = sorted(raw_frames, key=lambda f: str(f.get("file_path", "")))
 
@@ -105,7 +123,12 @@ def read_nerfstudio(
             raise SceneError(f"{json_path}: frame {i} lacks file_path or transform_matrix")
         image_path = _resolve_image(base, fr["file_path"], json_path)
         K, w, h, dist = _intrinsics({**globals_, **fr}, image_path, json_path)
-        c2w_gl = checked_pose(np.asarray(fr["transform_matrix"], dtype=np.float64), source=f"{json_path} (frame {fr['file_path']})")
+        source = f"{json_path} (frame {fr['file_path']})"
+        try:
+            matrix = np.asarray(fr["transform_matrix"], dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise SceneError(f"{source}: transform_matrix is not a matrix of numbers ({e})") from e
+        c2w_gl = checked_pose(matrix, source=source)
         entries.append((image_path, K, w, h, dist, c2w_gl @ OPENGL_TO_OPENCV))
 
     tf, center = object_transform(np.stack([e[5][:3, 3] for e in entries]), radius)

@@ -31,10 +31,16 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
+from faithfusion.data.images import decoded_rgb
+from faithfusion.errors import UserError
+
 MAPS = ("eig", "depth", "alpha")  # optional per-pixel maps
+
+
+class FixerDataError(UserError, ValueError):
+    """A fixer dataset index or file that cannot be read: names the file and the problem."""
 
 
 @dataclass
@@ -52,9 +58,12 @@ class FixerSample:
 def _load_index(index: str | Path) -> tuple[Path, list[dict]]:
     """The index's base folder (paths are relative to it) and its raw sample records."""
     index = Path(index)
-    data = json.loads(index.read_text())
-    if "samples" not in data:
-        raise ValueError(f"{index}: not a fixer index (no 'samples')")
+    try:
+        data = json.loads(index.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FixerDataError(f"{index}: cannot read the fixer index ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
+        raise FixerDataError(f"{index}: not a fixer index (no 'samples' list)")
     return (index.parent / data.get("root", ".")).resolve(), data["samples"]
 
 
@@ -67,7 +76,7 @@ def read_index(index: str | Path) -> list[FixerSample]:
             continue
         for key in ("degraded", "target"):
             if key not in s:
-                raise ValueError(f"{index}: sample {i} has no {key!r}")
+                raise FixerDataError(f"{index}: sample {i} has no {key!r}")
         out.append(FixerSample(
             degraded=base / s["degraded"],
             target=base / s["target"],
@@ -82,17 +91,19 @@ def read_index(index: str | Path) -> list[FixerSample]:
 
 
 def load_image(path: Path) -> Tensor:  # -> [H, W, 3] float in [0, 1]
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    arr = np.asarray(decoded_rgb(path), dtype=np.float32) / 255.0
     return torch.from_numpy(arr.copy())
 
 
 def load_map(path: Path) -> Tensor:  # -> [H, W] float
-    arr = np.load(path).astype(np.float32)
+    try:
+        arr = np.load(path).astype(np.float32)
+    except (OSError, ValueError) as e:
+        raise FixerDataError(f"{path}: cannot read the per-pixel map ({e})") from e
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim != 2:
-        raise ValueError(f"{path}: per-pixel map must be [H, W], got {arr.shape}")
+        raise FixerDataError(f"{path}: per-pixel map must be [H, W], got {arr.shape}")
     return torch.from_numpy(arr)
 
 
@@ -129,7 +140,7 @@ class FixerDataset(torch.utils.data.Dataset):
         s = self.samples[i]
         deg, tgt = load_image(s.degraded), load_image(s.target)
         if deg.shape != tgt.shape:
-            raise ValueError(f"{s.degraded} and {s.target} differ in size: {tuple(deg.shape)} vs {tuple(tgt.shape)}")
+            raise FixerDataError(f"{s.degraded} and {s.target} differ in size: {tuple(deg.shape)} vs {tuple(tgt.shape)}")
         maps = {k: load_map(p) for k, p in s.maps.items()}
         for k, m in maps.items():
             if tuple(m.shape) != tuple(deg.shape[:2]):
@@ -241,9 +252,9 @@ def read_video_index(index: str | Path) -> list[VideoFixerSample]:
         lists = {k: s[k] for k in ("degraded", "target", *VIDEO_MAPS) if s.get(k)}
         for k, v in lists.items():
             if not isinstance(v, list) or len(v) != t or t == 0:
-                raise ValueError(f"{index}: video sample {i}: {k!r} must list the same T > 0 frames as 'degraded'")
+                raise FixerDataError(f"{index}: video sample {i}: {k!r} must list the same T > 0 frames as 'degraded'")
         if "target" not in lists:
-            raise ValueError(f"{index}: video sample {i} has no 'target'")
+            raise FixerDataError(f"{index}: video sample {i} has no 'target'")
         out.append(VideoFixerSample(
             degraded=[base / p for p in s["degraded"]],
             target=[base / p for p in s["target"]],
@@ -302,7 +313,7 @@ class VideoFixerDataset(torch.utils.data.Dataset):
         deg = torch.stack([load_image(p) for p in s.degraded[pick]])  # [T, H, W, 3]
         tgt = torch.stack([load_image(p) for p in s.target[pick]])
         if deg.shape != tgt.shape:
-            raise ValueError(f"{s.degraded[0]}: degraded and target frames differ in size: {tuple(deg.shape)} vs {tuple(tgt.shape)}")
+            raise FixerDataError(f"{s.degraded[0]}: degraded and target frames differ in size: {tuple(deg.shape)} vs {tuple(tgt.shape)}")
         hw = tuple(deg.shape[1:3])
         maps = {k: resize_frames(torch.stack([load_map(p) for p in ps[pick]]), hw, True) for k, ps in s.maps.items()}
         if self.size is not None:

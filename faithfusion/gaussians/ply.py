@@ -41,6 +41,10 @@ class PlyFormatError(UserError, ValueError):
     """A PLY file that is not a readable 3DGS point cloud: the message names the file."""
 
 
+class PlyMissingError(UserError, FileNotFoundError):
+    """A PLY path that names no file."""
+
+
 def ply_property_names(sh_degree: int) -> list[str]:
     """The INRIA property names, in file order, for SH degree `sh_degree`."""
     n_rest = 3 * (num_sh_bases(sh_degree) - 1)
@@ -225,7 +229,7 @@ def load_ply(path: str | Path, transform=None) -> GaussianModel:
     """Read an INRIA 3DGS PLY into a GaussianModel (CPU, float32); `transform` maps world -> scene."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"load_ply: {path} does not exist")
+        raise PlyMissingError(f"load_ply: {path} does not exist")
     if path.stat().st_size == 0:
         raise PlyFormatError(f"load_ply: {path} is empty")
     with open(path, "rb") as f:
@@ -273,6 +277,14 @@ def load_ply(path: str | Path, transform=None) -> GaussianModel:
         "sh0": cols(["f_dc_0", "f_dc_1", "f_dc_2"])[:, None, :],  # [N, 1, 3]
         "shN": cols(rest).reshape(n, 3, k1).transpose(1, 2).contiguous() if k1 else torch.zeros(n, 0, 3),  # [N, K-1, 3]
     }
+    for key, value in params.items():
+        bad = ~torch.isfinite(value.reshape(n, -1)).all(dim=1)  # [N]
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise PlyFormatError(f"load_ply: {path} has NaN or infinite {key} in {int(bad.sum())} Gaussians (first: vertex {first})")
+    zero_quat = params["quats"].norm(dim=1) == 0  # [N]
+    if bool(zero_quat.any()):
+        raise PlyFormatError(f"load_ply: {path} has a zero rotation quaternion in {int(zero_quat.sum())} Gaussians (first: vertex {int(zero_quat.nonzero()[0, 0])})")
     if transform is not None:
         params = transform_params(params, degree, *_world_to_scene(transform))
     return GaussianModel(params, sh_degree=degree)

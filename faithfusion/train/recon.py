@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from faithfusion.errors import UserError
+from faithfusion.data.check import check_scene_images
 from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from faithfusion.train.config import ReconConfig
@@ -64,7 +65,7 @@ def load_scene_for(cfg: ReconConfig) -> SceneData:
     opts: dict = {"holdout_every": cfg.holdout_every}
     if detect_format(cfg.data) == "drivestudio":
         opts["cameras"] = cfg.cameras
-    return load_scene(cfg.data, **opts)
+    return check_scene_images(load_scene(cfg.data, **opts))
 
 
 def run_recon(cfg: ReconConfig, scene: SceneData | None = None) -> dict:

@@ -16,10 +16,6 @@ from faithfusion.train.checkpoint import latest_checkpoint, load_checkpoint
 from faithfusion.train.config import ReconConfig
 
 
-class NotARunError(UserError, FileNotFoundError):
-    """A folder that is not a (checkpointed) run folder."""
-
-
 def dataclass_from_dict(cls: type, data: dict) -> Any:
     """Rebuild a (nested) config dataclass from the plain dict written to config.yaml."""
     hints = get_type_hints(cls)
@@ -39,12 +35,21 @@ def dataclass_from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
+class NotARunError(UserError, FileNotFoundError):
+    """A folder given as a run that is not one (no config.yaml, no checkpoint, another command's output)."""
+
+
 def read_run_config(run: Path, cls: type = ReconConfig) -> Any:
     """RUN/config.yaml as a `cls` (ReconConfig, or a fusion preset's config for a fusion run)."""
     path = Path(run) / "config.yaml"
     if not path.is_file():
         raise NotARunError(f"{path}: not a run folder (config.yaml missing)")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise NotARunError(f"{path}: cannot read the run's config ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict) or "data" not in data:
+        raise NotARunError(f"{path}: not the config of a reconstruction or fusion run (no 'data' scene; another command's output?)")
     data.pop("_run", None)
     return dataclass_from_dict(cls, data)
 
