@@ -12,7 +12,7 @@ from faithfusion.eig.maps import acquisition, composite_scalar, eig_map
 from faithfusion.eig.oracle import fisher_oracle
 from faithfusion.eig.toy import toy_scene
 from faithfusion.render import render
-from faithfusion.render.torch_backend import MAX_ALPHA, T_STOP
+from faithfusion.render.raster import MAX_ALPHA, T_STOP
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")

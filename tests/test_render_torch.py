@@ -13,7 +13,8 @@ from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render import render
 from faithfusion.render import torch_backend as tb
 from faithfusion.render.sh import sh_colors, spherical_harmonics
-from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, project_gaussians, rasterize
+from faithfusion.render.raster import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, project_gaussians
+from faithfusion.render.torch_backend import rasterize
 
 PARAMS = ("means", "quats", "scales", "opacities", "sh_coeffs")
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.render.sh import C0, camera_centres, eval_sh_bases, normalize_dirs, num_bases, sh_colors
-from faithfusion.render.torch_backend import FOV_MARGIN, Projection, project_gaussians
+from faithfusion.render.raster import FOV_MARGIN, Projection, project_gaussians
 
 # rows of J: the geometric parameter scalars, in this order
 GEO_ROWS = {"means": slice(0, 3), "scales": slice(3, 6), "quats": slice(6, 10), "opacities": slice(10, 11)}

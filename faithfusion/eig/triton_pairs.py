@@ -38,7 +38,7 @@ import triton
 import triton.language as tl
 
 from faithfusion.eig.kernel_config import KernelConfig, default_config
-from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, TileLists
+from faithfusion.render.raster import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, TileLists
 
 N_OUT = 40  # geo upper triangle (21), cross (18, row u * 3 + k), w2 (1)
 _TRI = [(u, v) for u in range(6) for v in range(u, 6)]
