@@ -23,8 +23,8 @@ The -1/o column of phi is constant per Gaussian, so the kernel sums W1 phi_u phi
 over the 5 pixel-dependent rows) and scales by -1/o afterwards, as `fisher._apply_phi` does.
 
 Runs on CUDA, or on the CPU in Triton's interpreter (TRITON_INTERPRET=1 set before this module is
-imported: tests). Tunables: `kernel_config.py` (`FAITHFUSION_EIG_TRITON="block,batch,warps[,tile]"`; the default is
-the fastest of the sweep on an H100 in benchmarks/results/eig_speed_configs_h100.json).
+imported: tests). Tunables: `kernel_config.py` (`FAITHFUSION_EIG_TRITON="block,batch,warps[,tile]"`, default
+`kernel_config.DEFAULT`).
 """
 
 from __future__ import annotations
