@@ -1,12 +1,13 @@
 """A trained run made ready for EIG: its model, H_train over its training views, and the calibration.
 
-Shared by `faithfusion eig` (command.py), the EIG-vs-error analysis and the benchmark, so that all three
-compute H_train and calibrate the same way:
+`build_session` is the one builder of both, used by `faithfusion eig`, the EIG-vs-error analysis, fixer-data
+curation, the benchmarks and FaithFusion's rounds (which pass their own growing accumulator):
 
 - H_train: the Fisher of every training view at the run's resolution, with the run's sky model as the
   background the Gaussians are composited over (what the trainer renders), sky-mask pixels excluded
   (weight 0) as FaithFusion does when it accumulates H over the training set;
-- calibration: the EIG maps of up to `calib_views` evenly spaced training views against H_train.
+- calibration: the EIG maps of up to `calib_views` evenly spaced training views against H_train
+  (16 for the eig command, the schedule's `calib_views` in FaithFusion).
 """
 
 from __future__ import annotations

@@ -41,7 +41,6 @@ from faithfusion.render.raster import (
     MAX_ALPHA,
     T_STOP,
     TILE_SIZE,
-    BlockGrid,
     Chunk,
     TileLists,
     build_tile_lists,
