@@ -41,11 +41,18 @@ def quat_scale_factor(quats: Tensor, scales: Tensor) -> Tensor:
     return R * scales[:, None, :]
 
 
-def _clamped_tangent(x: Tensor, rz: Tensor, f: Tensor, c: Tensor, size: int) -> Tensor:
-    """x/z clamped to the widened field of view, as in gsplat's perspective Jacobian `[C, N]`."""
-    tan_fov = 0.5 * size / f  # [C, 1]
+def tangent_limits(f: Tensor, c: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """(lim_neg, lim_pos): x/z is clamped to [-lim_neg, lim_pos], the field of view widened by FOV_MARGIN
+    of its half-extent on each side, as in gsplat's perspective Jacobian (focal `f`, principal point `c`)."""
+    tan_fov = 0.5 * size / f
     lim_pos = (size - c) / f + FOV_MARGIN * tan_fov
     lim_neg = c / f + FOV_MARGIN * tan_fov
+    return lim_neg, lim_pos
+
+
+def _clamped_tangent(x: Tensor, rz: Tensor, f: Tensor, c: Tensor, size: int) -> Tensor:
+    """x/z clamped to the widened field of view `[C, N]` (`f`, `c` `[C, 1]`)."""
+    lim_neg, lim_pos = tangent_limits(f, c, size)
     return torch.clamp(x * rz, min=-lim_neg, max=lim_pos)
 
 
