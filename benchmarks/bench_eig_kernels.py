@@ -28,8 +28,7 @@ from faithfusion.eig.fisher import pair_sums, prepare_view  # noqa: E402
 from faithfusion.eig.jacobian import view_quantities  # noqa: E402
 from faithfusion.eig.maps import composite_scalar  # noqa: E402
 from faithfusion.eig.session import build_session  # noqa: E402
-from faithfusion.render.gsplat_backend import isect_tile_lists  # noqa: E402
-from faithfusion.render.torch_backend import build_tile_lists  # noqa: E402
+from faithfusion.render.raster import build_tile_lists, isect_tile_lists  # noqa: E402
 
 
 def main() -> None:

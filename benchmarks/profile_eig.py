@@ -31,7 +31,7 @@ from faithfusion.eig.fisher import fisher_from_sums, pair_sums, prepare_view, vi
 from faithfusion.eig.jacobian import view_quantities  # noqa: E402
 from faithfusion.eig.maps import acquisition, composite_scalar, eig_map, finish_map  # noqa: E402
 from faithfusion.gaussians.model import GaussianModel  # noqa: E402
-from faithfusion.render.gsplat_backend import tile_lists  # noqa: E402
+from faithfusion.render.raster import tile_lists  # noqa: E402
 
 
 def random_scene(n: int, width: int, height: int, device: torch.device) -> tuple[GaussianModel, Camera]:

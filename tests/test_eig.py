@@ -12,7 +12,7 @@ from faithfusion.eig.maps import acquisition, composite_scalar, eig_map
 from faithfusion.eig.oracle import fisher_oracle
 from faithfusion.eig.toy import toy_scene
 from faithfusion.render import render
-from faithfusion.render.torch_backend import MAX_ALPHA, T_STOP
+from faithfusion.render.raster import MAX_ALPHA, T_STOP
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -264,3 +264,34 @@ def test_acquisition_ignores_rounding_negatives_of_the_fast_fisher():
     for acq in ("ratio", "log"):
         I = acquisition(H_view, H_train, acq=acq)
         assert torch.isfinite(I).all() and (I >= 0).all()
+
+
+def _toy_trainer(n_views: int = 4):
+    """The parts of a Trainer that the EIG session reads: model, device, captured views, no sky model."""
+    from types import SimpleNamespace
+
+    model, cams = toy_scene(n_cameras=n_views)
+    sky = torch.zeros(cams[0].height, cams[0].width, dtype=torch.bool)
+    sky[0] = True  # the top row is sky: weighted 0 in H_train
+    views = [SimpleNamespace(camera=c, sky_mask=sky, index=i) for i, c in enumerate(cams)]
+    return SimpleNamespace(model=model, device=model.device, sky=None, real=SimpleNamespace(views=views))
+
+
+def test_one_session_builder_for_a_fresh_and_a_given_accumulator():
+    """build_session accumulates the captured views (sky weighted 0) or takes the caller's accumulator as
+    it is, and calibrates on `calib_views` of them either way."""
+    from faithfusion.eig.session import build_session, train_accumulator
+
+    trainer = _toy_trainer()
+    fresh = build_session(trainer, calib_views=2, progress=False)
+    assert fresh.acc.n_added == 4 and fresh.calibration.n_views == 2
+    expected = sum(view_fisher(trainer.model, v.camera, pixel_weights=(~v.sky_mask).double())["means"]
+                   for v in trainer.real.views)
+    assert torch.allclose(fresh.acc.H["means"], expected)
+
+    given = train_accumulator(trainer)
+    given.add_view(trainer.real.views[0].camera, name="fused")  # a fused view on top of the captured ones
+    session = build_session(trainer, acc=given, calib_views=3, progress=False)
+    assert session.acc is given and given.n_added == 5
+    assert session.calibration.n_views == 3
+    assert session.calibration.ref != fresh.calibration.ref  # H_train includes the fused view

@@ -246,8 +246,7 @@ def test_analytic_jacobian_fisher_equals_oracle(toy_oracle):
 def test_gsplat_tile_lists_equal_the_torch_ones():
     """gsplat's intersection (what the EIG kernels use on CUDA) gives the torch backend's tile lists."""
     pytest.importorskip("gsplat")
-    from faithfusion.render.gsplat_backend import isect_tile_lists
-    from faithfusion.render.torch_backend import build_tile_lists
+    from faithfusion.render.raster import build_tile_lists, isect_tile_lists
 
     dev = torch.device("cuda")
     model, cam, _, _ = random_scene(4000, 160, 120, seed=7)

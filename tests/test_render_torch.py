@@ -13,7 +13,8 @@ from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render import render
 from faithfusion.render import torch_backend as tb
 from faithfusion.render.sh import sh_colors, spherical_harmonics
-from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, project_gaussians, rasterize
+from faithfusion.render.raster import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, project_gaussians
+from faithfusion.render.torch_backend import rasterize
 
 PARAMS = ("means", "quats", "scales", "opacities", "sh_coeffs")
 
@@ -313,3 +314,19 @@ def test_default_strategy_runs_on_torch_info(capsys):
     assert sizes[-1] != sizes[0]
     for k, opt in optimizers.items():  # optimizer state follows the new parameter count
         assert opt.state[opt.param_groups[0]["params"][0]]["exp_avg"].shape == model.params[k].shape
+
+
+def test_block_grid_round_trip_and_block_centres():
+    """Images <-> block layout for several cameras (one camera also as [H, W, D]); block centres in pixels."""
+    from faithfusion.render.raster import BlockGrid
+
+    grid = BlockGrid(size=4, nx=3, ny=2, width=10, height=7, n_cameras=2)
+    img = torch.randn(2, 7, 10, 3)
+    blocks = grid.to_blocks(img)  # [2 * 6, 16, 3]
+    assert blocks.shape == (12, 16, 3)
+    assert torch.equal(grid.from_blocks(blocks), img)
+    assert torch.equal(blocks[7, 0], img[1, 0, 4])  # camera 1, block (row 0, col 1): its first pixel is (x 4, y 0)
+    one = BlockGrid(size=4, nx=3, ny=2, width=10, height=7)
+    assert torch.equal(one.to_blocks(img[1]), blocks[6:])
+    centres = grid.block_centres(torch.tensor([0, 4, 11]), torch.float32)
+    assert centres.tolist() == [[2.0, 2.0], [6.0, 6.0], [10.0, 6.0]]

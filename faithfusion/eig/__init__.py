@@ -8,7 +8,8 @@
     session.py      a trained run made ready: H_train over its training views + calibration
     command.py      `faithfusion eig` (EigConfig, run_eig)
     analysis.py     does EIG predict the error of lane-shifted renders (SynthStreet)?
-    blocks.py, blend.py, jacobian.py   the pair loop's parts; toy.py, heatmap.py   helpers
+    blend.py, jacobian.py   the pair loop's parts (over `render.raster`'s projection, tile lists and chunks)
+    toy.py, heatmap.py      helpers
 """
 
 from faithfusion.eig.accumulator import FisherAccumulator

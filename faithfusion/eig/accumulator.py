@@ -1,7 +1,6 @@
 """H_train that grows with the views a fusion run adds, and follows the model's Gaussians.
 
-    acc = FisherAccumulator(model, background_fn=sky_background(trainer))
-    acc.add_views(train_cameras, pixel_weights=not_sky)       # captured views
+    acc = train_accumulator(trainer)                            # session.py: the captured views, sky weighted 0
     ... round r of the fusion schedule:
     acc.recompute()                                             # the model trained (and densified) since:
                                                                 #   H is re-evaluated at the current parameters

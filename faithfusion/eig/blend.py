@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP
+from faithfusion.render.raster import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, log_alpha_coefs
 
 
 @dataclass
@@ -36,23 +36,6 @@ def monomials(xy: Tensor, degree: int) -> Tensor:
     px = x[:, None] ** e  # [P, d+1]
     py = y[:, None] ** e
     return (px[:, :, None] * py[:, None, :]).reshape(xy.shape[0], -1)
-
-
-def log_alpha_coefs(m: Tensor, conic: Tensor, o: Tensor) -> Tensor:
-    """log(o) - sigma as coefficients of (1, x, y, x^2, xy, y^2) for means `m [B, K, 2]` (block-centred) -> `[B, K, 6]`."""
-    mx, my = m.unbind(-1)
-    a, b, c = conic.unbind(-1)
-    return torch.stack(
-        [
-            torch.log(o.clamp_min(1e-30)) - (0.5 * a * mx * mx + 0.5 * c * my * my + b * mx * my),
-            a * mx + b * my,
-            c * my + b * mx,
-            -0.5 * a,
-            -b,
-            -0.5 * c,
-        ],
-        dim=-1,
-    )
 
 
 def blend_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor, always_stop: bool = False) -> PairBlend:

@@ -36,12 +36,12 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
-from faithfusion.eig.blocks import BlockGrid, BlockLists, Chunk, chunk_lists, plan_chunks
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, compiled_fn, view_quantities
 from faithfusion.eig.kernel_config import default_config
 from faithfusion.gaussians.model import GaussianModel
-from faithfusion.render.gsplat_backend import tile_lists
-from faithfusion.render.torch_backend import TileLists
+from faithfusion.render.raster import (
+    BlockGrid, BlockLists, Chunk, TileLists, chunk_lists, pixel_quadratics, plan_chunks, tile_lists,
+)
 
 PARAM_GROUPS: tuple[str, ...] = ("means", "scales", "quats", "opacities", "sh0", "shN")
 BLOCK = 8
@@ -112,7 +112,7 @@ def prepare_view(
             return ViewPass(cam, vq, grid, [], degree, tl)
         tl = tile_lists(vq.proj, cam.width, cam.height)
         max_pairs = max_pairs or default_max_pairs(model.device)
-        lists, chunks = plan_chunks(tl, vq.proj.means2d[0], vq.proj.radii[0], cam.width, cam.height, block, max_pairs)
+        lists, chunks = plan_chunks(tl, vq.proj.means2d, vq.proj.radii, cam.width, cam.height, block, max_pairs)
         if trim and chunks:
             chunks = chunk_lists(lists, max_pairs, live_counts(vq, lists, chunks), vq.proj.means2d.dtype)
     return ViewPass(cam, vq, lists.grid, chunks, degree, tl)
@@ -121,7 +121,7 @@ def prepare_view(
 def live_counts(vq: ViewQuantities, lists: BlockLists, chunks: list[Chunk]) -> Tensor:
     """Per list `[L]`: 1 + the last slot that blends (alpha > 0 after the stop) at any pixel of its block."""
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
-    quad = _quad(lists.grid, means2d)
+    quad = pixel_quadratics(lists.grid.size, means2d.dtype, means2d.device)
     live = torch.zeros_like(lists.counts)
     for ch in chunks:
         bl = blend_pairs(quad, means2d[ch.ids] - ch.centres[:, None, :], conics[ch.ids], vq.opacities[ch.ids] * ch.valid)
@@ -129,11 +129,6 @@ def live_counts(vq: ViewQuantities, lists: BlockLists, chunks: list[Chunk]) -> T
         slot = torch.arange(1, used.shape[1] + 1, device=used.device)
         live[ch.lists] = (used * slot).amax(1)
     return live
-
-
-def _quad(grid: BlockGrid, like: Tensor) -> Tensor:
-    """(1, x, y, x^2, xy, y^2) of a block's pixel offsets `[P, 6]`."""
-    return monomials(grid.pixel_offsets(like.dtype, like.device), 2)[:, [0, 3, 1, 6, 4, 2]]
 
 
 def pixel_weight_blocks(grid: BlockGrid, weights: Tensor | None, like: Tensor) -> Tensor:
@@ -270,7 +265,7 @@ def pair_sums(
     omega = pixel_weight_blocks(grid, pixel_weights, like)  # [n_blocks, P]
     bg = background_blocks(grid, background, like)  # [n_blocks, P, 3] | None
     xy = grid.pixel_offsets(like.dtype, like.device)  # [P, 2]
-    quad = _quad(grid, like)  # [P, 6]
+    quad = pixel_quadratics(grid.size, like.dtype, like.device)  # [P, 6]
     mono5, mono3 = monomials(xy, 4), monomials(xy, 2)  # [P, 25], [P, 9]
     acc = like.new_zeros(N, _PACK)
     fn = _chunk_fn(compiled)

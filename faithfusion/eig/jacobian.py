@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.render.sh import C0, camera_centres, eval_sh_bases, normalize_dirs, num_bases, sh_colors
-from faithfusion.render.torch_backend import FOV_MARGIN, Projection, project_gaussians
+from faithfusion.render.raster import Projection, project_gaussians, tangent_limits
 
 # rows of J: the geometric parameter scalars, in this order
 GEO_ROWS = {"means": slice(0, 3), "scales": slice(3, 6), "quats": slice(6, 10), "opacities": slice(10, 11)}
@@ -215,9 +215,7 @@ def _geometry_jacobian(
     drz = -rz[:, None] ** 2 * dz
 
     def tangent(u: Tensor, du: Tensor, f: Tensor, c: Tensor, size: int) -> tuple[Tensor, Tensor]:
-        tan_fov = 0.5 * size / f
-        lim_pos = (size - c) / f + FOV_MARGIN * tan_fov
-        lim_neg = c / f + FOV_MARGIN * tan_fov
+        lim_neg, lim_pos = tangent_limits(f, c, size)
         r = u * rz
         inside = (r >= -lim_neg) & (r <= lim_pos)  # torch.clamp passes the gradient on the closed interval
         dr = du * rz[:, None] + u[:, None] * drz

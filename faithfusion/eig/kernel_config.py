@@ -20,8 +20,7 @@ class KernelConfig(NamedTuple):
     tile: int
 
 
-# the best of bench_eig_kernels.py's sweep on an H100 (prepare + pair + compositing, 960x540, 1.17M Gaussians) and
-# the fastest H_train of bench_eig.py there (benchmarks/results/eig_speed_configs_h100.json)
+# the default configuration; benchmarks/bench_eig_kernels.py sweeps the alternatives
 DEFAULT = KernelConfig(block=4, batch=64, warps=2, tile=4)
 
 

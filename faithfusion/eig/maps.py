@@ -40,10 +40,10 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs, colour_alpha_grad
-from faithfusion.eig.fisher import ViewPass, _quad, background_blocks, prepare_view, resolve_backend, view_fisher
-from faithfusion.render.gsplat_backend import tile_lists
+from faithfusion.eig.fisher import ViewPass, background_blocks, prepare_view, resolve_backend, view_fisher
 from faithfusion.eig.jacobian import GEO_ROWS
 from faithfusion.gaussians.model import GaussianModel
+from faithfusion.render.raster import pixel_quadratics, tile_lists
 
 Form = Literal["fisherrf", "faithfusion", "diag"]
 FORMS: tuple[str, ...] = ("fisherrf", "faithfusion", "diag")
@@ -130,7 +130,7 @@ def composite_scalar(vp: ViewPass, values: Tensor, backend: str = "auto") -> Pix
         raise ValueError("composite_scalar(backend='torch') needs a view prepared with plan=True")
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
-    quad = _quad(grid, means2d)  # [P, 6]
+    quad = pixel_quadratics(grid.size, means2d.dtype, means2d.device)  # [P, 6]
     vals = values[:, None] if values.dim() == 1 else values  # [N, V]
     V = vals.shape[1]
     out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 2 * V + 2)  # wI (V), w2I (V), count, alpha
@@ -149,7 +149,7 @@ def composite_scalar(vp: ViewPass, values: Tensor, backend: str = "auto") -> Pix
                 ],
                 -1,
             )
-    img = grid.from_blocks(out)  # [H, W, 2V + 2]
+    img = grid.from_blocks(out)[0]  # [H, W, 2V + 2]
     wI, w2I = img[..., :V], img[..., V : 2 * V]
     if values.dim() == 1:
         wI, w2I = wI[..., 0], w2I[..., 0]
@@ -296,7 +296,7 @@ def pixel_variance(
     vq, grid = vp.vq, vp.grid
     means2d, conics = vq.proj.means2d[0], vq.proj.conics[0]
     P = _posterior_u(vp, H_train, lam)
-    quad = _quad(grid, means2d)  # [P, 6]
+    quad = pixel_quadratics(grid.size, means2d.dtype, means2d.device)  # [P, 6]
     xy = grid.pixel_offsets(means2d.dtype, means2d.device)  # [P, 2]
     bg = background_blocks(grid, background, means2d)
     out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 3)  # var, count, alpha
@@ -319,5 +319,5 @@ def pixel_variance(
                 D = colour_alpha_grad(bl, vq.colors[ch.ids][..., k], None if bg is None else bg[ch.blocks][..., k])
                 var = var + D * D * qgg + 2.0 * D * bl.weight * cross[..., k]
             out[ch.blocks] = torch.stack([var.sum(-1), (bl.alpha > 0).sum(-1).to(out.dtype), 1.0 - bl.T_final], -1)
-    img = grid.from_blocks(out)
+    img = grid.from_blocks(out)[0]
     return PixelSums(img[..., 0], img[..., 0], img[..., 1], img[..., 2])

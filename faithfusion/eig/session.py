@@ -1,12 +1,13 @@
 """A trained run made ready for EIG: its model, H_train over its training views, and the calibration.
 
-Shared by `faithfusion eig` (command.py), the EIG-vs-error analysis and the benchmark, so that all three
-compute H_train and calibrate the same way:
+`build_session` is the one builder of both, used by `faithfusion eig`, the EIG-vs-error analysis, fixer-data
+curation, the benchmarks and FaithFusion's rounds (which pass their own growing accumulator):
 
 - H_train: the Fisher of every training view at the run's resolution, with the run's sky model as the
   background the Gaussians are composited over (what the trainer renders), sky-mask pixels excluded
   (weight 0) as FaithFusion does when it accumulates H over the training set;
-- calibration: the EIG maps of up to `calib_views` evenly spaced training views against H_train.
+- calibration: the EIG maps of up to `calib_views` evenly spaced training views against H_train
+  (16 for the eig command, the schedule's `calib_views` in FaithFusion).
 """
 
 from __future__ import annotations
@@ -86,9 +87,29 @@ class EigSession:
         return rgb.clamp(0, 1), out.alpha[0, ..., 0]
 
 
+def train_accumulator(
+    trainer,
+    *,
+    exclude_sky: bool = True,
+    groups: tuple[str, ...] = PARAM_GROUPS,
+    max_pairs: int | None = None,
+    compiled: bool = False,
+    progress: bool = False,
+) -> FisherAccumulator:
+    """H_train: the Fisher of every captured view of `trainer`, over its sky background, with the sky-mask
+    pixels weighted 0 (when `exclude_sky`)."""
+    acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs,
+                            compiled=compiled)
+    for v in track(trainer.real.views, "H_train", progress):
+        w = (~v.sky_mask).float() if exclude_sky and v.sky_mask is not None else None
+        acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
+    return acc
+
+
 def build_session(
     trainer,
     *,
+    acc: FisherAccumulator | None = None,
     form: Form = "fisherrf",
     lam: float = LAMBDA,
     alpha_min: float = ALPHA_MIN,
@@ -100,22 +121,22 @@ def build_session(
     progress: bool = True,
     **calib_opts,
 ) -> EigSession:
-    """H_train over the trainer's captured views, then the calibration over a subset of them."""
-    views = trainer.real.views
-    acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs,
-                            compiled=compiled)
+    """H_train over the trainer's captured views (`train_accumulator`, or the given `acc`, already at the
+    model's current parameters), then the calibration over up to `calib_views` evenly spaced captured views."""
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     sync()
     t0 = time.perf_counter()
-    for v in track(views, "H_train", progress):
-        w = (~v.sky_mask).float() if exclude_sky and v.sky_mask is not None else None
-        acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
+    if acc is None:
+        acc = train_accumulator(trainer, exclude_sky=exclude_sky, groups=groups, max_pairs=max_pairs,
+                                compiled=compiled, progress=progress)
     sync()
     t1 = time.perf_counter()
     session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs, compiled)
-    maps = [session.eig(v.camera)[0] for v in track(evenly_spaced(views, calib_views), "calibration", progress)]
-    session.calibration = fit_calibration(maps, form=form, lam=lam, alpha_min=alpha_min, groups=list(groups), **calib_opts)
+    views = evenly_spaced(trainer.real.views, calib_views)
+    maps = [session.eig(v.camera)[0] for v in track(views, "calibration", progress)]
+    session.calibration = fit_calibration(maps, form=form, lam=lam, alpha_min=alpha_min, groups=list(acc.groups),
+                                          **calib_opts)
     sync()
-    session.timings = {"h_train_s": t1 - t0, "h_train_views": len(views), "calibration_s": time.perf_counter() - t1,
-                       "calibration_views": len(maps)}
+    session.timings = {"h_train_s": t1 - t0, "h_train_views": len(trainer.real.views),
+                       "calibration_s": time.perf_counter() - t1, "calibration_views": len(maps)}
     return session

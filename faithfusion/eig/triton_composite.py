@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 
 from faithfusion.eig.triton_pairs import _block_setup, _walk_batch, prepare_launch
-from faithfusion.render.torch_backend import TileLists
+from faithfusion.render.raster import TileLists
 
 N_IMG = 4  # wI, w2I, count, alpha
 

@@ -23,8 +23,8 @@ The -1/o column of phi is constant per Gaussian, so the kernel sums W1 phi_u phi
 over the 5 pixel-dependent rows) and scales by -1/o afterwards, as `fisher._apply_phi` does.
 
 Runs on CUDA, or on the CPU in Triton's interpreter (TRITON_INTERPRET=1 set before this module is
-imported: tests). Tunables: `kernel_config.py` (`FAITHFUSION_EIG_TRITON="block,batch,warps[,tile]"`; the default is
-the fastest of the sweep on an H100 in benchmarks/results/eig_speed_configs_h100.json).
+imported: tests). Tunables: `kernel_config.py` (`FAITHFUSION_EIG_TRITON="block,batch,warps[,tile]"`, default
+`kernel_config.DEFAULT`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import triton
 import triton.language as tl
 
 from faithfusion.eig.kernel_config import KernelConfig, default_config
-from faithfusion.render.torch_backend import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, TileLists
+from faithfusion.render.raster import ALPHA_THRESHOLD, MAX_ALPHA, T_STOP, TileLists
 
 N_OUT = 40  # geo upper triangle (21), cross (18, row u * 3 + k), w2 (1)
 _TRI = [(u, v) for u in range(6) for v in range(u, 6)]

@@ -72,28 +72,16 @@ class FaithFusionMethod:
 
     # --- EIG ------------------------------------------------------------------------------------
 
-    def _accumulator(self, trainer):
-        from faithfusion.eig.accumulator import FisherAccumulator
-        from faithfusion.eig.session import sky_background
-
-        acc = FisherAccumulator(trainer.model, background_fn=sky_background(trainer))
-        for v in trainer.real.views:
-            w = (~v.sky_mask).float() if v.sky_mask is not None else None
-            acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
-        return acc
-
     def eig_session(self, trainer):
         """H_train (captured + fused views) at the current parameters, and a fresh calibration."""
-        from faithfusion.eig.calibrate import Calibration, fit_calibration
-        from faithfusion.eig.session import EigSession, evenly_spaced
+        from faithfusion.eig.session import build_session, train_accumulator
 
         if self.acc is None:
-            self.acc = self._accumulator(trainer)
+            self.acc = train_accumulator(trainer)
         else:
             self.acc.recompute(trainer.model)
-        session = EigSession(trainer, self.acc, Calibration(ref=1.0))
-        maps = [session.eig(v.camera)[0] for v in evenly_spaced(trainer.real.views, self.sched.calib_views)]
-        session.calibration = self.calibration = fit_calibration(maps, form=session.form)
+        session = build_session(trainer, acc=self.acc, calib_views=self.sched.calib_views, progress=False)
+        self.calibration = session.calibration
         return session
 
     # --- one round --------------------------------------------------------------------------------

@@ -9,23 +9,15 @@ alpha < 1/255 skipped, transmittance stop at 1e-4, SH colour + 0.5 clamped at 0)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from faithfusion.gaussians.model import GaussianModel
+from faithfusion.render.output import RenderOutput
 
 Backend = Literal["auto", "torch", "gsplat"]
-
-
-@dataclass
-class RenderOutput:
-    rgb: Tensor  # [C, H, W, 3]
-    depth: Tensor  # [C, H, W, 1] expected depth (alpha-normalised z in camera space)
-    alpha: Tensor  # [C, H, W, 1] accumulated opacity
-    info: dict = field(default_factory=dict)  # per-Gaussian meta, gsplat's keys
 
 
 def pick_backend(backend: Backend, device: torch.device) -> str:

@@ -8,11 +8,10 @@ its tile intersections that the torch backend returns, so later stages read one 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from faithfusion.render.api import RenderOutput
-from faithfusion.render.torch_backend import TileLists
+from faithfusion.render.output import RenderOutput
+from faithfusion.render.raster.tiles import TileLists
 
 
 def rasterize(
@@ -65,32 +64,3 @@ def rasterize(
     info["tile_lists"] = TileLists.from_gsplat(info, n_gaussians=means.shape[0])
     return RenderOutput(rgb=render[..., :-1], depth=render[..., -1:], alpha=alpha, info=info)
 
-
-def isect_tile_lists(proj, width: int, height: int, tile_size: int = 16) -> TileLists:
-    """`torch_backend.build_tile_lists` by gsplat's CUDA intersection and radix sort, for a projection of
-    ours (`Projection`, float32 on CUDA): the same tiles per Gaussian, each tile sorted front to back."""
-    import math
-
-    from gsplat.cuda._wrapper import isect_offset_encode, isect_tiles
-
-    C, N = proj.visible.shape
-    tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    tiles_per_gauss, isect_ids, flatten_ids = isect_tiles(
-        proj.means2d.contiguous(), proj.radii.contiguous(), proj.depths.contiguous(), tile_size, tiles_x, tiles_y)
-    starts = isect_offset_encode(isect_ids, C, tiles_x, tiles_y).reshape(-1).long()
-    flat = flatten_ids.long()
-    return TileLists(tile_size=tile_size, tiles_x=tiles_x, tiles_y=tiles_y, n_cameras=C, n_gaussians=N,
-                     offsets=torch.cat([starts, starts.new_tensor([flat.numel()])]), flat_ids=flat,
-                     tiles_per_gauss=tiles_per_gauss)
-
-
-def tile_lists(proj, width: int, height: int, tile_size: int = 16) -> TileLists:
-    """Tile lists of a projection: gsplat's intersection on CUDA in float32 where gsplat is installed,
-    else the torch backend's `build_tile_lists`."""
-    import importlib.util
-
-    from faithfusion.render.torch_backend import build_tile_lists
-
-    if proj.means2d.is_cuda and proj.means2d.dtype == torch.float32 and importlib.util.find_spec("gsplat") is not None:
-        return isect_tile_lists(proj, width, height, tile_size)
-    return build_tile_lists(proj, width, height, tile_size)
