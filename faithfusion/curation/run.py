@@ -50,7 +50,7 @@ from torch import Tensor
 from faithfusion.cameras import Camera
 from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
-from faithfusion.fusion.paths import ramp_shifts
+from faithfusion.fixers.windows import ramp_shifts
 
 MARKER = "complete.json"
 RUNTIME_FIELDS = ("overwrite", "progress", "device", "max_seconds", "workers", "only")  # may differ between a run and its resume
