@@ -71,7 +71,7 @@ def evaluate_fixer_on_index(fixer: Any, index: str | Path, split: str = "test", 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from faithfusion.fixers.base import load_fixer
+    from faithfusion.fixers.load import load_fixer
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--index", required=True)

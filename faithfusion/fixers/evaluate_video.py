@@ -120,7 +120,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from faithfusion.fixers.base import load_fixer
+    from faithfusion.fixers.load import load_fixer
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", required=True)
