@@ -104,8 +104,8 @@ def plain(x: Any) -> Any:
 def config_record(cfg: CurateConfig) -> dict:
     """What must match for a run to resume another: the config less its runtime fields.
 
-    `kinds` is recorded as the kinds written, and only where they differ from the default ones (so that
-    folders curated before the field existed resume, and listing the default kinds changes nothing)."""
+    `kinds` is recorded as the kinds written, and only where they differ from the default ones (so that a
+    record without kinds means the default ones, and listing the default kinds changes nothing)."""
     d = plain(dataclasses.asdict(cfg))
     kinds = cfg.resolved_kinds()
     d.pop("kinds")
