@@ -2,7 +2,8 @@
 
 Each builder returns a small model in eval mode whose zero-initialised parts (adaLN modulations, output heads)
 are given random weights, so that its output depends on every input it takes; `identity=True` keeps them zero
-(an untrained fixer returns its input). SD-Turbo Difix is built on a tiny random SD-like repo written to disk.
+(an untrained fixer returns its input). SD-Turbo Difix and EIGent on CogVideoX are built on tiny random
+repos (hub layout) written to disk.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import string
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -91,6 +93,35 @@ def tiny_sd_turbo_difix(repo: Path, seed: int = 0, **fields) -> Difix:
     """SD-Turbo Difix on the tiny repo `repo` (offline); its LoRA and skips as the backbone initialises them."""
     torch.manual_seed(seed)
     return Difix(DifixConfig(backbone="sd-turbo", pretrained=str(repo), local_files_only=True, chunk=2, **fields))
+
+
+def write_tiny_cogvideox(root: Path) -> Path:
+    """A tiny random CogVideoX laid out like the hub repo (transformer/, vae/, scheduler/), via save_pretrained."""
+    diffusers = pytest.importorskip("diffusers")
+    try:
+        torch.manual_seed(0)
+        diffusers.AutoencoderKLCogVideoX(
+            block_out_channels=(8, 16, 16, 16), latent_channels=4, layers_per_block=1, norm_num_groups=4,
+            sample_height=32, sample_width=32,
+        ).save_pretrained(root / "vae")
+        diffusers.CogVideoXTransformer3DModel(
+            num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=8,
+            text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+            max_text_seq_length=8, use_rotary_positional_embeddings=True,
+        ).save_pretrained(root / "transformer")
+        diffusers.CogVideoXDDIMScheduler(prediction_type="v_prediction", rescale_betas_zero_snr=True, clip_sample=False,
+                                         timestep_spacing="trailing").save_pretrained(root / "scheduler")
+    except (TypeError, ValueError, AttributeError) as err:
+        pytest.skip(f"diffusers cannot build a tiny CogVideoX config here: {err}")
+    return root
+
+
+def tiny_eigent_cogvideox(repo: Path, seed: int = 0, **fields):
+    """EIGent on the tiny CogVideoX `repo` (offline), with LoRA on its attention."""
+    from faithfusion.fixers.eigent import EIGentCogVideoX, EIGentCogVideoXConfig
+
+    torch.manual_seed(seed)
+    return EIGentCogVideoX(EIGentCogVideoXConfig(pretrained=str(repo), local_files_only=True, lora_rank=2, **fields)).eval()
 
 
 def smooth_video(b: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:  # [b, t, h, w, 3], drifting slowly

@@ -14,7 +14,16 @@ import pytest
 import torch
 
 from faithfusion.fixers import Fixer, FixerOutput, load_fixer
-from tests.fixer_fixtures import smooth_video, tiny_difix, tiny_eigent, tiny_genfusion, tiny_sd_turbo_difix, write_tiny_sd_turbo
+from tests.fixer_fixtures import (
+    smooth_video,
+    tiny_difix,
+    tiny_eigent,
+    tiny_eigent_cogvideox,
+    tiny_genfusion,
+    tiny_sd_turbo_difix,
+    write_tiny_cogvideox,
+    write_tiny_sd_turbo,
+)
 
 B, T, H, W = 2, 4, 32, 48
 
@@ -34,7 +43,13 @@ def _sd_turbo(tmp_path_factory) -> Callable[..., Fixer]:
     return lambda seed=0, identity=False: tiny_sd_turbo_difix(repo, seed).eval()
 
 
-KINDS = ["difix", "difix-sd-turbo", "eigent", "genfusion"]
+def _cogvideox(tmp_path_factory) -> Callable[..., Fixer]:
+    pytest.importorskip("peft")
+    repo = write_tiny_cogvideox(tmp_path_factory.mktemp("tiny-cogvideox"))
+    return lambda seed=0, identity=False: tiny_eigent_cogvideox(repo, seed)
+
+
+KINDS = ["difix", "difix-sd-turbo", "eigent", "eigent-cogvideox", "genfusion"]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -46,6 +61,8 @@ def kind(request, tmp_path_factory) -> tuple[str, Kind]:
         return name, Kind(_sd_turbo(tmp_path_factory), frozenset({"ref"}), identity_at_init=False)
     if name == "eigent":
         return name, Kind(tiny_eigent, frozenset({"ref", "eig"}))
+    if name == "eigent-cogvideox":  # the reference view is not used by this backbone
+        return name, Kind(_cogvideox(tmp_path_factory), frozenset({"eig"}), identity_at_init=False)
     return name, Kind(tiny_genfusion, frozenset({"ref", "depth"}))
 
 

@@ -33,6 +33,7 @@ from tests.fixer_fixtures import (
     tiny_difix as shared_tiny_difix,
     tiny_eigent,
     tiny_genfusion,
+    write_tiny_cogvideox,
 )
 
 
@@ -408,27 +409,6 @@ def test_train_config_lr_and_model_choice(tmp_path):
 
 
 # --- EIGent on a tiny random CogVideoX ---------------------------------------------------------
-
-
-def write_tiny_cogvideox(root: Path) -> Path:
-    """A tiny random CogVideoX laid out like the hub repo (transformer/, vae/, scheduler/), via save_pretrained."""
-    diffusers = pytest.importorskip("diffusers")
-    try:
-        torch.manual_seed(0)
-        diffusers.AutoencoderKLCogVideoX(
-            block_out_channels=(8, 16, 16, 16), latent_channels=4, layers_per_block=1, norm_num_groups=4,
-            sample_height=32, sample_width=32,
-        ).save_pretrained(root / "vae")
-        diffusers.CogVideoXTransformer3DModel(
-            num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=8,
-            text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
-            max_text_seq_length=8, use_rotary_positional_embeddings=True,
-        ).save_pretrained(root / "transformer")
-        diffusers.CogVideoXDDIMScheduler(prediction_type="v_prediction", rescale_betas_zero_snr=True, clip_sample=False,
-                                         timestep_spacing="trailing").save_pretrained(root / "scheduler")
-    except (TypeError, ValueError, AttributeError) as err:
-        pytest.skip(f"diffusers cannot build a tiny CogVideoX config here: {err}")
-    return root
 
 
 @pytest.fixture(scope="module")
