@@ -103,7 +103,8 @@ def test_is_a_fixer(model):
     assert isinstance(model, Fixer)
 
 
-@pytest.mark.parametrize("use", [set(), {"ref"}, {"eig"}, {"ref", "eig"}, {"ref", "eig", "depth"}], ids=lambda u: "+".join(sorted(u)) or "plain")
+@pytest.mark.parametrize("use", [set(), {"ref"}, {"eig"}, {"ref", "eig"}, {"ref", "eig", "depth"}],
+                         ids=lambda u: "+".join(sorted(u)) or "plain")
 def test_output_shape_dtype_device_and_range(model, use):
     x = inputs()
     check_output(fix(model, x, use), x["images"], use)

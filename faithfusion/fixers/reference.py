@@ -18,7 +18,8 @@ class ReferencePicker:
 
     def __init__(self, ids: list[int], cameras: list[Camera]) -> None:
         if len(ids) != len(cameras) or not ids:
-            raise ValueError(f"ReferencePicker: needs one camera per training view, got {len(ids)} ids and {len(cameras)} cameras")
+            raise ValueError(f"ReferencePicker: needs one camera per training view, "
+                             f"got {len(ids)} ids and {len(cameras)} cameras")
         self.ids = list(ids)
         self._members = set(self.ids)
         self.centres = torch.stack([c.center.cpu() for c in cameras])  # [V, 3]
