@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from faithfusion.fixers.curate import CurateConfig, SynthOracle, curate, ramp_shifts
+from faithfusion.curation import CurateConfig, curate
+from faithfusion.curation.ground_truth import SynthOracle
+from faithfusion.fixers.windows import ramp_shifts
 from faithfusion.fixers.dataset import read_index, read_video_index
 
 H, W = 32, 48
@@ -184,7 +186,7 @@ def test_merge_indexes_keeps_every_file_and_renames_clashing_scenes(curated, tmp
 
 
 def test_video_only_curation_writes_the_same_windows_and_nothing_else(curated, tmp_path, monkeypatch):
-    import faithfusion.fixers.curate as curate_mod
+    import faithfusion.curation.scene_samples as curate_mod
     from faithfusion.fixers.dataset import VideoFixerDataset
 
     cfg, _ = curated
@@ -225,7 +227,7 @@ def test_video_only_curation_writes_the_same_windows_and_nothing_else(curated, t
 
 
 def test_config_record_of_the_default_kinds_is_unchanged(curated):
-    from faithfusion.fixers.curate import IMAGE_KINDS, config_record
+    from faithfusion.curation.config import IMAGE_KINDS, config_record
 
     cfg, _ = curated  # folders curated before `kinds` existed record no kinds, and resume
     assert "kinds" not in config_record(cfg) and "kinds" not in yaml_record(cfg.out)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import string
 from pathlib import Path
 
 import pytest
@@ -15,40 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from faithfusion.fixers import Difix, DifixConfig, load_fixer  # noqa: E402
 from faithfusion.fixers.difix_sdturbo import JointViewsAttnProcessor, one_step_x0  # noqa: E402
-
-
-def write_tiny_sd_turbo(root: Path) -> Path:
-    """A tiny SD-like repo: unet/, vae/, text_encoder/, tokenizer/, scheduler/ written with save_pretrained."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    max_len = 16
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase:
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    tok_dir = root / "_tok_src"
-    tok_dir.mkdir(parents=True)
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=max_len).save_pretrained(root / "tokenizer")
-    CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=max_len, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    )).save_pretrained(root / "text_encoder")
-    UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
-    ).save_pretrained(root / "unet")
-    AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(8, 16, 16), latent_channels=4, layers_per_block=1, norm_num_groups=4, sample_size=32,
-    ).save_pretrained(root / "vae")
-    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                  prediction_type="epsilon").save_pretrained(root / "scheduler")
-    return root
+from tests.fixer_fixtures import tiny_sd_turbo_difix, write_tiny_sd_turbo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +23,7 @@ def tiny_repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(tiny_repo) -> Difix:
-    torch.manual_seed(0)
-    return Difix(DifixConfig(backbone="sd-turbo", pretrained=str(tiny_repo), local_files_only=True, chunk=2))
+    return tiny_sd_turbo_difix(tiny_repo)
 
 
 @pytest.fixture(autouse=True)

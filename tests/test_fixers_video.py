@@ -13,19 +13,28 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from faithfusion.fixers import Difix, DifixConfig, Fixer, FixerOutput, load_fixer
+from faithfusion.fixers import Difix, Fixer, FixerOutput, load_fixer
 from faithfusion.fixers.base import WEIGHTS_NAME
 from faithfusion.fixers.dataset import VideoFixerDataset, collate, read_index, read_video_index
-from faithfusion.fixers.eigent import EIGent, EIGentConfig, causal_time_pool
+from faithfusion.fixers.eigent import EIGent, causal_time_pool
 from faithfusion.fixers.genfusion import (
     GenFusion,
-    GenFusionConfig,
     denormalise_disparity,
     disparity_range,
     normalise_disparity,
 )
 from faithfusion.fixers.losses import FixerLoss, temporal_difference_l1
 from faithfusion.fixers.train import FixerTrainConfig, train_fixer
+from tests.fixer_fixtures import (
+    TINY_EIGENT,
+    TINY_EIGENT_DIFIX,
+    TINY_GENFUSION,
+    smooth_video,
+    tiny_difix as shared_tiny_difix,
+    tiny_eigent,
+    tiny_genfusion,
+    write_tiny_cogvideox,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,36 +45,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-TINY_EIGENT = EIGentConfig(difix_channels=(8, 16), difix_dim=16, difix_depth=1, difix_heads=2, latent_channels=4, dim=16,
-                           heads=2, coarse_depth=1, fine_depth=1, mlp_ratio=2.0, context_width=8)
-TINY_GENFUSION = GenFusionConfig(channels=(8, 16), dim=16, heads=2, coarse_depth=1, fine_depth=1, mlp_ratio=2.0)
 T, H, W = 16, 48, 64
-
-
-def randomise(model: torch.nn.Module, std: float = 0.1) -> torch.nn.Module:
-    """Give the zero-initialised parts (adaLN, heads) weights, so that outputs depend on everything."""
-    for name, mod in model.named_modules():
-        if name.endswith("ada") or name.endswith("head.1"):
-            torch.nn.init.normal_(mod.weight, std=std)
-    return model.eval()
-
-
-def tiny_eigent(seed: int = 0) -> EIGent:
-    torch.manual_seed(seed)
-    return randomise(EIGent(TINY_EIGENT))
-
-
-def tiny_genfusion(seed: int = 0) -> GenFusion:
-    torch.manual_seed(seed)
-    return randomise(GenFusion(TINY_GENFUSION))
-
-
-def smooth_video(b: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:  # [b, t, h, w, 3], drifting slowly
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(b, 3, max(2, h // 8), max(2, w // 8) + t, generator=g)
-    frames = [low[..., i:i + max(2, w // 8)] for i in range(t)]
-    x = torch.stack([F.interpolate(f, size=(h, w), mode="bicubic", align_corners=False) for f in frames], dim=1)
-    return x.clamp(0, 1).permute(0, 1, 3, 4, 2)
 
 
 # --- EIGent -----------------------------------------------------------------------------------
@@ -136,7 +116,7 @@ def test_windows_are_independent_and_frames_interact():
 
 def test_difix_branch_loads_a_compact_difix():
     torch.manual_seed(0)
-    difix = Difix(DifixConfig(channels=(8, 16), dim=16, depth=1, heads=2, mlp_ratio=2.0)).eval()
+    difix = Difix(TINY_EIGENT_DIFIX).eval()
     for b in difix.net.blocks:
         torch.nn.init.normal_(b.ada.weight, std=0.1)
     m = EIGent(TINY_EIGENT).eval()
@@ -151,8 +131,8 @@ def test_difix_branch_loads_a_compact_difix():
 
 
 def tiny_difix(seed: int = 0) -> Difix:
-    torch.manual_seed(seed)
-    return randomise(Difix(DifixConfig(channels=(8, 16), dim=16, depth=1, heads=2, mlp_ratio=2.0)))
+    """A compact Difix that fits TINY_EIGENT's Difix branch."""
+    return shared_tiny_difix(seed, config=TINY_EIGENT_DIFIX)
 
 
 def test_eigent_on_difix_starts_as_the_eig_gated_blend_of_render_and_difix():
@@ -197,20 +177,6 @@ def test_eigent_on_difix_refuses_what_does_not_fit():
         EIGent.on_difix(tiny_difix(), gate_open=1.0, mlp_ratio=2.0)
     with pytest.raises(ValueError, match="compact Difix"):
         EIGent.on_difix(torch.nn.Linear(2, 2))
-
-
-def test_save_load_round_trip_identical(tmp_path):
-    x, ref, eig = smooth_video(1, T, H, W), torch.rand(1, H, W, 3), torch.rand(1, T, H, W)
-    depth = 2 + 8 * torch.rand(1, T, H, W)
-    for name, m, kw in (("e", tiny_eigent(3), {"eig": eig}), ("g", tiny_genfusion(3), {"depth": depth})):
-        m.save_pretrained(tmp_path / name)
-        assert (tmp_path / name / WEIGHTS_NAME).is_file()
-        want = m.fix(x, ref, **kw)
-        for loaded in (type(m).from_pretrained(tmp_path / name), load_fixer(tmp_path / name)):
-            assert type(loaded) is type(m) and loaded.config == m.config
-            got = loaded.fix(x, ref, **kw)
-            assert torch.equal(got.images, want.images)
-            assert (got.depth is None) == (want.depth is None) and (got.depth is None or torch.equal(got.depth, want.depth))
 
 
 # --- GenFusion --------------------------------------------------------------------------------
@@ -443,27 +409,6 @@ def test_train_config_lr_and_model_choice(tmp_path):
 
 
 # --- EIGent on a tiny random CogVideoX ---------------------------------------------------------
-
-
-def write_tiny_cogvideox(root: Path) -> Path:
-    """A tiny random CogVideoX laid out like the hub repo (transformer/, vae/, scheduler/), via save_pretrained."""
-    diffusers = pytest.importorskip("diffusers")
-    try:
-        torch.manual_seed(0)
-        diffusers.AutoencoderKLCogVideoX(
-            block_out_channels=(8, 16, 16, 16), latent_channels=4, layers_per_block=1, norm_num_groups=4,
-            sample_height=32, sample_width=32,
-        ).save_pretrained(root / "vae")
-        diffusers.CogVideoXTransformer3DModel(
-            num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=8,
-            text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
-            max_text_seq_length=8, use_rotary_positional_embeddings=True,
-        ).save_pretrained(root / "transformer")
-        diffusers.CogVideoXDDIMScheduler(prediction_type="v_prediction", rescale_betas_zero_snr=True, clip_sample=False,
-                                         timestep_spacing="trailing").save_pretrained(root / "scheduler")
-    except (TypeError, ValueError, AttributeError) as err:
-        pytest.skip(f"diffusers cannot build a tiny CogVideoX config here: {err}")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from faithfusion.fixers.curate import CurateConfig, curate
+from faithfusion.curation import CurateConfig, curate
 from faithfusion.fixers.dataset import MergeConfig, merge_indexes
 from faithfusion.fixers.train import FixerTrainConfig, train_fixer
 
@@ -42,7 +42,7 @@ class FixerEvaluateConfig:
 
 
 def run_fixer_evaluate(cfg: FixerEvaluateConfig) -> dict:
-    from faithfusion.fixers.base import load_fixer
+    from faithfusion.fixers.load import load_fixer
     from faithfusion.fixers.evaluate import evaluate_fixer_on_index
 
     res = evaluate_fixer_on_index(load_fixer(cfg.model), cfg.index, cfg.split, cfg.kinds or None, cfg.shifts or None,
@@ -83,7 +83,7 @@ class FixerEvaluateVideoConfig:
 
 
 def run_fixer_evaluate_video(cfg: FixerEvaluateVideoConfig) -> dict:
-    from faithfusion.fixers.base import load_fixer
+    from faithfusion.fixers.load import load_fixer
     from faithfusion.fixers.evaluate_video import evaluate_video_fixer_on_index, parse_overrides
 
     overrides = parse_overrides(list(cfg.override))

@@ -2,8 +2,8 @@
 
 A fixer takes rendered frames (and optionally a reference view, per-pixel EIG and depth) and
 returns repaired frames. Saved fixers follow diffusers' habit: a folder with `config.json`
-(the model's config dataclass plus `_class_name`) and `model.safetensors`. `load_fixer(dir)`
-reads `_class_name` and rebuilds the right class through the registry.
+(the model's config dataclass plus `_class_name`) and `model.safetensors`; `register_fixer` makes a
+class findable by that name (`faithfusion.fixers.load.load_fixer` rebuilds any saved fixer).
 """
 
 from __future__ import annotations
@@ -173,13 +173,3 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     if not (Path(directory) / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{directory}: no {WEIGHTS_NAME}")
     return json.loads(path.read_text())
-
-
-def load_fixer(directory: str | Path, map_location: str | torch.device = "cpu", **overrides: Any) -> FixerModel:
-    """Rebuild whichever registered fixer class `directory/config.json` names."""
-    import faithfusion.fixers  # noqa: F401  (registers the built-in fixers)
-
-    name = read_config(directory).get("_class_name")
-    if name not in _REGISTRY:
-        raise ValueError(f"{directory}: unknown fixer class {name!r}; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name].from_pretrained(directory, map_location=map_location, **overrides)

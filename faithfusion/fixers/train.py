@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 
 from faithfusion.eval.metrics import psnr
-from faithfusion.fixers.base import load_fixer
+from faithfusion.fixers.load import load_fixer
 from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1

@@ -9,7 +9,7 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    and the fixer's condition c = g itself, the calibrated map the fixers were trained on (curation writes
    the same `EigSession.eig` output; EIGent clamps it to [0, 1] and derives its own mask);
 3. the renders are repaired: by EIGent (video, windows along the path, conditioned on c) while the
-   shift is <= 3 m, by Difix (per frame, nearest captured image as reference) after; Difix, which takes no
+   shift is <= 3 m, by Difix (per frame, its own captured image as reference) after; Difix, which takes no
    EIG, is blended with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high,
    left alone where the reconstruction is already constrained;
 4. the repaired views join the fused pool with View.weight = w, and are added to H_train with pixel
@@ -110,10 +110,10 @@ class FaithFusionMethod:
                 else:
                     weight, cond = None, r.rgb.new_ones(len(cams), h, w)
                 if use_video:
-                    ref = self.refs.for_cameras([cams[len(cams) // 2]]).to(r.rgb.device)
+                    ref = self.refs.for_cameras(cams[:1], ids[:1]).to(r.rgb.device)  # the first frame's, as curated
                     fixed = self.video.fixer.fix(r.rgb[None], ref=ref, eig=cond[None]).images[0]
                 else:
-                    refs = self.refs.for_cameras(cams).to(r.rgb.device)
+                    refs = self.refs.for_cameras(cams, ids).to(r.rgb.device)
                     fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
                     if session is not None and self.sched.difix_blend:  # repaint where EIG is high, keep the render elsewhere
                         m = torch.stack([cal.soft_mask(g, mp.covered) for mp, g in maps])[..., None]  # [T, H, W, 1]

@@ -56,7 +56,7 @@ def identity_fixer(kind: str) -> Fixer:
 
 def choose_fixer(spec: str | Path | None, kind: str, device: torch.device | str = "cpu", flag: str = "--fixer") -> ChosenFixer:
     """Resolve a `--fixer` / `--video-fixer` value for a fixer of `kind`."""
-    from faithfusion.fixers.base import load_fixer
+    from faithfusion.fixers.load import load_fixer
 
     if spec is not None and str(spec) == IDENTITY:
         print(f"WARNING: {flag} identity: using an UNTRAINED identity-initialised {kind} model; "

@@ -1,9 +1,9 @@
 """GenFusion as a schedule: cyclic RGB-D repair of windows along the novel path.
 
 Warm-up 1000 published steps; then every 1000 steps: render 16-frame RGB-D windows along the
-lane-shifted camera paths, repair them with the GenFusion video fixer (reference: the nearest captured
-image), and REPLACE the regularisation pool with them (RGB targets plus depth on `View.depth`). The
-pool's loss weight follows lambda * sin(pi * (it - start) / (until - start)), set before every step.
+lane-shifted camera paths, repair them with the GenFusion video fixer (reference: the captured image of
+the window's first frame), and REPLACE the regularisation pool with them (RGB targets plus depth on
+`View.depth`). The pool's loss weight follows lambda * sin(pi * (it - start) / (until - start)), set before every step.
 Densification is the sparsity-aware strategy ("sparsity", faithfusion/train/sparsity.py).
 
 `crop` is GenFusion's masked-reconstruction protocol: the captured images count only in their central
@@ -91,7 +91,7 @@ class GenFusionMethod:
             for ids in windows(self.scene, self.scene.train_ids, self.sched.window):
                 cams = [self.scene.shifted_camera(i, shift, self.scale) for i in ids]
                 r = render_cameras(trainer, cams)
-                ref_id = self.refs.nearest_id(cams[len(cams) // 2])
+                ref_id = self.refs.nearest_id(cams[0], ids[0])  # the first frame's, as curated
                 ref = self.refs.image(ref_id)[None].to(r.rgb.device)  # [1, H, W, 3]
                 # the reference is RGB-D, as in training: its depth rendered from its own (captured) camera
                 ref_depth = render_cameras(trainer, [self.scene.camera(ref_id, self.scale)]).depth  # [1, H, W]

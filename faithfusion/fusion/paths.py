@@ -12,6 +12,7 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera, interpolate_pose
 from faithfusion.data.scene import SceneData
+from faithfusion.fixers.windows import ramp_shifts  # noqa: F401  (the ramp the video fixers were curated with)
 
 
 def target_cameras(scene: SceneData, ids: list[int], shifts: tuple[float, ...], scale: float = 1.0) -> list[Camera]:
@@ -76,9 +77,3 @@ def windows(scene: SceneData, ids: list[int], length: int) -> list[list[int]]:
     for seq in sequences(scene, ids):
         out.extend(seq[k : k + length] for k in range(0, len(seq), max(1, length)))
     return out
-
-
-def ramp_shifts(d: float, frames: int, ramp: int) -> list[float]:
-    """Per-frame shifts of a window: `ramp` frames from 0 to d (linear), then d (FaithFusion's lateral ramp)."""
-    r = max(2, min(ramp, frames))
-    return [d * min(j / (r - 1), 1.0) + 0.0 for j in range(frames)]  # + 0.0: no -0.0

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.data.scene import SceneData
+from faithfusion.fixers.reference import ReferencePicker
 from faithfusion.train.views import View, ViewPool
 
 
@@ -40,18 +41,18 @@ def render_cameras(trainer, cameras: list[Camera], alpha_min: float = 1e-3) -> R
 
 
 class ReferenceImages:
-    """The nearest captured image to a camera (Difix's reference view), loaded once per frame. With
-    `visible(height, width) -> [H, W] bool` the images are mid-grey outside it (what a masked protocol shows)."""
+    """The fixers' reference view of a camera (`faithfusion.fixers.reference`'s rule, as in their training data),
+    loaded once per frame. With `visible(height, width) -> [H, W] bool` the images are mid-grey outside it (what a
+    masked protocol shows)."""
 
     def __init__(self, scene: SceneData, ids: list[int], scale: float = 1.0, visible=None) -> None:
-        from faithfusion.fusion.paths import centers
-
         self.scene, self.ids, self.scale, self.visible = scene, list(ids), scale, visible
-        self._centers = centers([scene.camera(i, scale) for i in self.ids])  # [M, 3]
+        self.picker = ReferencePicker(self.ids, [scene.camera(i, scale) for i in self.ids])
         self._cache: dict[int, Tensor] = {}
 
-    def nearest_id(self, camera: Camera) -> int:
-        return self.ids[int(torch.argmin((self._centers - camera.center.cpu()).norm(dim=-1)))]
+    def nearest_id(self, camera: Camera, frame: int | None = None) -> int:
+        """Frame index of the reference of `camera`, rendered from captured frame `frame` (None: no frame)."""
+        return self.picker.pick(camera, frame)
 
     def image(self, index: int) -> Tensor:  # [H, W, 3]
         if index not in self._cache:
@@ -61,8 +62,8 @@ class ReferenceImages:
             self._cache[index] = img
         return self._cache[index]
 
-    def for_cameras(self, cameras: list[Camera]) -> Tensor:  # [N, H, W, 3]
-        return torch.stack([self.image(self.nearest_id(c)) for c in cameras])
+    def for_cameras(self, cameras: list[Camera], frames: list[int] | None = None) -> Tensor:  # [N, H, W, 3]
+        return torch.stack([self.image(i) for i in self.picker.pick_all(cameras, frames)])
 
 
 def make_views(
