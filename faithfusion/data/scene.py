@@ -154,14 +154,5 @@ def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:
     return train, test
 
 
-def save_json_atomic(path: Path, payload: dict | list) -> None:
-    """Write JSON through a temporary file so that no reader sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
-
-
 def to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)

@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from faithfusion.utils.jsonio import to_plain
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -70,18 +72,6 @@ def registered_fixers() -> dict[str, type["FixerModel"]]:
     return dict(_REGISTRY)
 
 
-def _to_jsonable(x: Any) -> Any:
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, tuple):
-        return [_to_jsonable(v) for v in x]
-    if isinstance(x, list):
-        return [_to_jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _to_jsonable(v) for k, v in x.items()}
-    return x
-
-
 def _from_jsonable(cls: type, data: dict[str, Any]) -> Any:
     """Build config dataclass `cls` from JSON, turning lists back into tuples where the default is a tuple."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -126,7 +116,7 @@ class FixerModel(nn.Module):
         self.load_state_dict(state, strict=False)
 
     def config_dict(self) -> dict[str, Any]:
-        return {"_class_name": type(self).__name__, **_to_jsonable(dataclasses.asdict(self.config))}
+        return {"_class_name": type(self).__name__, **to_plain(dataclasses.asdict(self.config))}
 
     # --- files -----------------------------------------------------------------------------
 

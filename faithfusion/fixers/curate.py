@@ -48,7 +48,9 @@ from PIL import Image
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.data.scene import SceneData, save_json_atomic
+from faithfusion.data.scene import SceneData
+from faithfusion.utils.jsonio import save_json_atomic
+from faithfusion.utils.progress import ProgressBar
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
 from faithfusion.fusion.paths import ramp_shifts
 
@@ -289,7 +291,8 @@ def snapshot_steps(steps: int) -> list[int]:
 def train_with_snapshots(job: SceneJob, scene: SceneData, cfg: CurateConfig) -> tuple[Any, dict[int, Path]]:
     """Train (resuming from the newest snapshot) and save a checkpoint at every snapshot step."""
     from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-    from faithfusion.train.trainer import Trainer, resolve_device
+    from faithfusion.train.trainer import Trainer
+    from faithfusion.utils.device import resolve_device
 
     rcfg = recon_config(job, cfg)
     trainer = Trainer(scene, rcfg, resolve_device(cfg.device))
@@ -718,30 +721,6 @@ def write_index(root: Path, jobs: list[SceneJob]) -> list[dict]:
     return samples
 
 
-class _Progress:
-    """A rich bar over samples, with the current scene and kind."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("[bold]curate {task.fields[what]}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), disable=not enabled)
-        self.task = self.bar.add_task("curate", total=None, what="")
-
-    def __enter__(self) -> "_Progress":
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-    def start(self, what: str, total: int) -> None:
-        self.bar.reset(self.task, total=total, what=what)
-
-    def tick(self, what: str) -> None:
-        self.bar.advance(self.task)
-
-
 def _worker(cfg: CurateConfig) -> None:
     curate_scenes(cfg, scene_jobs(cfg), time.perf_counter())
 
@@ -768,7 +747,7 @@ def curate_scenes(cfg: CurateConfig, jobs: list[SceneJob], t0: float) -> tuple[l
     """Curate the incomplete scenes of `jobs` (those in `cfg.only`, when given) in this process."""
     root = Path(cfg.out)
     done, skipped, pending = [], [], []
-    with _Progress(cfg.progress) as bar:
+    with ProgressBar("curate {task.fields[what]}", enabled=cfg.progress, what="") as bar:
         for job in jobs:
             if cfg.only and job.name not in cfg.only:
                 continue
@@ -778,8 +757,8 @@ def curate_scenes(cfg: CurateConfig, jobs: list[SceneJob], t0: float) -> tuple[l
             if cfg.max_seconds > 0 and time.perf_counter() - t0 > cfg.max_seconds:
                 pending.append(job.name)
                 continue
-            bar.start(f"{job.name} ({job.split})", total=None)
-            curate_scene(job, cfg, bar.tick)
+            bar.restart(None, what=f"{job.name} ({job.split})")
+            curate_scene(job, cfg, bar.advance)
             done.append(job.name)
     return done, skipped, pending
 

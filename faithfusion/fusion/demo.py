@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from faithfusion.data.scene import save_json_atomic
+from faithfusion.utils.jsonio import save_json_atomic
 from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, GenFusionSchedule
 from faithfusion.fusion.fixers import WEIGHTS_ROOT
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faithfusion.data.scene import SceneData, save_json_atomic
+from faithfusion.data.scene import SceneData
 from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer, choose_fixer
 from faithfusion.fusion.rounds import jsonl_logger, run_rounds
-from faithfusion.train.recon import eval_ids, finish_run, load_scene_for, prepare_run_folder, to_plain, write_config
-from faithfusion.train.trainer import Trainer, resolve_device
+from faithfusion.train.recon import eval_ids, finish_run, load_scene_for, prepare_run_folder, write_config
+from faithfusion.utils.device import resolve_device
+from faithfusion.utils.jsonio import save_json_atomic, to_plain
+from faithfusion.train.trainer import Trainer
 
 IDENTITY_WARNING = "UNTRAINED identity-initialised fixer(s): the fused views are the model's own renders"
 
