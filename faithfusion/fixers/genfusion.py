@@ -23,7 +23,7 @@ normalised with the WINDOW's lo, hi and clamped to [0, 1]. Back: disparity = lo 
 floored at the window's smallest valid disparity, depth = 1 / disparity: a repaired point is never
 farther than the window's farthest render (and an untrained model returns the render's depth).
 
-Why quantiles (benchmarks/diagnose_genfusion_depth.py): a single floater a metre from the camera
+Why quantiles (benchmarks/record/diagnose_genfusion_depth.py): a single floater a metre from the camera
 sets hi = 1 / 1.3 m^-1 on a window whose surfaces lie at 3-70 m, and squeezes every real surface
 into the bottom few percent of [0, 1], which the model, trained on 192 px crops with ranges of the
 usual width, misreads (held-out seed 9: depth abs rel 0.44 with min/max against 0.27 for the

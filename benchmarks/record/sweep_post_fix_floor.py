@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for common
 from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 from faithfusion.eval.lane_shift import evaluate_lane_shift  # noqa: E402
