@@ -1,4 +1,4 @@
-"""The fusion comparison (issue 7): every method on several held-out SynthStreet seeds, the same step budget.
+"""The fusion comparison: every method on several held-out SynthStreet seeds, the same step budget.
 
     python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--steps N]
         [--methods 3dgs difix3d difix3d+ faithfusion faithfusion-no-eig] [--result benchmarks/results/NAME.json]
