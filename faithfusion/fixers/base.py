@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from faithfusion.utils.atomic import atomic_write
 from faithfusion.utils.jsonio import to_plain
 
 CONFIG_NAME = "config.json"
@@ -126,9 +127,8 @@ class FixerModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.saved_state_dict().items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "class": type(self).__name__})
-        tmp.replace(directory / WEIGHTS_NAME)
+        metadata = {"format": "pt", "class": type(self).__name__}
+        atomic_write(directory / WEIGHTS_NAME, save=lambda tmp: save_file(state, str(tmp), metadata=metadata))
         (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
         return directory
 

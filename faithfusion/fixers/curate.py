@@ -49,6 +49,7 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.data.scene import SceneData
+from faithfusion.utils.atomic import atomic_write
 from faithfusion.utils.jsonio import save_json_atomic
 from faithfusion.utils.progress import ProgressBar
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
@@ -177,10 +178,7 @@ def prepare_out(cfg: CurateConfig) -> None:
             for name in ("samples", "recon", "index.json", "summary.json"):
                 p = out / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(record, sort_keys=False))
-    tmp.replace(path)
+    atomic_write(path, yaml.safe_dump(record, sort_keys=False))
 
 
 @dataclass
@@ -394,10 +392,7 @@ def save_png(path: Path, img: Tensor | np.ndarray) -> None:
     arr = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    tmp.replace(path)
+    atomic_write(path, save=lambda tmp: Image.fromarray(arr).save(tmp))
 
 
 def save_map(path: Path, m: Tensor | np.ndarray) -> None:
