@@ -58,10 +58,11 @@ def test_atomic_write_keeps_the_old_file_and_removes_the_temporary_on_failure(tm
         atomic_write(path)
 
 
-def test_atomic_write_keeps_the_suffix_for_writers_that_infer_the_format(tmp_path):
+def test_atomic_write_writes_through_a_hidden_tmp_file_in_the_same_folder(tmp_path):
     seen = []
-    atomic_write(tmp_path / "img.png", save=lambda tmp: (seen.append(tmp.suffix), tmp.write_bytes(b"x")))
-    assert seen == [".png"] and (tmp_path / "img.png").read_bytes() == b"x"
+    atomic_write(tmp_path / "img.png", save=lambda tmp: (seen.append(tmp), tmp.write_bytes(b"x")))
+    assert seen[0].parent == tmp_path and seen[0].name.startswith(".img.png.") and seen[0].suffix == ".tmp"
+    assert (tmp_path / "img.png").read_bytes() == b"x"
 
 
 def test_atomic_torch_save_round_trip(tmp_path):

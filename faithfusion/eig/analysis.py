@@ -389,7 +389,7 @@ def plot_analysis(result: dict, path: Path) -> None:
         for ax in row:
             ax.grid(alpha=0.3)
     fig.tight_layout()
-    atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110))
+    atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 

@@ -31,7 +31,7 @@ def save_png(path: Path, rgb: np.ndarray | Tensor) -> None:
     a = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
     if a.dtype != np.uint8:
         a = (np.clip(a, 0.0, 1.0) * 255).round().astype(np.uint8)
-    atomic_write(path, save=lambda tmp: iio.imwrite(tmp, a))
+    atomic_write(path, save=lambda tmp: iio.imwrite(tmp, a, extension=".png"))
 
 
 def save_heatmap(path: Path, values: np.ndarray | Tensor, vmin: float = 0.0, vmax: float | None = None, cmap: str = "inferno") -> None:

@@ -136,7 +136,7 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110))
+    atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 

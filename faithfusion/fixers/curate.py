@@ -392,7 +392,7 @@ def save_png(path: Path, img: Tensor | np.ndarray) -> None:
     arr = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    atomic_write(path, save=lambda tmp: Image.fromarray(arr).save(tmp))
+    atomic_write(path, save=lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
 
 
 def save_map(path: Path, m: Tensor | np.ndarray) -> None:

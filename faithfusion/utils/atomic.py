@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 
 def temporary_path(path: Path) -> Path:
-    """A fresh hidden name next to `path` that keeps its suffix (writers that infer the format from it still work)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    """A fresh hidden name next to `path`, ending in `.tmp`: `.{name}.{pid}.{random}.tmp`."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def _fsync(path: Path) -> None:
@@ -25,7 +25,8 @@ def _fsync(path: Path) -> None:
 def atomic_write(path: Path | str, data: bytes | str | None = None, *, save: Callable[[Path], Any] | None = None) -> Path:
     """Write `data` (bytes, or text as UTF-8) or let `save(tmp)` write a file, then rename it over `path`.
 
-    Exactly one of `data` and `save` is given. Parent folders are created. Returns `path`.
+    Exactly one of `data` and `save` is given; `save` must name the file format itself (the temporary name
+    ends in `.tmp`, so nothing can be inferred from it). Parent folders are created. Returns `path`.
     """
     if (data is None) == (save is None):
         raise ValueError("atomic_write takes either data or save, not both or neither")
