@@ -7,7 +7,6 @@ cameras fit a unit-sized region. `SceneTransform.to_world` maps any output back 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
