@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import git_commit, timed, write_json
+from common import git_commit, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,6 +29,7 @@ from faithfusion.eig.jacobian import view_quantities  # noqa: E402
 from faithfusion.eig.maps import composite_scalar  # noqa: E402
 from faithfusion.eig.session import build_session  # noqa: E402
 from faithfusion.render.raster import build_tile_lists, isect_tile_lists  # noqa: E402
+from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +75,7 @@ def main() -> None:
     freeze_strategy_steps(trainer)
     res["train_iteration_s"] = bench_train_step(trainer, [view], dev, 3, a.repeats)["median_s"]
     res["ratio_eig_map_over_train_iteration"] = res["eig_map_s"] / res["train_iteration_s"]
-    write_json(a.out, res)
+    save_json_atomic(a.out, res)
     print(json.dumps(res, indent=1))
 
 

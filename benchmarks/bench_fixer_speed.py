@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from common import device_name, git_commit, time_loop, write_json
+from common import device_name, git_commit, time_loop
 
 from faithfusion.fixers import Difix, DifixConfig, load_fixer
+from faithfusion.utils.jsonio import save_json_atomic
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"batch {args.batch}, ref {result['reference']}, {result['dtype']}: "
           f"{result['frames_per_second']:.1f} frames/s ({result['ms_per_frame']:.2f} ms/frame)")
     if args.result is not None:
-        write_json(args.result, result)
+        save_json_atomic(args.result, result)
     return result
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name, git_commit, write_json  # noqa: E402
+from common import device_name, git_commit  # noqa: E402
+from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 from faithfusion.eval.lane_shift import plot_lane_shift  # noqa: E402
 from faithfusion.commands.demo import DemoConfig, run_demo  # noqa: E402
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                 run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,),
                                     steps=a.steps, overwrite=True, **schedules))
                 demo = json.loads((folder / "demo.json").read_text())
-                write_json(done, {"by_magnitude": demo["by_magnitude"][method], "seconds": demo["seconds"][method],
+                save_json_atomic(done, {"by_magnitude": demo["by_magnitude"][method], "seconds": demo["seconds"][method],
                                   "notes": demo["notes"], "sizes": demo["sizes"]})
             rec = json.loads(done.read_text())
             run["by_magnitude"][method], run["seconds"][method] = rec["by_magnitude"], rec["seconds"]
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         "per_seed": {str(r["seed"]): {"by_magnitude": r["by_magnitude"], "seconds": r["seconds"]} for r in runs},
     }
     path = a.result or a.out / "fusion_comparison.json"
-    write_json(path, result)
+    save_json_atomic(path, result)
     plot_lane_shift(curves, path.with_suffix(".png"), title=f"SynthStreet seeds {a.seeds}: mean over seeds")
     for m, c in curves.items():
         print(m, "  ".join(f"{k} m: {v['psnr']:.2f}/{v.get('lpips', float('nan')):.3f}" for k, v in c.items()))

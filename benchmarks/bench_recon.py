@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import git_commit, sync, write_json
+from common import git_commit, sync
 
 from faithfusion.data.load import load_scene
 from faithfusion.eval.metrics import ssim_map
@@ -27,6 +27,7 @@ from faithfusion.train.init import camera_extent, init_gaussians
 from faithfusion.train.optim import build_optimizers
 from faithfusion.train.recon import run_recon
 from faithfusion.train.trainer import Trainer, real_views
+from faithfusion.utils.jsonio import save_json_atomic
 
 CONFIGS: dict[str, dict] = {
     "default": {},
@@ -145,7 +146,7 @@ def main() -> None:
 
 def write_result(args, result: dict) -> Path:
     """Rewrite the result JSON after every run so that a crash keeps what was measured."""
-    return write_json(args.result or args.out / "bench_recon.json", result)
+    return save_json_atomic(args.result or args.out / "bench_recon.json", result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name, git_commit, time_loop, write_json  # noqa: E402
+from common import device_name, git_commit, time_loop  # noqa: E402
+from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 from faithfusion.fixers import load_fixer  # noqa: E402
 from faithfusion.fixers.eigent import EIGent, EIGentConfig  # noqa: E402
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['dtype']}: {r['seconds_per_window']:.3f} s/window ({r['ms_per_frame']:.1f} ms/frame), "
               f"{r['parameters'] / 1e6:.2f} M parameters")
     if args.result is not None:
-        write_json(args.result, result)
+        save_json_atomic(args.result, result)
     return result
 
 

@@ -70,12 +70,3 @@ def time_loop(step: Callable[[], object], device: torch.device, warmup: int, n: 
         sync(device)
     return warm_s, time.perf_counter() - t0, out
 
-
-def write_json(path: Path, payload: dict) -> Path:
-    """Write a result JSON (parents created) and return its path."""
-    import json
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_json  # noqa: E402
+from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 from faithfusion.eval.lane_shift import evaluate_lane_shift  # noqa: E402
 from faithfusion.fusion.presets import PRESETS, preset  # noqa: E402
@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         result = evaluate_lane_shift(hook, scene, folder / "scene", list(sizes["shifts"]), sizes["frame_stride"])
         seconds = time.perf_counter() - t0
         (folder / name / "eval").mkdir(parents=True, exist_ok=True)
-        write_json(folder / name / "eval" / "lane_shift.json", result)
+        save_json_atomic(folder / name / "eval" / "lane_shift.json", result)
         note = (f"{name}: the finished {source} run of the seed (same training), evaluated through its render "
                 f"hook by benchmarks/eval_variant.py; seconds = {source}'s + this evaluation's")
-        write_json(folder / name / "demo_method.json", {
+        save_json_atomic(folder / name / "demo_method.json", {
             "by_magnitude": result["by_magnitude"], "seconds": rec["seconds"] + seconds, "eval_seconds": seconds,
             "notes": rec["notes"] + [note], "sizes": sizes})
         print(name, seed, {k: round(v["psnr"], 2) for k, v in result["by_magnitude"].items()}, f"{seconds:.0f} s")

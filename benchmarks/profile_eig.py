@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from bench_eig import add_view_args, run_view
-from common import device_name, git_commit, timed, write_json
+from common import device_name, git_commit, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,6 +32,7 @@ from faithfusion.eig.jacobian import view_quantities  # noqa: E402
 from faithfusion.eig.maps import acquisition, composite_scalar, eig_map, finish_map  # noqa: E402
 from faithfusion.gaussians.model import GaussianModel  # noqa: E402
 from faithfusion.render.raster import tile_lists  # noqa: E402
+from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 
 def random_scene(n: int, width: int, height: int, device: torch.device) -> tuple[GaussianModel, Camera]:
@@ -128,7 +129,7 @@ def main() -> None:
         print(cfg, {k: round(v * 1e3, 2) for k, v in res["configs"][cfg].items()}, flush=True)
     os.environ.pop("FAITHFUSION_EIG_TRITON", None)
     if dev.type != "cuda":
-        write_json(a.out, res)
+        save_json_atomic(a.out, res)
         return
     res["kernels_eig_map"] = profiled(lambda: eig_map(model, cam, H_train, backend=be))
     res["kernels_jacobian"] = profiled(lambda: view_quantities(*args, jacobian=True))
@@ -136,7 +137,7 @@ def main() -> None:
         print(name)
         for r in res[name][:20]:
             print(f"  {r['cuda_ms']:8.3f} ms  x{r['calls']:<6.1f} {r['kernel'][:110]}")
-    write_json(a.out, res)
+    save_json_atomic(a.out, res)
 
 
 if __name__ == "__main__":

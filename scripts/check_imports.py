@@ -1,4 +1,4 @@
-import ast, sys, os, itertools
+import ast, sys, os
 from collections import defaultdict
 root = sys.argv[1] if len(sys.argv)>1 else 'faithfusion'
 mods = {}

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 2 on the GPU: render backends against gsplat, then fox reconstruction quality and speed.
+# On the GPU: render backends against gsplat, then fox reconstruction quality and speed.
 #   run from the repo root on the device with .whl and .gpu carried:  bash benchmarks/gpu/core.sh
 set -o pipefail
 source benchmarks/gpu/setup.sh

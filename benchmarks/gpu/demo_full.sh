@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 7: the full demo (seed 0, 480x320, 40 frames, 7000 steps per method) on one GPU, in as many device
+# The full demo (seed 0, 480x320, 40 frames, 7000 steps per method) on one GPU, in as many device
 # commands as it needs: each call continues /tmp/demo_full (`faithfusion demo --resume`: a finished method is
 # loaded and evaluated again, an interrupted one resumes from its newest round checkpoint) and is stopped in time
 # for its logs to come back (CALL_SECONDS, default 560). Later calls must reach the same warm machine.

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Issue 4 on the GPU: the EIG kernels against the torch path (tests), then the cost of one 960x540 EIG map and
+# On the GPU: the EIG kernels against the torch path (tests), then the cost of one 960x540 EIG map and
 # of H_train against training on a SynthStreet reconstruction (bench_eig.py), where the map's time goes and the
 # kernels' tunables (bench_eig_kernels.py), and (ANALYSIS=1) the EIG-vs-error analysis. VIDEO_SPEED=1 also times
-# the shipped EIGent and GenFusion on 16-frame 960x540 windows (issue 6).
+# the shipped EIGent and GenFusion on 16-frame 960x540 windows.
 #   bash benchmarks/gpu/eig_speed.sh [SEED]      (carry .whl and .gpu; results land in $OUT)
 #   BACKEND=triton|torch (default triton), STEPS (7000), ANALYSIS=1, SKIP_TESTS=1, PROFILE=1 (benchmarks/profile_eig.py on the run)
 set -o pipefail

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 6: EIGent built on the shipped compact Difix (`fixer train --eigent-on-difix`: the Difix branch keeps its
+# EIGent built on the shipped compact Difix (`fixer train --eigent-on-difix`: the Difix branch keeps its
 # decoder and stays frozen, its per-frame fix is the base; the video branch learns the correction and the EIG gate),
 # trained on fixers.sh's VIDEO_ONLY curation and scored by evaluate_video beside the per-frame Difix (PSNR, LPIPS,
 # warp error, change in the lowest-EIG half); beside the training, the shipped GenFusion's depth (no warp errors).

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 5 on one GPU: curate SynthStreet (train seeds 0-5, held-out seeds 8-10; 480x320, 40 frames, 2000
+# On one GPU: curate SynthStreet (train seeds 0-5, held-out seeds 8-10; 480x320, 40 frames, 2000
 # reconstruction steps each, 9 scenes at once), train the compact Difix, evaluate it on the held-out seeds.
 #   bash benchmarks/gpu/fixers.sh          (carry .whl and .gpu; results land in $OUT)
 # This reproduces faithfusion/fixers/weights/difix/ (see its README.md). On an H100: curation about 5 min
@@ -7,9 +7,7 @@
 # calls only while the machine stays warm (stages resume: complete scenes are skipped, training continues
 # from its newest checkpoint).
 #   STAGES="curate train eval"   (default: all)
-#   VIDEO=1         also curate EIG maps and the 16-frame video windows for EIGent / GenFusion (with the torch
-#                   EIG path this took more than 15 min on the H100 with 9 workers; the Triton kernels are the
-#                   default on CUDA since)
+#   VIDEO=1         also curate EIG maps and the 16-frame video windows for EIGent / GenFusion
 #   VIDEO_ONLY=1    curate the video windows alone (--kinds video; implies VIDEO=1): the final reconstruction,
 #                   references and EIG, no per-frame samples and no under-fitted snapshot renders (VIDEO=1 took
 #                   about 13 min for the 9 scenes on the H100). MODELS defaults to "eigent genfusion" (Difix needs the

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issues 3 + 4 on the GPU for one SynthStreet seed: generate the scene, reconstruct it (baseline 3DGS),
+# On the GPU, for one SynthStreet seed: generate the scene, reconstruct it (baseline 3DGS),
 # evaluate the lane-shift protocol, then the EIG benchmark and the EIG-vs-error analysis.
 #   bash benchmarks/gpu/synth_seed.sh SEED        (carry .whl and .gpu; results land in $OUT)
 set -o pipefail

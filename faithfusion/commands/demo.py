@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from faithfusion.data.scene import save_json_atomic
 from faithfusion.errors import UserError
+from faithfusion.utils.jsonio import save_json_atomic
 from faithfusion.fusion.config import (
     Difix3DSchedule, FaithFusionConfig, FaithFusionSchedule, GenFusionSchedule, fuse_config,
 )

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faithfusion.utils.atomic import atomic_write
+
 
 def picture_grid(results: dict, scene_dir: Path, shifts: list[float], path: Path) -> Path:
     """Rows: ground truth, then one row per method; columns: the chosen shifts (first test frame).
@@ -77,7 +79,5 @@ def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     path = out / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
+    atomic_write(path, "\n".join(lines))
     return path

@@ -68,12 +68,12 @@ def frame_ids(cfg: EigConfig, scene) -> list[int]:
 
 def run_eig(cfg: EigConfig) -> dict:
     """Compute H_train, calibrate, map every chosen frame; returns the summary written to OUT/summary.json."""
-    from faithfusion.data.scene import save_json_atomic
+    from faithfusion.utils.jsonio import save_json_atomic
     from faithfusion.eig.heatmap import save_heatmap, save_png
     from faithfusion.eig.session import build_session, track
-    from faithfusion.train.recon import to_plain
+    from faithfusion.utils.jsonio import to_plain
     from faithfusion.train.run import load_run
-    from faithfusion.train.trainer import resolve_device
+    from faithfusion.utils.device import resolve_device
 
     import yaml
 

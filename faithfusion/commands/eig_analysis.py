@@ -39,11 +39,11 @@ class AnalysisConfig:
 
 def run_analysis(cfg: AnalysisConfig, session=None, loaded=None) -> dict:
     """Load the run (unless given), build the EIG session, analyse every shift, write JSON + PNG."""
-    from faithfusion.data.scene import save_json_atomic
+    from faithfusion.utils.jsonio import save_json_atomic
     from faithfusion.eig.session import build_session
-    from faithfusion.train.recon import to_plain
+    from faithfusion.utils.jsonio import to_plain
     from faithfusion.train.run import load_run
-    from faithfusion.train.trainer import resolve_device
+    from faithfusion.utils.device import resolve_device
 
     if loaded is None:
         loaded = load_run(cfg.run, resolve_device(cfg.device))

@@ -23,10 +23,10 @@ class EvalConfig:
 
 
 def run_eval(cfg: EvalConfig) -> dict:
-    from faithfusion.data.scene import save_json_atomic
+    from faithfusion.utils.jsonio import save_json_atomic
     from faithfusion.eval.lane_shift import evaluate_lane_shift, summary_line, write_lane_shift_report
     from faithfusion.train.run import load_run
-    from faithfusion.train.trainer import resolve_device
+    from faithfusion.utils.device import resolve_device
 
     loaded = load_run(cfg.run, resolve_device(cfg.device))
     trainer = loaded.trainer

@@ -28,7 +28,7 @@ def render_run(cfg: RenderConfig) -> list[Path]:
     import imageio.v3 as iio
 
     from faithfusion.train.run import load_run
-    from faithfusion.train.trainer import resolve_device
+    from faithfusion.utils.device import resolve_device
 
     out = Path(cfg.out)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import yaml
 
+from faithfusion.utils.atomic import atomic_write
+
 RUNTIME_FIELDS = ("overwrite", "progress", "device", "max_seconds", "workers", "only")  # may differ between a run and its resume
 IMAGE_KINDS = ("underfit", "sparse", "cross_camera", "lane_shift")  # per-frame samples
 KINDS = (*IMAGE_KINDS, "video")
@@ -128,7 +130,4 @@ def prepare_out(cfg: CurateConfig) -> None:
             for name in ("samples", "recon", "index.json", "summary.json"):
                 p = out / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(record, sort_keys=False))
-    tmp.replace(path)
+    atomic_write(path, yaml.safe_dump(record, sort_keys=False))

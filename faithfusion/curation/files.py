@@ -9,6 +9,7 @@ from PIL import Image
 from torch import Tensor
 
 from faithfusion.curation.snapshots import Render
+from faithfusion.utils.atomic import atomic_write
 
 
 def rel(p: Path, root: Path) -> str:
@@ -20,10 +21,7 @@ def save_png(path: Path, img: Tensor | np.ndarray) -> None:
     arr = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    tmp.replace(path)
+    atomic_write(path, save=lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
 
 
 def save_map(path: Path, m: Tensor | np.ndarray) -> None:

@@ -11,7 +11,7 @@ from faithfusion.curation.config import CurateConfig, prepare_out
 from faithfusion.curation.jobs import SceneJob, scene_jobs
 from faithfusion.curation.scene_samples import curate_scenes, is_complete
 from faithfusion.curation.workers import curate_in_workers
-from faithfusion.data.scene import save_json_atomic
+from faithfusion.utils.jsonio import save_json_atomic
 
 
 def summarise(samples: list[dict]) -> dict:

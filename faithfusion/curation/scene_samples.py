@@ -15,7 +15,8 @@ from faithfusion.curation.samples import Ctx, cross_camera_samples, lane_shift_s
 from faithfusion.curation.snapshots import Renderer, load_weights, train_with_snapshots
 from faithfusion.curation.sparse import load_sparse_scene
 from faithfusion.curation.video import video_samples
-from faithfusion.data.scene import save_json_atomic
+from faithfusion.utils.jsonio import save_json_atomic
+from faithfusion.utils.progress import ProgressBar
 
 MARKER = "complete.json"
 
@@ -64,35 +65,11 @@ def is_complete(root: Path, job: SceneJob) -> bool:
     return (root / "samples" / job.name / MARKER).is_file() and (root / "samples" / job.name / "samples.json").is_file()
 
 
-class _Progress:
-    """A rich bar over samples, with the current scene and kind."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("[bold]curate {task.fields[what]}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), disable=not enabled)
-        self.task = self.bar.add_task("curate", total=None, what="")
-
-    def __enter__(self) -> "_Progress":
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-    def start(self, what: str, total: int) -> None:
-        self.bar.reset(self.task, total=total, what=what)
-
-    def tick(self, what: str) -> None:
-        self.bar.advance(self.task)
-
-
 def curate_scenes(cfg: CurateConfig, jobs: list[SceneJob], t0: float) -> tuple[list[str], list[str], list[str]]:
     """Curate the incomplete scenes of `jobs` (those in `cfg.only`, when given) in this process."""
     root = Path(cfg.out)
     done, skipped, pending = [], [], []
-    with _Progress(cfg.progress) as bar:
+    with ProgressBar("curate {task.fields[what]}", enabled=cfg.progress, what="") as bar:
         for job in jobs:
             if cfg.only and job.name not in cfg.only:
                 continue
@@ -102,7 +79,7 @@ def curate_scenes(cfg: CurateConfig, jobs: list[SceneJob], t0: float) -> tuple[l
             if cfg.max_seconds > 0 and time.perf_counter() - t0 > cfg.max_seconds:
                 pending.append(job.name)
                 continue
-            bar.start(f"{job.name} ({job.split})", total=None)
-            curate_scene(job, cfg, bar.tick)
+            bar.restart(None, what=f"{job.name} ({job.split})")
+            curate_scene(job, cfg, bar.advance)
             done.append(job.name)
     return done, skipped, pending

@@ -32,7 +32,8 @@ def snapshot_steps(steps: int) -> list[int]:
 def train_with_snapshots(job: SceneJob, scene: SceneData, cfg: CurateConfig) -> tuple[Any, dict[int, Path]]:
     """Train (resuming from the newest snapshot) and save a checkpoint at every snapshot step."""
     from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-    from faithfusion.train.trainer import Trainer, resolve_device
+    from faithfusion.train.trainer import Trainer
+    from faithfusion.utils.device import resolve_device
 
     rcfg = recon_config(job, cfg)
     trainer = Trainer(scene, rcfg, resolve_device(cfg.device))

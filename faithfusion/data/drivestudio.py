@@ -27,10 +27,8 @@ Conventions, as DriveStudio's `datasets/waymo/waymo_sourceloader.py` reads them:
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,6 +47,8 @@ from faithfusion.data.common import (
     subsample,
 )
 from faithfusion.data.images import distort_normalized, image_size, load_raw_image
+from faithfusion.utils.atomic import atomic_write
+from faithfusion.utils.jsonio import read_json, save_json_atomic
 from faithfusion.data.scene import Frame, SceneData, SceneError, SceneTransform, holdout_split
 
 # Point in OpenCV camera axes (x right, y down, z forward) -> Waymo camera axes (x forward, y left, z up).
@@ -118,19 +118,12 @@ def _timesteps(root: Path, start: int, end: int | None) -> list[int]:
     return steps
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SceneError(f"{path}: cannot read JSON ({e})") from e
-
-
 def _read_instances(root: Path, tf: SceneTransform, center: np.ndarray) -> dict | None:
     info_path, frames_path = root / "instances" / "instances_info.json", root / "instances" / "frame_instances.json"
     if not info_path.is_file():
         return None
-    info = _read_json(info_path)
-    frame_instances = _read_json(frames_path) if frames_path.is_file() else {}
+    info = read_json(info_path, SceneError)
+    frame_instances = read_json(frames_path, SceneError) if frames_path.is_file() else {}
     if not isinstance(info, dict):
         raise SceneError(f"{info_path}: expected an object of instances, got a {type(info).__name__}")
     if not isinstance(frame_instances, dict):
@@ -328,34 +321,22 @@ def read_drivestudio(
 # --- writing -----------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_jpeg(path: Path, image: np.ndarray) -> None:
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{path}: image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    _atomic(path, lambda tmp: Image.fromarray(image).save(tmp, format="JPEG", quality=95, subsampling=0))
+    atomic_write(path, save=lambda tmp: Image.fromarray(image).save(tmp, format="JPEG", quality=95, subsampling=0))
 
 
 def _save_mask(path: Path, mask: np.ndarray) -> None:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"{path}: mask must be [H, W] bool, got shape {mask.shape}")
-    _atomic(path, lambda tmp: Image.fromarray(mask.astype(bool).astype(np.uint8) * 255).save(tmp, format="PNG"))
+    atomic_write(path, save=lambda tmp: Image.fromarray(mask.astype(bool).astype(np.uint8) * 255).save(tmp, format="PNG"))
 
 
 def _save_matrix(path: Path, M: np.ndarray) -> None:
-    _atomic(path, lambda tmp: np.savetxt(tmp, np.asarray(M, dtype=np.float64)))
+    atomic_write(path, save=lambda tmp: np.savetxt(tmp, np.asarray(M, dtype=np.float64)))
 
 
 def write_drivestudio_frame(
@@ -385,7 +366,7 @@ def write_drivestudio_frame(
             raise ValueError(f"dynamic mask class must be one of {DYNAMIC_CLASSES}, got {cls!r}")
         for cam, mask in masks.items():
             _save_mask(root / "dynamic_masks" / cls / f"{t:03d}_{int(cam)}.png", mask)
-    _atomic(root / "lidar" / f"{t:03d}.bin", lambda tmp: lidar.tofile(tmp))
+    atomic_write(root / "lidar" / f"{t:03d}.bin", save=lambda tmp: lidar.tofile(tmp))
     # the ego pose last: a reader lists timesteps by their ego pose, so a timestep appears complete
     _save_matrix(root / "ego_pose" / f"{t:03d}.txt", ego)
 
@@ -406,18 +387,9 @@ def write_drivestudio_calib(root: Path, intrinsics: dict[int, np.ndarray], extri
         _save_matrix(root / "extrinsics" / f"{int(cam)}.txt", checked_pose(T, source=f"extrinsics of camera {cam}"))
 
 
-def _json_default(x):
-    if isinstance(x, (np.ndarray, np.generic)):
-        return x.tolist()
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
 def write_drivestudio_instances(root: Path, instances_info: dict, frame_instances: dict) -> None:
     """Write instances/instances_info.json and instances/frame_instances.json (DriveStudio's schema:
     obj_to_world are 4x4 object-to-world in the world frame of the ego poses, box_size in metres)."""
     root = Path(root)
     for name, payload in (("instances_info.json", instances_info), ("frame_instances.json", frame_instances)):
-        text = json.dumps(payload, indent=2, default=_json_default)
-        _atomic(root / "instances" / name, lambda tmp, text=text: tmp.write_text(text))
+        save_json_atomic(root / "instances" / name, payload)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFile
 from torch import Tensor
 
-from faithfusion.data.scene import Frame, SceneError
+from faithfusion.data.frame import Frame, SceneError
 
 # A truncated JPEG must fail to load, not come back half grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -7,20 +7,15 @@ cameras fit a unit-sized region. `SceneTransform.to_world` maps any output back 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from faithfusion.errors import UserError
 from faithfusion.cameras import Camera
-
-
-class SceneError(UserError, ValueError):
-    """A scene on disk that cannot be read: names the file and the problem."""
+from faithfusion.data.frame import Frame, SceneError
+from faithfusion.data.images import load_frame_image, load_frame_mask
 
 
 @dataclass
@@ -66,21 +61,6 @@ class SceneTransform:
 
 
 @dataclass
-class Frame:
-    """One image of the capture and everything known about it (scene coordinates)."""
-
-    image_path: Path
-    camera: Camera  # intrinsics already undistorted when `distortion` is not None
-    timestep: int = 0
-    cam_name: str = "0"
-    distortion: Tensor | None = None  # [k1, k2, p1, p2, k3] of the raw image, removed at load
-    sky_mask_path: Path | None = None
-    dynamic_mask_path: Path | None = None
-    ego_to_world: Tensor | None = None  # [4, 4] vehicle-to-scene pose, driving scenes only
-    lidar_points: Tensor | None = None  # [M, 3] scene-coordinate lidar hits of this frame's sweep
-
-
-@dataclass
 class SceneData:
     """Frames, cameras, points and labels of one scene, in scene coordinates."""
 
@@ -100,13 +80,9 @@ class SceneData:
             raise SceneError(f"{self.source}: the scene has no frames")
 
     def load_image(self, index: int, scale: float = 1.0) -> Tensor:  # [H, W, 3] float in [0, 1]
-        from faithfusion.data.images import load_frame_image
-
         return load_frame_image(self.frames[index], scale)
 
     def load_sky_mask(self, index: int, scale: float = 1.0) -> Tensor | None:  # [H, W] bool
-        from faithfusion.data.images import load_frame_mask
-
         frame = self.frames[index]
         if frame.sky_mask_path is None:
             return None
@@ -152,15 +128,6 @@ def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:
     test = list(range(0, n, every))
     train = [i for i in range(n) if i % every != 0]
     return train, test
-
-
-def save_json_atomic(path: Path, payload: dict | list) -> None:
-    """Write JSON through a temporary file so that no reader sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
 
 
 def to_numpy(x: Tensor | np.ndarray) -> np.ndarray:

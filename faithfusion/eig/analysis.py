@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera, quat_to_rotmat
+from faithfusion.utils.atomic import atomic_write
 
 UNCERTAINTIES = ("eig", "one_minus_alpha", "jitter_std")
 ERRORS = ("l1", "dssim")
@@ -376,8 +377,5 @@ def plot_analysis(result: dict, path: Path) -> None:
         for ax in row:
             ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    tmp.replace(path)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.eig.maps import EigMap
+from faithfusion.utils.jsonio import save_json_atomic
 
 N_QUANTILES = 101
 
@@ -93,11 +94,7 @@ class Calibration:
         return {"version": 1, **asdict(self)}
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
+        save_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> "Calibration":

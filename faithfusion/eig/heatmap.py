@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from faithfusion.utils.atomic import atomic_write
+
 
 def colorize(values: np.ndarray | Tensor, vmin: float = 0.0, vmax: float | None = None, cmap: str = "inferno") -> np.ndarray:
     """`[H, W]` values -> `[H, W, 3]` uint8 through a matplotlib colormap (vmax: the 99.5th percentile if None)."""
@@ -29,11 +31,7 @@ def save_png(path: Path, rgb: np.ndarray | Tensor) -> None:
     a = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
     if a.dtype != np.uint8:
         a = (np.clip(a, 0.0, 1.0) * 255).round().astype(np.uint8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    iio.imwrite(tmp, a)
-    tmp.replace(path)
+    atomic_write(path, save=lambda tmp: iio.imwrite(tmp, a, extension=".png"))
 
 
 def save_heatmap(path: Path, values: np.ndarray | Tensor, vmin: float = 0.0, vmax: float | None = None, cmap: str = "inferno") -> None:

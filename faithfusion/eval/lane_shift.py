@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from faithfusion.data.scene import SceneData, save_json_atomic
+from faithfusion.data.scene import SceneData
+from faithfusion.utils.atomic import atomic_write
+from faithfusion.utils.jsonio import save_json_atomic
 
 
 def shift_folder(root: Path, d: float) -> Path:
@@ -134,11 +136,8 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    tmp.replace(path)
 
 
 def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path:

@@ -18,7 +18,6 @@ import glob
 import importlib.util
 import os
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -47,8 +46,6 @@ FIRE_LAYOUT = {
 }
 TAPS = (1, 4, 7, 9, 10, 11, 12)  # feature indices whose outputs LPIPS compares
 TAP_CHANNELS = (64, 128, 256, 384, 384, 512, 512)
-# npz / lpips naming: slice k holds these torchvision feature indices
-SLICE_OF = {0: 1, 3: 2, 4: 2, 6: 3, 7: 3, 9: 4, 10: 5, 11: 6, 12: 7}
 
 
 class LPIPSWeightsError(UserError, FileNotFoundError):
@@ -267,11 +264,3 @@ class LPIPS(nn.Module):
         a = pred.reshape(-1, *pred.shape[-3:]).permute(0, 3, 1, 2)  # [B, 3, H, W]
         b = target.reshape(-1, *target.shape[-3:]).permute(0, 3, 1, 2)
         return self.forward_nchw(a, b, normalize=True).reshape(batch)
-
-
-def lpips_nchw(
-    img1: Tensor, img2: Tensor, net: LPIPS, normalize: bool = False, reduction: Literal["mean", "sum", "none"] = "mean"
-) -> Tensor:
-    """torchmetrics' `learned_perceptual_image_patch_similarity(..., net_type='squeeze')` semantics."""
-    d = net.forward_nchw(img1, img2, normalize=normalize)
-    return {"mean": d.mean, "sum": d.sum, "none": lambda: d}[reduction]()

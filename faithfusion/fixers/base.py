@@ -18,6 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from faithfusion.utils.atomic import atomic_write
+from faithfusion.utils.jsonio import to_plain
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -70,18 +73,6 @@ def registered_fixers() -> dict[str, type["FixerModel"]]:
     return dict(_REGISTRY)
 
 
-def _to_jsonable(x: Any) -> Any:
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, tuple):
-        return [_to_jsonable(v) for v in x]
-    if isinstance(x, list):
-        return [_to_jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _to_jsonable(v) for k, v in x.items()}
-    return x
-
-
 def _from_jsonable(cls: type, data: dict[str, Any]) -> Any:
     """Build config dataclass `cls` from JSON, turning lists back into tuples where the default is a tuple."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -126,7 +117,7 @@ class FixerModel(nn.Module):
         self.load_state_dict(state, strict=False)
 
     def config_dict(self) -> dict[str, Any]:
-        return {"_class_name": type(self).__name__, **_to_jsonable(dataclasses.asdict(self.config))}
+        return {"_class_name": type(self).__name__, **to_plain(dataclasses.asdict(self.config))}
 
     # --- files -----------------------------------------------------------------------------
 
@@ -136,9 +127,8 @@ class FixerModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.saved_state_dict().items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "class": type(self).__name__})
-        tmp.replace(directory / WEIGHTS_NAME)
+        metadata = {"format": "pt", "class": type(self).__name__}
+        atomic_write(directory / WEIGHTS_NAME, save=lambda tmp: save_file(state, str(tmp), metadata=metadata))
         (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
         return directory
 

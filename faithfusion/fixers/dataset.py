@@ -374,7 +374,7 @@ def merge_indexes(cfg: MergeConfig) -> dict:
     """Write one index listing every sample of `cfg.indexes`; returns {dataset: samples}."""
     import os
 
-    from faithfusion.data.scene import save_json_atomic
+    from faithfusion.utils.jsonio import save_json_atomic
 
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:

@@ -23,7 +23,7 @@ normalised with the WINDOW's lo, hi and clamped to [0, 1]. Back: disparity = lo 
 floored at the window's smallest valid disparity, depth = 1 / disparity: a repaired point is never
 farther than the window's farthest render (and an untrained model returns the render's depth).
 
-Why quantiles (benchmarks/diagnose_genfusion_depth.py): with min/max, a single floater a metre from
+Why quantiles (benchmarks/record/diagnose_genfusion_depth.py): with min/max, a single floater a metre from
 the camera sets hi on a window whose surfaces lie tens of metres away, and squeezes every real surface
 into the bottom few percent of [0, 1], a range the model, trained on crops with ranges of the usual
 width, misreads.

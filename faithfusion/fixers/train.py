@@ -42,6 +42,9 @@ from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerData
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from faithfusion.utils.device import resolve_device
+from faithfusion.utils.jsonio import to_plain
+from faithfusion.utils.progress import ProgressBar
 
 DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4}
 PRETRAINED_BACKBONES = ("sd-turbo", "eigent-cogvideox")  # constant learning rate by default
@@ -105,22 +108,6 @@ class FixerTrainConfig:
 
     def resolved_schedule(self) -> str:
         return self.schedule or ("constant" if self.lr_key() in PRETRAINED_BACKBONES else "cosine")
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, (tuple, list)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    return x
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGentCogVideoX", "genfusion": "GenFusion"}
@@ -328,33 +315,11 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
 # --- training ------------------------------------------------------------------------------
 
 
-class _Progress:
-    """A rich progress bar with the latest loss (silent when disabled)."""
-
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("[bold]fixer"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            disable=not enabled)
-        self.task = self.bar.add_task("fixer", total=total, completed=start, loss=0.0)
-
-    def __enter__(self) -> "_Progress":
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-    def update(self, step: int, loss: float) -> None:
-        self.bar.update(self.task, completed=step, loss=loss)
-
-
 def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     """Run (or resume) a fixer training; returns a summary (steps, last loss terms, last validation)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
     if cfg.is_video:
@@ -372,7 +337,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
         raise ValueError(f"{cfg.index}: {len(train_data)} training samples, fewer than a batch of {cfg.batch_size}")
     total = cfg.epochs * per_epoch if cfg.epochs is not None else cfg.steps
     (out / "config.json").write_text(json.dumps(
-        {**_jsonable(dataclasses.asdict(cfg)), "resolved": {"lr": cfg.resolved_lr(), "schedule": cfg.resolved_schedule(),
+        {**to_plain(dataclasses.asdict(cfg)), "resolved": {"lr": cfg.resolved_lr(), "schedule": cfg.resolved_schedule(),
          "steps": total, "steps_per_epoch": per_epoch, "device": str(device)}}, indent=2) + "\n")
 
     model = build_model(cfg).to(device).train()
@@ -408,7 +373,8 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     val: dict[str, Any] | None = None
     t0 = time.perf_counter()
     step = start
-    with _Progress(total, start, cfg.progress) as bar, open(out / "train_log.jsonl", "a") as log:
+    with ProgressBar("fixer", total, start=start, enabled=cfg.progress, figures="loss {task.fields[loss]:.4f}",
+                     loss=0.0) as bar, open(out / "train_log.jsonl", "a") as log:
         for batch in loader:
             if cfg.is_video:  # windows [N, T, c, c, 3]
                 loss, terms = video_loss(model, batch, loss_fn, cfg, device, gram=step >= cfg.gram_warmup)
@@ -427,7 +393,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
             opt.step()
             sched.step()
             step += 1
-            bar.update(step, float(terms["loss"]))
+            bar.update(step, loss=float(terms["loss"]))
             if step % cfg.log_every == 0 or step == total:
                 log.write(json.dumps({"step": step, "lr": sched.get_last_lr()[0], **terms}) + "\n")
                 log.flush()
@@ -452,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = tyro.cli(FixerTrainConfig, args=argv)
     summary = train_fixer(cfg)
-    print(json.dumps(_jsonable(summary), indent=2))
+    print(json.dumps(to_plain(summary), indent=2))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 import torch
 
 from faithfusion.train.views import ViewPool
+from faithfusion.utils.atomic import atomic_torch_save
 
 
 @dataclass
@@ -75,9 +76,7 @@ def save_round(ckpt_dir: Path, completed: int, trainer, method: FusionMethod, fi
         "pools": [pool_state(p) for p in method.pools],
         "method": method.state_dict(),
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_torch_save(path, payload)
     olds = sorted(path.parent.glob("round_*.pt"))
     for old in olds[:-keep_last]:
         old.unlink()

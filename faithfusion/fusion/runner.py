@@ -19,16 +19,18 @@ import yaml
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.data.scene import SceneData, save_json_atomic
+from faithfusion.data.scene import SceneData
 from faithfusion.errors import UserError
 from faithfusion.fusion.config import FuseConfig, fuse_config
 from faithfusion.fusion.presets import MethodPreset, preset
 from faithfusion.fusion.rounds import jsonl_logger, run_rounds
 from faithfusion.train.config import ReconConfig
 from faithfusion.train.recon import (
-    eval_ids, finish_run, load_scene_for, prepare_run_folder, to_plain, train_run, write_config,
+    eval_ids, finish_run, load_scene_for, prepare_run_folder, train_run, write_config,
 )
-from faithfusion.train.trainer import Trainer, resolve_device
+from faithfusion.train.trainer import Trainer
+from faithfusion.utils.device import resolve_device
+from faithfusion.utils.jsonio import save_json_atomic, to_plain
 
 IDENTITY_WARNING = "UNTRAINED identity-initialised fixer(s): the fused views are the model's own renders"
 

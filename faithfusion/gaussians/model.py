@@ -7,7 +7,6 @@ ones gsplat's strategies expect, so `model.params` can be handed to them directl
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -18,10 +17,6 @@ SH_C0 = 0.28209479177387814
 
 def rgb_to_sh(rgb: Tensor) -> Tensor:
     return (rgb - 0.5) / SH_C0
-
-
-def sh_to_rgb(sh: Tensor) -> Tensor:
-    return sh * SH_C0 + 0.5
 
 
 def num_sh_bases(degree: int) -> int:
@@ -128,11 +123,6 @@ def knn_mean_distance(points: Tensor, k: int = 3) -> Tensor:
     return torch.from_numpy(d).float().to(points.device)
 
 
-def random_points_in_box(n: int, lo: Tensor, hi: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Uniform points in an axis-aligned box `[n, 3]`."""
-    return lo + (hi - lo) * torch.rand(n, 3, generator=generator)
-
-
 def random_points_in_shell(
     n: int, center: Tensor, r_in: float, r_out: float, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -141,7 +131,3 @@ def random_points_in_shell(
     u = torch.rand(n, 1, generator=generator)
     inv_r = 1.0 / r_in + u * (1.0 / r_out - 1.0 / r_in)
     return center + dirs / inv_r
-
-
-def inverse_sigmoid(x: float) -> float:
-    return math.log(x / (1 - x))

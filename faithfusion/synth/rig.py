@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CAMERA_IDS = {"front": 0, "front_left": 1, "front_right": 2, "side_left": 3, "side_right": 4}
 ALIASES = {"left": "side_left", "right": "side_right", "0": "front", "1": "front_left", "2": "front_right", "3": "side_left", "4": "side_right"}
 
 # DriveStudio's OPENCV2DATASET: OpenCV camera axes (x right, y down, z forward) to Waymo camera axes (x forward, y left, z up)

@@ -22,12 +22,13 @@ deterministic, so one seed always gives byte-identical files.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from faithfusion.utils.atomic import atomic_write
+from faithfusion.utils.jsonio import save_json_atomic
 
 DEPTH_SCALE = 256.0  # uint16 depth = round(z * DEPTH_SCALE)
 JPEG_QUALITY = 95
@@ -37,36 +38,22 @@ def shift_dir(d: float) -> str:
     return f"{d:+.1f}m"
 
 
-def _atomic(path: Path, data: bytes | None = None, save=None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if save is not None:
-            save(tmp)
-        else:
-            tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_json(path: Path, payload) -> None:
-    _atomic(Path(path), (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
+    save_json_atomic(path, payload, indent=1, sort_keys=True)
 
 
 def save_rgb(path: Path, rgb: np.ndarray) -> None:  # [H, W, 3] uint8
     fmt = "PNG" if path.suffix == ".png" else "JPEG"
     kw = {"compress_level": 1} if fmt == "PNG" else {"quality": JPEG_QUALITY, "subsampling": 0}
-    _atomic(path, save=lambda tmp: Image.fromarray(rgb).save(tmp, format=fmt, **kw))
+    atomic_write(path, save=lambda tmp: Image.fromarray(rgb).save(tmp, format=fmt, **kw))
 
 
 def save_mask(path: Path, mask: np.ndarray) -> None:  # [H, W] bool
-    _atomic(path, save=lambda tmp: Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG"))
+    atomic_write(path, save=lambda tmp: Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG"))
 
 
 def save_u16(path: Path, a: np.ndarray) -> None:  # [H, W] uint16
-    _atomic(path, save=lambda tmp: Image.fromarray(np.ascontiguousarray(a, dtype=np.uint16)).save(tmp, format="PNG", compress_level=1))
+    atomic_write(path, save=lambda tmp: Image.fromarray(np.ascontiguousarray(a, dtype=np.uint16)).save(tmp, format="PNG", compress_level=1))
 
 
 def encode_depth(depth: np.ndarray) -> np.ndarray:  # [H, W] float metres -> uint16
@@ -78,7 +65,7 @@ def decode_depth(png: np.ndarray) -> np.ndarray:  # [H, W] uint16 -> float32 met
 
 
 def save_matrix(path: Path, M: np.ndarray) -> None:
-    _atomic(path, save=lambda tmp: np.savetxt(tmp, np.asarray(M, dtype=np.float64)))
+    atomic_write(path, save=lambda tmp: np.savetxt(tmp, np.asarray(M, dtype=np.float64)))
 
 
 def write_shift_view(root: Path, d: float, t: int, cam: int, rgb: np.ndarray, depth: np.ndarray, inst: np.ndarray, lossless: bool = False) -> None:
@@ -97,14 +84,14 @@ def write_shift_view(root: Path, d: float, t: int, cam: int, rgb: np.ndarray, de
 def _fallback_frame(root, t, ego_to_world, images, lidar, sky_masks=None, dynamic_masks=None) -> None:
     root = Path(root)
     for cam, image in images.items():
-        _atomic(root / "images" / f"{t:03d}_{int(cam)}.jpg",
-                save=lambda tmp, im=image: Image.fromarray(im).save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0))
+        atomic_write(root / "images" / f"{t:03d}_{int(cam)}.jpg",
+                     save=lambda tmp, im=image: Image.fromarray(im).save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0))
     for cam, mask in (sky_masks or {}).items():
         save_mask(root / "sky_masks" / f"{t:03d}_{int(cam)}.png", mask)
     for cls, masks in (dynamic_masks or {}).items():
         for cam, mask in masks.items():
             save_mask(root / "dynamic_masks" / cls / f"{t:03d}_{int(cam)}.png", mask)
-    _atomic(root / "lidar" / f"{t:03d}.bin", np.ascontiguousarray(lidar, dtype=np.float32).tobytes())
+    atomic_write(root / "lidar" / f"{t:03d}.bin", np.ascontiguousarray(lidar, dtype=np.float32).tobytes())
     save_matrix(root / "ego_pose" / f"{t:03d}.txt", ego_to_world)
 
 
@@ -118,7 +105,7 @@ def _fallback_calib(root, intrinsics, extrinsics) -> None:
 
 def _fallback_instances(root, instances_info, frame_instances) -> None:
     for name, payload in (("instances_info.json", instances_info), ("frame_instances.json", frame_instances)):
-        _atomic(Path(root) / "instances" / name, json.dumps(payload, indent=2).encode())
+        save_json_atomic(Path(root) / "instances" / name, payload)
 
 
 def drivestudio_writers():

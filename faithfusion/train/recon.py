@@ -19,25 +19,16 @@ import yaml
 
 from faithfusion.errors import UserError
 from faithfusion.data.check import check_scene_images
-from faithfusion.data.scene import SceneData, save_json_atomic
+from faithfusion.data.scene import SceneData
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from faithfusion.train.config import ReconConfig
-from faithfusion.train.trainer import Trainer, resolve_device
+from faithfusion.train.trainer import Trainer
+from faithfusion.utils.device import resolve_device
+from faithfusion.utils.jsonio import save_json_atomic, to_plain
 
 
 class RunFolderError(UserError, FileExistsError):
     pass
-
-
-def to_plain(obj):
-    """Dataclass config to YAML-friendly plain types."""
-    if isinstance(obj, dict):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:

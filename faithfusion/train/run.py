@@ -64,7 +64,8 @@ class LoadedRun:
 def load_run(run: Path, device: torch.device | None = None, scene: SceneData | None = None) -> LoadedRun:
     """Config + scene + the newest checkpoint of `run`, as a Trainer ready to render or continue."""
     from faithfusion.train.recon import load_scene_for
-    from faithfusion.train.trainer import Trainer, resolve_device
+    from faithfusion.train.trainer import Trainer
+    from faithfusion.utils.device import resolve_device
 
     cfg = read_run_config(run)
     device = device or resolve_device(cfg.device)

@@ -1,4 +1,4 @@
-"""GenFusion's sparsity-aware densification, registered as strategy "sparsity".
+"""GenFusion's sparsity-aware densification (strategy "sparsity" in train/strategy.py).
 
 gsplat's DefaultStrategy (ADC: clone small, split large Gaussians with a high mean screen-space
 gradient; prune transparent ones) with two changes from GenFusion:
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from faithfusion.train.config import StrategyConfig
-from faithfusion.train.strategy import GsplatDefault, register_strategy
+from faithfusion.train.densify import GsplatDefault
 
 
 class SparsityStrategy(GsplatDefault):
@@ -77,5 +77,3 @@ class SparsityStrategy(GsplatDefault):
             self.refine(params, optimizers, step)
         # no opacity reset: GenFusion drops it
 
-
-register_strategy("sparsity", SparsityStrategy)

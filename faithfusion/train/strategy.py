@@ -1,135 +1,28 @@
-"""Densification behind one slot: gsplat's DefaultStrategy and MCMCStrategy, or a custom strategy.
+"""Densification strategies by name: gsplat's default and MCMC, GenFusion's sparsity-aware one, or your own.
 
-The trainer talks to a `DensifyStrategy`; adapters below wrap gsplat's classes so that their
-different call signatures and running state look the same, and so that a custom strategy (such as
-GenFusion's sparsity-aware one) can be registered by name with `register_strategy`.
+The trainer asks `make_strategy(cfg)` for a `DensifyStrategy` (train/densify.py); `register_strategy`
+makes a custom one available as `--strategy.name NAME`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Callable
 
 import torch
 from torch import Tensor
 
 from faithfusion.train.config import StrategyConfig
+from faithfusion.train.densify import DensifyStrategy, GsplatDefault, GsplatMCMC
+from faithfusion.train.sparsity import SparsityStrategy
 
-
-class DensifyStrategy(Protocol):
-    """What the trainer calls around each backward pass."""
-
-    def initialize(self, params: Any, optimizers: dict, scene_scale: float) -> None: ...
-
-    def pre_backward(self, params: Any, optimizers: dict, step: int, info: dict) -> None: ...
-
-    def post_backward(self, params: Any, optimizers: dict, step: int, info: dict, means_lr: float) -> None: ...
-
-    def after_optimizer_step(self, params: Any, optimizers: dict, step: int, means_lr: float) -> None: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
-
-
-class GsplatDefault:
-    """gsplat's DefaultStrategy (ADC: clone, split, prune), with its opacity reset applied.
-
-    gsplat 1.5.3 writes the reset test as `step % reset_every == 0 & step > 0`, which Python reads
-    as a chained comparison that is never true, so opacities are never reset there. This adapter
-    performs the reset itself every `reset_every` steps while refinement is on."""
-
-    def __init__(self, cfg: StrategyConfig) -> None:
-        from gsplat.strategy import DefaultStrategy
-
-        self.cfg = cfg
-        self.inner = DefaultStrategy(
-            prune_opa=cfg.prune_opa,
-            grow_grad2d=cfg.grow_grad2d,
-            refine_start_iter=cfg.refine_start,
-            refine_stop_iter=cfg.refine_stop,
-            refine_every=cfg.refine_every,
-            reset_every=cfg.reset_every,
-            absgrad=cfg.absgrad,
-        )
-        self.state: dict = {}
-
-    def initialize(self, params: Any, optimizers: dict, scene_scale: float) -> None:
-        self.inner.check_sanity(params, optimizers)
-        self.state = self.inner.initialize_state(scene_scale=scene_scale)
-
-    def pre_backward(self, params: Any, optimizers: dict, step: int, info: dict) -> None:
-        self.inner.step_pre_backward(params, optimizers, self.state, step, info)
-
-    def post_backward(self, params: Any, optimizers: dict, step: int, info: dict, means_lr: float) -> None:
-        from gsplat.strategy.ops import reset_opa
-
-        n_before = params["means"].shape[0]
-        if n_before >= self.cfg.max_gaussians and step % self.inner.refine_every == 0:
-            # at the cap: keep statistics but do not grow this round
-            self.inner._update_state(params, self.state, info, packed=False)
-            self.state["grad2d"].zero_()
-            self.state["count"].zero_()
-            return
-        self.inner.step_post_backward(params, optimizers, self.state, step, info, packed=False)
-        if 0 < step < self.cfg.refine_stop and self.cfg.reset_every > 0 and step % self.cfg.reset_every == 0:
-            reset_opa(params=params, optimizers=optimizers, state=self.state, value=self.cfg.prune_opa * 2.0)
-
-    def after_optimizer_step(self, params: Any, optimizers: dict, step: int, means_lr: float) -> None:
-        return None
-
-    def state_dict(self) -> dict:
-        return dict(self.state)
-
-    def load_state_dict(self, state: dict) -> None:
-        self.state = dict(state)
-
-
-class GsplatMCMC:
-    """gsplat's MCMCStrategy (relocation of dead Gaussians, growth to cap_max, position noise).
-
-    Its relocation and noise use gsplat CUDA kernels, so it runs on the GPU only."""
-
-    def __init__(self, cfg: StrategyConfig) -> None:
-        from gsplat.strategy import MCMCStrategy
-
-        self.cfg = cfg
-        self.inner = MCMCStrategy(
-            cap_max=cfg.cap_max,
-            refine_start_iter=cfg.refine_start,
-            refine_stop_iter=cfg.refine_stop,
-            refine_every=cfg.refine_every,
-            min_opacity=cfg.prune_opa,
-        )
-        self.state: dict = {}
-
-    def initialize(self, params: Any, optimizers: dict, scene_scale: float) -> None:
-        if params["means"].device.type != "cuda":
-            raise RuntimeError("the mcmc strategy needs CUDA (gsplat's relocation kernel); use --strategy.name default on CPU")
-        self.inner.check_sanity(params, optimizers)
-        self.state = self.inner.initialize_state()
-
-    def pre_backward(self, params: Any, optimizers: dict, step: int, info: dict) -> None:
-        return None
-
-    def post_backward(self, params: Any, optimizers: dict, step: int, info: dict, means_lr: float) -> None:
-        self.inner.step_post_backward(params, optimizers, self.state, step, info, lr=means_lr)
-
-    def after_optimizer_step(self, params: Any, optimizers: dict, step: int, means_lr: float) -> None:
-        from gsplat.strategy.ops import inject_noise_to_position
-
-        with torch.no_grad():
-            inject_noise_to_position(params=params, optimizers=optimizers, state={}, scaler=means_lr * self.inner.noise_lr)
-
-    def state_dict(self) -> dict:
-        return dict(self.state)
-
-    def load_state_dict(self, state: dict) -> None:
-        self.state = dict(state)
+__all__ = ["DensifyStrategy", "GsplatDefault", "GsplatMCMC", "SparsityStrategy", "make_strategy", "register_strategy",
+           "strategy_state_to"]
 
 
 _REGISTRY: dict[str, Callable[[StrategyConfig], DensifyStrategy]] = {
     "default": GsplatDefault,
     "mcmc": GsplatMCMC,
+    "sparsity": SparsityStrategy,
 }
 
 
@@ -139,8 +32,6 @@ def register_strategy(name: str, factory: Callable[[StrategyConfig], DensifyStra
 
 
 def make_strategy(cfg: StrategyConfig) -> DensifyStrategy:
-    if cfg.name == "sparsity" and "sparsity" not in _REGISTRY:
-        import faithfusion.train.sparsity  # noqa: F401  (registers GenFusion's strategy)
     if cfg.name not in _REGISTRY:
         raise ValueError(f"unknown densification strategy {cfg.name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[cfg.name](cfg)

@@ -28,14 +28,9 @@ from faithfusion.train.optim import build_optimizers, means_lr_factor, set_means
 from faithfusion.train.sky import SkyModel, pixel_directions
 from faithfusion.train.strategy import make_strategy, strategy_state_to
 from faithfusion.train.views import View, ViewPool, choose_paired, choose_pool
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but CUDA is not available on this machine")
-    return torch.device(name)
+from faithfusion.utils.atomic import atomic_write
+from faithfusion.utils.device import resolve_device
+from faithfusion.utils.progress import ProgressBar
 
 
 def scene_up(scene: SceneData) -> Tensor:
@@ -191,16 +186,16 @@ class Trainer:
 
     def fit(self, until: int, progress: bool = True, on_step=None) -> None:
         """Train until `self.step == until`; `on_step(trainer, stats)` runs after every step."""
-        from faithfusion.train.progress import TrainProgress
-
-        with TrainProgress(total=until, start=self.step, enabled=progress) as bar:
+        figures = "loss {task.fields[loss]:.4f}  psnr {task.fields[psnr]:.2f}  N {task.fields[n]}"
+        with ProgressBar("train", until, start=self.step, enabled=progress, figures=figures, every=10,
+                         loss=0.0, psnr=0.0, n=0) as bar:
             while self.step < until:
                 t0 = time.perf_counter()
                 stats = self.train_step()
                 if self.device.type == "cuda" and self.step % 100 == 0:
                     torch.cuda.synchronize()
                 self.train_seconds += time.perf_counter() - t0
-                bar.update(self.step, stats["loss"], stats["psnr"], len(self.model))
+                bar.update(self.step, loss=stats["loss"], psnr=stats["psnr"], n=len(self.model))
                 if on_step is not None:
                     on_step(self, stats)
 
@@ -274,9 +269,6 @@ def save_side_by_side(path: Path, pred: Tensor, gt: Tensor) -> None:
     """pred | gt as one PNG (uint8), written atomically."""
     import imageio.v3 as iio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     both = torch.cat([pred, gt], dim=1).clamp(0, 1)
     arr = (both.cpu().numpy() * 255).round().astype(np.uint8)
-    tmp = path.with_suffix(".tmp.png")
-    iio.imwrite(tmp, arr)
-    tmp.replace(path)
+    atomic_write(path, save=lambda tmp: iio.imwrite(tmp, arr, extension=".png"))

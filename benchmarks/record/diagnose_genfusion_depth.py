@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for common
 from common import git_commit  # noqa: E402
 
 from faithfusion.fixers import load_fixer  # noqa: E402

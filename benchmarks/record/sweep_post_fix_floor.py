@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_json  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for common
+from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 from faithfusion.eval.lane_shift import evaluate_lane_shift  # noqa: E402
 from faithfusion.fusion.pools import post_render_fixer  # noqa: E402
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     for f, seeds in per_seed.items():
         shifts = next(iter(seeds.values()))
         mean[f] = {d: {k: float(np.mean([seeds[s][d][k] for s in seeds])) for k in ("psnr", "ssim", "lpips")} for d in shifts}
-    write_json(a.result, {"benchmark": "post_fix_floor_sweep", "seeds": a.seeds, "source": a.source, "floors": a.floors,
+    save_json_atomic(a.result, {"benchmark": "post_fix_floor_sweep", "seeds": a.seeds, "source": a.source, "floors": a.floors,
                           "command": " ".join(sys.argv), "mean_by_magnitude": mean, "per_seed": per_seed})
 
 
