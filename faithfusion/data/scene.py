@@ -156,11 +156,9 @@ def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:
 
 def save_json_atomic(path: Path, payload: dict | list) -> None:
     """Write JSON through a temporary file so that no reader sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
+    from faithfusion.atomic import write_json_atomic
+
+    write_json_atomic(Path(path), payload)
 
 
 def to_numpy(x: Tensor | np.ndarray) -> np.ndarray:

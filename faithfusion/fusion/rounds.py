@@ -17,6 +17,8 @@ from typing import Callable, Protocol
 
 import torch
 
+from faithfusion.atomic import torch_save_atomic
+
 from faithfusion.train.views import ViewPool
 
 
@@ -75,9 +77,7 @@ def save_round(ckpt_dir: Path, completed: int, trainer, method: FusionMethod, fi
         "pools": [pool_state(p) for p in method.pools],
         "method": method.state_dict(),
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    torch_save_atomic(path, payload, "round checkpoint")
     olds = sorted(path.parent.glob("round_*.pt"))
     for old in olds[:-keep_last]:
         old.unlink()

@@ -14,7 +14,7 @@ from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.fusion.config import FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer, choose_fixer
 from faithfusion.fusion.rounds import jsonl_logger, run_rounds
-from faithfusion.train.recon import eval_ids, finish_run, load_scene_for, prepare_run_folder, to_plain, write_config
+from faithfusion.train.recon import eval_ids, finish_run, load_scene_for, open_run_folder, to_plain, write_config
 from faithfusion.train.trainer import Trainer, resolve_device
 
 IDENTITY_WARNING = "UNTRAINED identity-initialised fixer(s): the fused views are the model's own renders"
@@ -58,8 +58,7 @@ def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer
 
 def run_fusion(name: str, cfg: FuseConfig, scene: SceneData | None = None) -> tuple[Trainer, SceneData, object, dict]:
     """Train (or resume) `name` on cfg.data into cfg.out; returns (trainer, scene, method, metrics)."""
-    out = Path(cfg.out)
-    prepare_run_folder(out, cfg.resume, cfg.overwrite)
+    out = open_run_folder(cfg)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
     method, fixers = build_method(name, cfg, scene, device)
