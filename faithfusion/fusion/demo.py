@@ -91,7 +91,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     scene_dir = out / "scene"
     if not (scene_dir / "scene.json").is_file():
         generate(scene_dir, cfg.seed, frames=sizes["frames"], width=sizes["width"], height=sizes["height"],
-                 shifts=sizes["shifts"], progress=True)
+                 shifts=sizes["shifts"], progress=True, overwrite=True)
     record("synth", time.perf_counter() - t0)
 
     base = ReconConfig(
