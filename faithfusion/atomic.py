@@ -105,6 +105,17 @@ def torch_save_atomic(path: Path, payload, what: str = "checkpoint") -> Path:
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), what)
 
 
+def save_npy_atomic(path: Path, array, what: str = "array") -> Path:
+    """np.save through a file object (np.save on a name would append `.npy` to the temporary name)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    return atomic_write(path, write, what)
+
+
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Delete the temporary files (`.*.tmp`, `*.tmp`) under `folder` left by a killed writer."""
     folder = Path(folder)

@@ -171,3 +171,17 @@ def test_cuda_without_cuda_is_a_user_error():
 def test_resume_and_overwrite_together_refused():
     with pytest.raises(FlagError, match="--resume"):
         check_recon_config(ReconConfig(resume=True, overwrite=True))
+
+
+def test_render_refuses_nan_shift_and_defaults_into_the_run(scene_dir, tmp_path, monkeypatch):
+    from faithfusion.render.command import RenderConfig, render_run
+
+    run_recon(tiny_cfg(scene_dir, tmp_path / "run", steps=2))
+    for bad in (math.nan, math.inf):
+        with pytest.raises(FlagError, match="--shift"):
+            render_run(RenderConfig(run=tmp_path / "run", shift=bad, device="cpu"))
+    monkeypatch.chdir(scene_dir)
+    written = render_run(RenderConfig(run=tmp_path / "run", shift=0.5, device="cpu", save_depth=True))
+    assert written and all(p.parent == tmp_path / "run" / "novel" for p in written)
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    assert (tmp_path / "run" / "novel" / (written[0].stem + "_depth.npy")).is_file()

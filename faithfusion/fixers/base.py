@@ -136,10 +136,10 @@ class FixerModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.saved_state_dict().items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "class": type(self).__name__})
-        tmp.replace(directory / WEIGHTS_NAME)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        from faithfusion.atomic import atomic_write, write_text_atomic
+
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt", "class": type(self).__name__}), "fixer weights")
+        write_text_atomic(directory / CONFIG_NAME, json.dumps(self.config_dict(), indent=2) + "\n", "fixer config")
         return directory
 
     @classmethod

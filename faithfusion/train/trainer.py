@@ -274,9 +274,8 @@ def save_side_by_side(path: Path, pred: Tensor, gt: Tensor) -> None:
     """pred | gt as one PNG (uint8), written atomically."""
     import imageio.v3 as iio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from faithfusion.atomic import atomic_write
+
     both = torch.cat([pred, gt], dim=1).clamp(0, 1)
     arr = (both.cpu().numpy() * 255).round().astype(np.uint8)
-    tmp = path.with_suffix(".tmp.png")
-    iio.imwrite(tmp, arr)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: iio.imwrite(tmp, arr, extension=".png"), "render")
