@@ -123,8 +123,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         result = evaluate_lane_shift(render_fn, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
         record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
-        (out / method / "eval").mkdir(parents=True, exist_ok=True)
-        (out / method / "eval" / "lane_shift.json").write_text(json.dumps(result, indent=1))
+        save_json_atomic(out / method / "eval" / "lane_shift.json", result)
         curves[method] = result["by_magnitude"]
         results[method] = {"trainer": trainer, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
