@@ -28,7 +28,10 @@ from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "faithfusion.cli"]
-LPIPS = os.environ.get("FAITHFUSION_LPIPS_WEIGHTS", str(REPO.parent / "shared" / "weights" / "lpips_squeeze_v01.npz"))
+LPIPS = os.environ.get("FAITHFUSION_LPIPS_WEIGHTS") or next(
+    (str(p) for p in (REPO.parent / "shared" / "weights" / "lpips_squeeze_v01.npz",
+                      REPO.parent.parent / "shared" / "weights" / "lpips_squeeze_v01.npz") if p.is_file()),
+    str(REPO.parent / "shared" / "weights" / "lpips_squeeze_v01.npz"))
 
 TINY_RECON = ["--steps", "60", "--device", "cpu", "--holdout-every", "3", "--cameras", "0", "--ckpt-every", "5",
               "--init.max-points", "1500", "--init.random-points", "150", "--strategy.refine-start", "10",
@@ -108,11 +111,6 @@ COMMANDS: list[Command] = [
             lambda w, o: CLI + ["fuse", "--method", "faithfusion", "--data", _scene(w), "--out", str(o), "--resume"]
             + TINY_RECON + TINY_FAITHFUSION,
             _metrics_figures),
-    Command("demo",
-            lambda w, o: CLI + ["demo", "--quick", "--steps", "30", "--methods", "3dgs", "--device", "cpu", "--out", str(o)],
-            lambda w, o: CLI + ["demo", "--quick", "--steps", "30", "--methods", "3dgs", "--device", "cpu", "--out", str(o),
-                                "--resume"],
-            _demo_figures),
     Command("fixer curate",
             lambda w, o: CLI + ["fixer", "curate", "--out", str(o)] + TINY_CURATE,
             lambda w, o: CLI + ["fixer", "curate", "--out", str(o)] + TINY_CURATE,
@@ -123,6 +121,11 @@ COMMANDS: list[Command] = [
             lambda w, o: CLI + ["fixer", "train", "--index", str(w / "ref" / "fixer_curate" / "index.json"), "--out", str(o),
                                 "--resume"] + TINY_FIXER_TRAIN,
             _fixer_figures, needs=["fixer curate"]),
+    Command("demo",
+            lambda w, o: CLI + ["demo", "--quick", "--steps", "30", "--methods", "3dgs", "--device", "cpu", "--out", str(o)],
+            lambda w, o: CLI + ["demo", "--quick", "--steps", "30", "--methods", "3dgs", "--device", "cpu", "--out", str(o),
+                                "--resume"],
+            _demo_figures),
 ]
 SYNTH = ["synth", "--frames", "6", "--width", "64", "--height", "48", "--cameras", "front", "--shifts", "1.0", "2.0",
          "--no-progress"]
@@ -216,10 +219,10 @@ def exercise(cmd: Command, work: Path, kills: int, rng: random.Random, rel: floa
     reference = cmd.figures(ref_out)
     attempts, launches, resumed_ok, finished_early = [], 0, 0, 0
     with open(logs / f"{slug}.killed.log", "w") as log:
-        while len([a for a in attempts if a["killed"]]) < kills and launches < 3 * kills:
+        while len([a for a in attempts if a["killed"]]) < kills and len(attempts) < 3 * kills:
             argv = cmd.first(work, out) if launches == 0 else cmd.again(work, out)
             at_temp = launches % 3 == 2  # every third kill: while a file is being written
-            delay = rng.uniform(0.15, 1.0) * ref_seconds
+            delay = rng.uniform(0.1, 0.7) * ref_seconds
             a = launch_and_kill(argv, out, delay, at_temp, log)
             launches += 1
             attempts.append(a)
@@ -285,14 +288,19 @@ def main() -> None:
                                                  "matches_uninterrupted", "corrupt_files", "temp_files", "error")}),
               flush=True)
         results.append(r)
+        write_summary(args, results, time.perf_counter() - t0)
+
+
+def write_summary(args, results: list[dict], seconds: float) -> None:
+    """The JSON summary of the commands done so far (rewritten after each command)."""
     summary = {
         "what": "SIGKILL at random moments and --resume, per command; final figures vs an uninterrupted run",
         "kills_per_command": args.kills, "seed": args.seed, "relative_tolerance": args.rel,
-        "threads": 1, "total_seconds": round(time.perf_counter() - t0, 1),
+        "threads": 1, "total_seconds": round(seconds, 1),
         "totals": {"kills": sum(r.get("kills", 0) for r in results),
                    "successful_resumes": sum(r.get("successful_resumes", 0) for r in results),
                    "matching_finals": sum(bool(r.get("matches_uninterrupted")) for r in results),
-                   "commands": len(results),
+                   "commands": len(results), "commands_planned": len(COMMANDS) if args.only is None else len(args.only),
                    "corrupt_files": sum(len(r.get("corrupt_files", [])) for r in results),
                    "leftover_temp_files": sum(len(r.get("temp_files", [])) for r in results)},
         "commands": results,
