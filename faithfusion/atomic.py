@@ -116,6 +116,25 @@ def save_npy_atomic(path: Path, array, what: str = "array") -> Path:
     return atomic_write(path, write, what)
 
 
+def trim_partial_line(path: Path) -> None:
+    """Cut a line-per-record log (JSONL) back to its last complete line (a kill can leave half a line)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one record to a JSONL log in a single write, after cutting any half line a kill left."""
+    path = Path(path)
+    trim_partial_line(path)
+    with open(path, "ab") as f:
+        f.write((line.rstrip("\n") + "\n").encode())
+
+
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Delete the temporary files (`.*.tmp`, `*.tmp`) under `folder` left by a killed writer."""
     folder = Path(folder)

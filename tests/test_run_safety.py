@@ -185,3 +185,12 @@ def test_render_refuses_nan_shift_and_defaults_into_the_run(scene_dir, tmp_path,
     assert written and all(p.parent == tmp_path / "run" / "novel" for p in written)
     assert not list((tmp_path / "run").rglob("*.tmp"))
     assert (tmp_path / "run" / "novel" / (written[0].stem + "_depth.npy")).is_file()
+
+
+def test_jsonl_log_drops_half_line_left_by_a_kill(tmp_path):
+    from faithfusion.atomic import append_line
+
+    log = tmp_path / "rounds.jsonl"
+    log.write_text('{"round": 0}\n{"round": 1, "ste')  # killed mid-line
+    append_line(log, '{"round": 1}')
+    assert log.read_text().splitlines() == ['{"round": 0}', '{"round": 1}']

@@ -48,6 +48,7 @@ from PIL import Image
 from torch import Tensor
 
 from faithfusion.cameras import Camera
+from faithfusion.atomic import atomic_write, save_npy_atomic, write_text_atomic
 from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
 from faithfusion.fusion.paths import ramp_shifts
@@ -176,9 +177,7 @@ def prepare_out(cfg: CurateConfig) -> None:
                 p = out / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(record, sort_keys=False))
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(record, sort_keys=False), "curation config")
 
 
 @dataclass
@@ -391,17 +390,13 @@ def save_png(path: Path, img: Tensor | np.ndarray) -> None:
     arr = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"), "curated image")
 
 
 def save_map(path: Path, m: Tensor | np.ndarray) -> None:
     """[H, W] -> float16 .npy."""
     arr = m.detach().cpu().numpy() if isinstance(m, Tensor) else np.asarray(m)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.clip(arr.astype(np.float32), -65000, 65000).astype(np.float16))
+    save_npy_atomic(path, np.clip(arr.astype(np.float32), -65000, 65000).astype(np.float16), "curated map")
 
 
 def write_frame(folder: Path, stem: str, root: Path, r: Render, target: Tensor, g: Tensor | None) -> dict[str, str]:

@@ -41,6 +41,7 @@ from faithfusion.fixers.base import load_fixer
 from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
+from faithfusion.atomic import append_line, trim_partial_line, write_text_atomic
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 
 DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4}
@@ -126,6 +127,12 @@ def pick_device(name: str) -> torch.device:
 MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGentCogVideoX", "genfusion": "GenFusion"}
 
 
+def trimmed(path: Path) -> Path:
+    """`path` without a half line left by a kill (the log is appended to line by line)."""
+    trim_partial_line(path)
+    return path
+
+
 def build_model(cfg: FixerTrainConfig) -> Any:
     if cfg.eigent_on_difix is not None and (cfg.model != "eigent" or cfg.init is not None):
         raise ValueError("--eigent-on-difix builds a fresh EIGent: it needs --model eigent and no --init")
@@ -201,8 +208,7 @@ def validate(model: Difix, data: FixerDataset, loss: FixerLoss, cfg: FixerTrainC
         rows = [r if r.shape[1] == width else np.asarray(Image.fromarray(r).resize((width, round(r.shape[0] * width / r.shape[1]))))
                 for r in rows]
         Image.fromarray(np.concatenate(rows, axis=0)).save(val_dir / f"epoch_{epoch:03d}.png")
-    with open(val_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(out) + "\n")
+    append_line(val_dir / "metrics.jsonl", json.dumps(out))
     return out
 
 
@@ -320,8 +326,7 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
     val_dir.mkdir(parents=True, exist_ok=True)
     if rows:
         Image.fromarray(np.concatenate(rows, axis=0)).save(val_dir / f"epoch_{epoch:03d}.png")
-    with open(val_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(out) + "\n")
+    append_line(val_dir / "metrics.jsonl", json.dumps(out))
     return out
 
 
@@ -371,9 +376,9 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     if per_epoch == 0:
         raise ValueError(f"{cfg.index}: {len(train_data)} training samples, fewer than a batch of {cfg.batch_size}")
     total = cfg.epochs * per_epoch if cfg.epochs is not None else cfg.steps
-    (out / "config.json").write_text(json.dumps(
+    write_text_atomic(out / "config.json", json.dumps(
         {**_jsonable(dataclasses.asdict(cfg)), "resolved": {"lr": cfg.resolved_lr(), "schedule": cfg.resolved_schedule(),
-         "steps": total, "steps_per_epoch": per_epoch, "device": str(device)}}, indent=2) + "\n")
+         "steps": total, "steps_per_epoch": per_epoch, "device": str(device)}}, indent=2) + "\n", "fixer run config")
 
     model = build_model(cfg).to(device).train()
     params = model.trainable_parameters()
@@ -408,7 +413,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     val: dict[str, Any] | None = None
     t0 = time.perf_counter()
     step = start
-    with _Progress(total, start, cfg.progress) as bar, open(out / "train_log.jsonl", "a") as log:
+    with _Progress(total, start, cfg.progress) as bar, open(trimmed(out / "train_log.jsonl"), "a", buffering=1) as log:
         for batch in loader:
             if cfg.is_video:  # windows [N, T, c, c, 3]
                 loss, terms = video_loss(model, batch, loss_fn, cfg, device, gram=step >= cfg.gram_warmup)

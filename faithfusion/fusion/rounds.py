@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from faithfusion.atomic import torch_save_atomic
+from faithfusion.atomic import append_line, torch_save_atomic
 
 from faithfusion.train.views import ViewPool
 
@@ -141,7 +141,6 @@ def jsonl_logger(path: Path) -> Callable[[dict], None]:
     def log(row: dict) -> None:
         line = json.dumps(row, default=float)
         print(f"round {row['round']} at step {row['step']}: {line}")
-        with path.open("a") as f:
-            f.write(line + "\n")
+        append_line(path, line)
 
     return log
