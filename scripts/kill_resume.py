@@ -218,15 +218,17 @@ def exercise(cmd: Command, work: Path, kills: int, rng: random.Random, rel: floa
         return {"command": cmd.name, "error": f"reference run failed (rc {rc}); see {logs / (slug + '.ref.log')}"}
     reference = cmd.figures(ref_out)
     attempts, launches, resumed_ok, finished_early = [], 0, 0, 0
+    typical = ref_seconds  # how long a whole launch takes
     with open(logs / f"{slug}.killed.log", "w") as log:
         while len([a for a in attempts if a["killed"]]) < kills and len(attempts) < 3 * kills:
             argv = cmd.first(work, out) if launches == 0 else cmd.again(work, out)
             at_temp = launches % 3 == 2  # every third kill: while a file is being written
-            delay = rng.uniform(0.1, 0.7) * ref_seconds
+            delay = rng.uniform(0.1, 0.7) * typical
             a = launch_and_kill(argv, out, delay, at_temp, log)
             launches += 1
             attempts.append(a)
             if not a["killed"]:
+                typical = min(typical, a["seconds"])  # the machine got faster than during the reference run
                 if a["rc"] != 0:
                     return {"command": cmd.name, "error": f"a launch after a kill failed (rc {a['rc']}); see {log.name}",
                             "attempts": attempts}
