@@ -48,7 +48,7 @@ from PIL import Image
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.atomic import atomic_write, save_npy_atomic, write_text_atomic
+from faithfusion.atomic import atomic_write, remove_stale_temps, save_npy_atomic, write_text_atomic
 from faithfusion.data.scene import SceneData, save_json_atomic
 from faithfusion.eval.lane_shift import load_gt_image, shift_folder
 from faithfusion.fusion.paths import ramp_shifts
@@ -788,6 +788,7 @@ def curate(cfg: CurateConfig) -> dict:
     if unknown:
         raise ValueError(f"--only names scenes that are not in this curation: {sorted(unknown)}")
     prepare_out(cfg)
+    remove_stale_temps(root)  # left by a killed curation
     t0 = time.perf_counter()
     if cfg.workers > 1:
         before = {j.name for j in jobs if is_complete(root, j)}

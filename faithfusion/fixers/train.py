@@ -41,7 +41,7 @@ from faithfusion.fixers.base import load_fixer
 from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
-from faithfusion.atomic import append_line, trim_partial_line, write_text_atomic
+from faithfusion.atomic import append_line, remove_stale_temps, trim_partial_line, write_text_atomic
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 
 DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4}
@@ -359,6 +359,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     """Run (or resume) a fixer training; returns a summary (steps, last loss terms, last validation)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)  # left by a killed run
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
