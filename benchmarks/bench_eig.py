@@ -236,7 +236,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from faithfusion.train.run import load_run
-    from faithfusion.train.trainer import resolve_device
+    from faithfusion.utils.device import resolve_device
 
     device = resolve_device(args.device)
     os.environ["FAITHFUSION_EIG_BACKEND"] = args.backend  # fisher.resolve_backend: what 'auto' means here

@@ -25,7 +25,7 @@ from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 from faithfusion.eval.lane_shift import plot_lane_shift  # noqa: E402
 from faithfusion.commands.demo import DemoConfig, run_demo  # noqa: E402
-from faithfusion.train.trainer import resolve_device  # noqa: E402
+from faithfusion.utils.device import resolve_device  # noqa: E402
 
 DEFAULT_METHODS = ("3dgs", "difix3d", "difix3d+", "faithfusion", "faithfusion-no-eig")
 

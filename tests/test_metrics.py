@@ -191,3 +191,18 @@ def test_metrics_helper_with_lpips() -> None:
     assert out["psnr"] == pytest.approx(psnr(a, b).item()) and out["ssim"] == pytest.approx(ssim(a, b).item())
     single = Metrics()(a[0], b[0])  # a single [H, W, 3] image
     assert single["psnr"] == pytest.approx(psnr(a[0], b[0]).item())
+
+
+def test_small_images_leave_lpips_out_instead_of_crashing():
+    import os
+
+    from faithfusion.eval.metrics import LPIPS_MIN_SIDE
+
+    weights = default_npz_path() if HAVE_WEIGHTS else os.environ.get(lpips_mod.ENV_VAR)
+    if not weights:
+        pytest.skip("LPIPS weights not found")
+    m = Metrics(weights)
+    small = m(torch.rand(16, 24, 3), torch.rand(16, 24, 3))  # 24x16: too small for SqueezeNet
+    assert small["lpips"] is None and small["ssim"] is not None
+    big = m(torch.rand(LPIPS_MIN_SIDE, 24, 3), torch.rand(LPIPS_MIN_SIDE, 24, 3))
+    assert big["lpips"] is not None

@@ -240,3 +240,31 @@ def test_depth_at_pixel_centres_matches_a_brute_force_ray_cast():
         same_inst = inst[j, i] == arrays.obj_inst[arrays.tri_obj[k]]
         agree += bool(same_z and same_inst)
     assert agree >= 0.99 * len(ii), agree
+
+
+def test_existing_scene_is_not_written_over_without_overwrite(scene, tmp_path):
+    import shutil
+
+    from faithfusion.synth.generate import INCOMPLETE_MARKER, SceneFolderError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scene, copy)
+    before = _hashes(copy)
+    small = dict(frames=2, cameras=("front",), width=32, height=24, shifts=(1.0,))
+    with pytest.raises(SceneFolderError, match="--overwrite"):
+        generate(copy, SEED + 1, **small)
+    assert _hashes(copy) == before
+    generate(copy, SEED + 1, overwrite=True, **small)  # replaced as a whole: no timestep of the old scene left
+    assert sorted(p.name for p in (copy / "images").iterdir()) == ["000_0.jpg", "001_0.jpg"]
+    assert json.loads((copy / "scene.json").read_text())["seed"] == SEED + 1
+    assert not (copy / INCOMPLETE_MARKER).exists()
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_synth_scene(tmp_path):
+    from faithfusion.synth.generate import SceneFolderError
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(SceneFolderError, match="not a SynthStreet scene"):
+        generate(tmp_path / "mine", 0, frames=1, cameras=("front",), width=32, height=24, shifts=(1.0,), overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

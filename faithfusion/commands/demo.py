@@ -116,7 +116,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     scene_dir = out / "scene"
     if not (scene_dir / "scene.json").is_file():
         generate(scene_dir, cfg.seed, frames=sizes["frames"], width=sizes["width"], height=sizes["height"],
-                 shifts=sizes["shifts"], progress=True)
+                 shifts=sizes["shifts"], progress=True, overwrite=True)
     record("synth", time.perf_counter() - t0)
 
     steps = sizes["steps"]
@@ -148,8 +148,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
         record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
-        (out / method / "eval").mkdir(parents=True, exist_ok=True)
-        (out / method / "eval" / "lane_shift.json").write_text(json.dumps(result, indent=1))
+        save_json_atomic(out / method / "eval" / "lane_shift.json", result)
         curves[method] = result["by_magnitude"]
         results[method] = {"render": run.render, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")

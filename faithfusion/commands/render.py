@@ -15,7 +15,8 @@ class RenderConfig:
     """Render a trained run from its own cameras or from a lane shifted by --shift metres (left +)."""
 
     run: Path = Path("runs/recon")
-    out: Path = Path("runs/recon/novel")
+    out: Path | None = None
+    """Folder for the images (default: RUN/novel)."""
     shift: float = 0.0
     """Lateral shift of the ego in metres, positive = left."""
     cameras: Literal["test", "train", "all"] = "test"
@@ -30,7 +31,12 @@ def render_run(cfg: RenderConfig) -> list[Path]:
     from faithfusion.train.run import load_run
     from faithfusion.utils.device import resolve_device
 
-    out = Path(cfg.out)
+    from faithfusion.utils.atomic import atomic_save_npy, atomic_write
+    from faithfusion.utils.flags import require_device, require_finite
+
+    require_finite("--shift", cfg.shift)
+    require_device("--device", cfg.device)
+    out = Path(cfg.out) if cfg.out is not None else Path(cfg.run) / "novel"
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise FileExistsError(f"{out}: output folder is not empty; pass --overwrite to replace its files")
     out.mkdir(parents=True, exist_ok=True)
@@ -44,10 +50,11 @@ def render_run(cfg: RenderConfig) -> list[Path]:
             rgb, res = trainer.render_camera(cam)
             stem = f"{i:04d}_{scene.frames[i].cam_name}"
             path = out / f"{stem}.png"
-            iio.imwrite(path, (rgb.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
+            image = (rgb.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+            atomic_write(path, save=lambda tmp: iio.imwrite(tmp, image, extension=".png"), what="render")
             written.append(path)
             if cfg.save_depth:
                 metres = res.depth[0, ..., 0].cpu().numpy() / scene.transform.scale
-                np.save(out / f"{stem}_depth.npy", metres.astype(np.float32))
+                atomic_save_npy(out / f"{stem}_depth.npy", metres.astype(np.float32), "depth")
     print(f"wrote {len(written)} views to {out}")
     return written

@@ -29,6 +29,8 @@ class SynthConfig:
     lossless_gt: bool = False
     """Store shifted RGB as PNG instead of JPEG q95."""
     progress: bool = True
+    overwrite: bool = False
+    """Replace the SynthStreet scene already in --out (a folder of anything else is never replaced)."""
 
     def run(self) -> Path:
         from faithfusion.synth.generate import generate  # numba kernels load only when used
@@ -36,7 +38,7 @@ class SynthConfig:
         return generate(
             self.out, self.seed, frames=self.frames, cameras=self.cameras, width=self.width, height=self.height,
             shifts=self.shifts, dynamic=self.dynamic, supersample=self.supersample, lossless_gt=self.lossless_gt,
-            progress=self.progress,
+            progress=self.progress, overwrite=self.overwrite,
         )
 
 

@@ -130,4 +130,4 @@ def prepare_out(cfg: CurateConfig) -> None:
             for name in ("samples", "recon", "index.json", "summary.json"):
                 p = out / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    atomic_write(path, yaml.safe_dump(record, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(record, sort_keys=False), what="curation config")

@@ -9,7 +9,7 @@ from PIL import Image
 from torch import Tensor
 
 from faithfusion.curation.snapshots import Render
-from faithfusion.utils.atomic import atomic_write
+from faithfusion.utils.atomic import atomic_save_npy, atomic_write
 
 
 def rel(p: Path, root: Path) -> str:
@@ -21,14 +21,13 @@ def save_png(path: Path, img: Tensor | np.ndarray) -> None:
     arr = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    atomic_write(path, save=lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+    atomic_write(path, save=lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"), what="curated image")
 
 
 def save_map(path: Path, m: Tensor | np.ndarray) -> None:
     """[H, W] -> float16 .npy."""
     arr = m.detach().cpu().numpy() if isinstance(m, Tensor) else np.asarray(m)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.clip(arr.astype(np.float32), -65000, 65000).astype(np.float16))
+    atomic_save_npy(path, np.clip(arr.astype(np.float32), -65000, 65000).astype(np.float16), "curated map")
 
 
 def write_frame(folder: Path, stem: str, root: Path, r: Render, target: Tensor, g: Tensor | None) -> dict[str, str]:

@@ -54,4 +54,4 @@ def ensure_synth(job: SceneJob, cfg: CurateConfig) -> None:
     if job.path.exists():
         shutil.rmtree(job.path)
     generate(job.path, int(job.seed), frames=cfg.synth_frames, cameras=cfg.synth_cameras, width=cfg.synth_width,
-             height=cfg.synth_height, shifts=cfg.shifts, dynamic=cfg.dynamic)
+             height=cfg.synth_height, shifts=cfg.shifts, dynamic=cfg.dynamic, overwrite=True)

@@ -11,6 +11,7 @@ from faithfusion.curation.config import CurateConfig, prepare_out
 from faithfusion.curation.jobs import SceneJob, scene_jobs
 from faithfusion.curation.scene_samples import curate_scenes, is_complete
 from faithfusion.curation.workers import curate_in_workers
+from faithfusion.utils.atomic import remove_stale_temps
 from faithfusion.utils.jsonio import save_json_atomic
 
 
@@ -62,6 +63,7 @@ def curate(cfg: CurateConfig) -> dict:
     if unknown:
         raise ValueError(f"--only names scenes that are not in this curation: {sorted(unknown)}")
     prepare_out(cfg)
+    remove_stale_temps(root)  # left by a killed curation
     t0 = time.perf_counter()
     if cfg.workers > 1:
         before = {j.name for j in jobs if is_complete(root, j)}

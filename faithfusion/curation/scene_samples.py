@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from faithfusion.curation.config import CurateConfig
 from faithfusion.curation.ground_truth import SynthOracle

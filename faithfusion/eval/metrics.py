@@ -120,8 +120,16 @@ def lpips(pred: Tensor, target: Tensor, weights: str | Path | None = None, reduc
     return _reduce(_LPIPS_CACHE[key](pred, target), reduction)
 
 
+SSIM_MIN_SIDE = 11
+"""SSIM's Gaussian window is 11 px wide."""
+LPIPS_MIN_SIDE = 17
+"""SqueezeNet's strided layers leave nothing of an image with a side under 17 px."""
+
+
 class Metrics:
     """PSNR / SSIM / LPIPS of a batch as floats (means over the batch).
+
+    SSIM and LPIPS are None for images too small for them (a side under SSIM_MIN_SIDE / LPIPS_MIN_SIDE).
 
     LPIPS is None when its weights cannot be found (a warning says where it looked) or when
     `use_lpips=False`. A mask restricts PSNR only; SSIM and LPIPS use the whole image.
@@ -129,6 +137,7 @@ class Metrics:
 
     def __init__(self, lpips_weights: str | Path | None = None, use_lpips: bool = True) -> None:
         self.net: LPIPS | None = None
+        self.warned_small = False
         if use_lpips:
             try:
                 self.net = LPIPS(lpips_weights)
@@ -141,12 +150,17 @@ class Metrics:
             pred, target = pred[None], target[None]
             mask = None if mask is None else mask[None]
         pred, target = pred.clamp(0, 1), target.clamp(0, 1)
+        side = min(pred.shape[-3], pred.shape[-2])
         out: dict[str, float | None] = {
             "psnr": float(psnr(pred, target, mask)),
-            "ssim": float(ssim(pred, target)),
+            "ssim": float(ssim(pred, target)) if side >= SSIM_MIN_SIDE else None,
             "lpips": None,
         }
-        if self.net is not None:
+        if side < LPIPS_MIN_SIDE and not self.warned_small:
+            log.warning("images of %dx%d px: LPIPS needs at least %d px a side, SSIM %d; those left out",
+                        pred.shape[-2], pred.shape[-3], LPIPS_MIN_SIDE, SSIM_MIN_SIDE)
+            self.warned_small = True
+        if self.net is not None and side >= LPIPS_MIN_SIDE:
             self.net.to(pred.device)
             out["lpips"] = float(self.net(pred, target).mean())
         if not all(v is None or math.isfinite(v) for v in out.values()):

@@ -128,8 +128,8 @@ class FixerModel(nn.Module):
         state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.saved_state_dict().items()}
         metadata = {"format": "pt", "class": type(self).__name__}
-        atomic_write(directory / WEIGHTS_NAME, save=lambda tmp: save_file(state, str(tmp), metadata=metadata))
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        atomic_write(directory / WEIGHTS_NAME, save=lambda tmp: save_file(state, str(tmp), metadata=metadata), what="fixer weights")
+        atomic_write(directory / CONFIG_NAME, json.dumps(self.config_dict(), indent=2) + "\n", what="fixer config")
         return directory
 
     @classmethod

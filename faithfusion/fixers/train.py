@@ -42,6 +42,7 @@ from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerData
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from faithfusion.utils.atomic import append_line, atomic_write, remove_stale_temps, trim_partial_line
 from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import to_plain
 from faithfusion.utils.progress import ProgressBar
@@ -111,6 +112,12 @@ class FixerTrainConfig:
 
 
 MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGentCogVideoX", "genfusion": "GenFusion"}
+
+
+def trimmed(path: Path) -> Path:
+    """`path` without a half line left by a kill (the log is appended to line by line)."""
+    trim_partial_line(path)
+    return path
 
 
 def build_model(cfg: FixerTrainConfig) -> Any:
@@ -188,8 +195,7 @@ def validate(model: Difix, data: FixerDataset, loss: FixerLoss, cfg: FixerTrainC
         rows = [r if r.shape[1] == width else np.asarray(Image.fromarray(r).resize((width, round(r.shape[0] * width / r.shape[1]))))
                 for r in rows]
         Image.fromarray(np.concatenate(rows, axis=0)).save(val_dir / f"epoch_{epoch:03d}.png")
-    with open(val_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(out) + "\n")
+    append_line(val_dir / "metrics.jsonl", json.dumps(out))
     return out
 
 
@@ -307,8 +313,7 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
     val_dir.mkdir(parents=True, exist_ok=True)
     if rows:
         Image.fromarray(np.concatenate(rows, axis=0)).save(val_dir / f"epoch_{epoch:03d}.png")
-    with open(val_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(out) + "\n")
+    append_line(val_dir / "metrics.jsonl", json.dumps(out))
     return out
 
 
@@ -319,6 +324,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     """Run (or resume) a fixer training; returns a summary (steps, last loss terms, last validation)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)  # left by a killed run
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
@@ -336,9 +342,9 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     if per_epoch == 0:
         raise ValueError(f"{cfg.index}: {len(train_data)} training samples, fewer than a batch of {cfg.batch_size}")
     total = cfg.epochs * per_epoch if cfg.epochs is not None else cfg.steps
-    (out / "config.json").write_text(json.dumps(
+    atomic_write(out / "config.json", json.dumps(
         {**to_plain(dataclasses.asdict(cfg)), "resolved": {"lr": cfg.resolved_lr(), "schedule": cfg.resolved_schedule(),
-         "steps": total, "steps_per_epoch": per_epoch, "device": str(device)}}, indent=2) + "\n")
+         "steps": total, "steps_per_epoch": per_epoch, "device": str(device)}}, indent=2) + "\n", what="fixer run config")
 
     model = build_model(cfg).to(device).train()
     params = model.trainable_parameters()
@@ -374,7 +380,7 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     step = start
     with ProgressBar("fixer", total, start=start, enabled=cfg.progress, figures="loss {task.fields[loss]:.4f}",
-                     loss=0.0) as bar, open(out / "train_log.jsonl", "a") as log:
+                     loss=0.0) as bar, open(trimmed(out / "train_log.jsonl"), "a", buffering=1) as log:
         for batch in loader:
             if cfg.is_video:  # windows [N, T, c, c, 3]
                 loss, terms = video_loss(model, batch, loss_fn, cfg, device, gram=step >= cfg.gram_warmup)

@@ -8,7 +8,6 @@ as a tiny CPU test and as the published one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 from faithfusion.train.config import ReconConfig
 

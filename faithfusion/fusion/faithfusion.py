@@ -32,7 +32,8 @@ import torch
 from faithfusion.data.scene import SceneData
 from faithfusion.fusion.config import FaithFusionConfig, FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
-from faithfusion.fusion.paths import ramp_shifts, sequences, windows
+from faithfusion.fixers.windows import ramp_shifts
+from faithfusion.fusion.paths import sequences, windows
 from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, post_render_fixer, render_cameras
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool

@@ -12,7 +12,6 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera, interpolate_pose
 from faithfusion.data.scene import SceneData
-from faithfusion.fixers.windows import ramp_shifts  # noqa: F401  (the ramp the video fixers were curated with)
 
 
 def target_cameras(scene: SceneData, ids: list[int], shifts: tuple[float, ...], scale: float = 1.0) -> list[Camera]:

@@ -17,8 +17,9 @@ from typing import Callable, Protocol
 
 import torch
 
+
 from faithfusion.train.views import ViewPool
-from faithfusion.utils.atomic import atomic_torch_save
+from faithfusion.utils.atomic import append_line, atomic_torch_save
 
 
 @dataclass
@@ -76,7 +77,7 @@ def save_round(ckpt_dir: Path, completed: int, trainer, method: FusionMethod, fi
         "pools": [pool_state(p) for p in method.pools],
         "method": method.state_dict(),
     }
-    atomic_torch_save(path, payload)
+    atomic_torch_save(path, payload, "round checkpoint")
     olds = sorted(path.parent.glob("round_*.pt"))
     for old in olds[:-keep_last]:
         old.unlink()
@@ -140,7 +141,6 @@ def jsonl_logger(path: Path) -> Callable[[dict], None]:
     def log(row: dict) -> None:
         line = json.dumps(row, default=float)
         print(f"round {row['round']} at step {row['step']}: {line}")
-        with path.open("a") as f:
-            f.write(line + "\n")
+        append_line(path, line)
 
     return log

@@ -26,7 +26,7 @@ from faithfusion.fusion.presets import MethodPreset, preset
 from faithfusion.fusion.rounds import jsonl_logger, run_rounds
 from faithfusion.train.config import ReconConfig
 from faithfusion.train.recon import (
-    eval_ids, finish_run, load_scene_for, prepare_run_folder, train_run, write_config,
+    eval_ids, finish_run, load_scene_for, open_run_folder, train_run, write_config,
 )
 from faithfusion.train.trainer import Trainer
 from faithfusion.utils.device import resolve_device
@@ -95,8 +95,7 @@ def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer
 def run_fusion(p: MethodPreset, cfg: FuseConfig, scene: SceneData | None = None) -> MethodRun:
     """Train (or resume) the fusion preset `p` on cfg.data into cfg.out."""
     name = p.name
-    out = Path(cfg.out)
-    prepare_run_folder(out, cfg.resume, cfg.overwrite)
+    out = open_run_folder(cfg)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
     method, fixers = p.build(cfg, scene, device)

@@ -24,7 +24,7 @@ from plyfile import PlyData, PlyElement
 from torch import Tensor
 
 from faithfusion.errors import UserError
-from faithfusion.cameras import quat_to_rotmat, rotmat_to_quat
+from faithfusion.cameras import rotmat_to_quat
 from faithfusion.gaussians.model import GaussianModel, num_sh_bases
 
 # INRIA / gsplat real SH basis constants (degrees 1-3); band 0 is rotation invariant.

@@ -7,12 +7,15 @@ For every frame the ego's cameras are rendered at the recorded pose and at every
 
 from __future__ import annotations
 
+import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from faithfusion.errors import UserError
 from faithfusion.synth import writer as out_
 from faithfusion.synth.annotations import boxes_2d
 from faithfusion.synth.lidar import lidar_scan
@@ -24,6 +27,41 @@ from faithfusion.synth.world import World, make_world
 GENERATOR = "synthstreet-1"
 MOVING_SPEED = 1.0  # m/s: DriveStudio's threshold for a dynamic object
 LABEL_RANGE = 150.0  # metres: instances this close to the ego are listed in a frame even when unseen
+
+
+INCOMPLETE_MARKER = ".synthstreet-incomplete"
+"""Present in a scene folder while `generate` writes it (a killed run leaves it behind)."""
+
+
+class SceneFolderError(UserError, FileExistsError):
+    """The output folder holds files that are not to be replaced."""
+
+
+def is_synth_scene_folder(folder: Path) -> bool:
+    """A folder that `generate` wrote (scene.json of SynthStreet) or began to write (the marker)."""
+    if (folder / INCOMPLETE_MARKER).exists():
+        return True
+    try:
+        return str(json.loads((folder / "scene.json").read_text()).get("generator", "")).startswith("synthstreet")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prepare_scene_folder(out: Path, overwrite: bool) -> None:
+    """Create `out` for a new scene; replace an earlier SynthStreet scene there only with `overwrite`."""
+    if out.exists() and not out.is_dir():
+        raise SceneFolderError(f"{out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise SceneFolderError(f"{out}: folder is not empty; pass --overwrite to replace the scene in it, or choose another --out")
+        if not is_synth_scene_folder(out):
+            raise SceneFolderError(
+                f"{out}: not a SynthStreet scene folder (no scene.json of this generator); not replaced even with "
+                "--overwrite: choose an empty or new --out"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INCOMPLETE_MARKER).write_text("generate() has not finished writing this scene\n")
 
 
 def shift_offsets(shifts: Sequence[float]) -> list[float]:
@@ -49,12 +87,16 @@ def generate(
     lidar_azimuths: int = 720,
     lossless_gt: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Write scene `seed` to `out` (DriveStudio layout + lanes.json, scene.json, gt_shifted/). Returns `out`."""
+    """Write scene `seed` to `out` (DriveStudio layout + lanes.json, scene.json, gt_shifted/). Returns `out`.
+
+    A non-empty `out` is refused unless `overwrite`, and even then only a SynthStreet scene folder
+    (finished or interrupted) is replaced, as a whole: two scenes are never mixed."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
+    prepare_scene_folder(out, overwrite)
     cams = rig_cameras(cameras)
     offsets = shift_offsets(shifts)
     world = make_world(int(seed), frames=frames, dynamic=dynamic, max_shift=max([abs(float(d)) for d in shifts], default=0.0))
@@ -146,6 +188,7 @@ def generate(
     out_.save_json(out / "scene.json", scene_json(world, cams, offsets, width, height, supersample, lidar_azimuths, lossless_gt, writer_source,
                                                  {**counts, "instances": len(instances_info), "buildings": len(world.buildings),
                                                   "trees": len(world.trees), "poles": len(world.poles), "triangles_static": len(scene.static)}))
+    (out / INCOMPLETE_MARKER).unlink()
     return out
 
 

@@ -100,3 +100,29 @@ class ReconConfig:
     progress: bool = True
     max_eval_views: int = 0
     """Evaluate at most this many held-out views (0 = all)."""
+
+
+def check_recon_config(cfg: ReconConfig) -> None:
+    """Refuse flag values that cannot make a run (NaN, out of range, CUDA without CUDA): FlagError naming the flag."""
+    from faithfusion.utils.flags import FlagError, require_at_least, require_between, require_device, require_finite, require_positive
+
+    require_at_least("--steps", cfg.steps, 1)
+    require_positive("--scale", cfg.scale)
+    require_at_least("--holdout-every", cfg.holdout_every, 0)
+    require_between("--sh-degree", cfg.sh_degree, 0, 3)
+    require_at_least("--sh-degree-interval", cfg.sh_degree_interval, 1)
+    for flag in ("ssim_lambda", "depth_lambda", "sky_lambda", "opacity_reg", "scale_reg", "appearance_lr"):
+        require_at_least("--" + flag.replace("_", "-"), getattr(cfg, flag), 0.0)
+    require_between("--ssim-lambda", cfg.ssim_lambda, 0.0, 1.0)
+    for name, value in vars(cfg.lr).items():
+        require_at_least(f"--lr.{name.replace('_', '-')}", value, 0.0)
+    require_at_least("--init.max-points", cfg.init.max_points, 1)
+    require_at_least("--init.random-points", cfg.init.random_points, 0)
+    require_finite("--init.scale", cfg.init.scale)
+    require_between("--init.opacity", cfg.init.opacity, 0.0, 1.0)
+    require_at_least("--ckpt-every", cfg.ckpt_every, 0)
+    require_at_least("--eval-every", cfg.eval_every, 0)
+    require_at_least("--max-eval-views", cfg.max_eval_views, 0)
+    if cfg.resume and cfg.overwrite:
+        raise FlagError("--resume continues the run folder and --overwrite replaces it: pass one of them")
+    require_device("--device", cfg.device)

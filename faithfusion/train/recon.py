@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,11 +21,18 @@ import yaml
 from faithfusion.errors import UserError
 from faithfusion.data.check import check_scene_images
 from faithfusion.data.scene import SceneData
-from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-from faithfusion.train.config import ReconConfig
+from faithfusion.train.checkpoint import checkpoint_path, checkpoints_by_step, clear_checkpoints, load_latest_checkpoint, save_checkpoint
+from faithfusion.train.config import ReconConfig, check_recon_config
+from faithfusion.train.lock import acquire_run_lock, release_run_lock
 from faithfusion.train.trainer import Trainer
+from faithfusion.utils.atomic import atomic_write, remove_stale_temps
 from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import save_json_atomic, to_plain
+
+RESUME_MUST_MATCH = ("method", "data", "scale", "holdout_every", "cameras", "sh_degree", "appearance", "seed")
+"""config.yaml entries that define the model: a --resume with other values would continue another run."""
+OUTPUTS_REPLACED_BY_OVERWRITE = ("metrics.json", "rounds.jsonl")
+"""Files of an earlier run that --overwrite removes at the start, so that none outlives the new run."""
 
 
 class RunFolderError(UserError, FileExistsError):
@@ -32,22 +40,71 @@ class RunFolderError(UserError, FileExistsError):
 
 
 def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    """Create the run folder; refuse to write over a user's existing run unless asked."""
+    """Create and lock the run folder; refuse to write over a user's existing run unless asked.
+
+    Temporary files of a killed writer are removed; --overwrite also removes the earlier run's
+    checkpoints and metrics, so that neither `eval` nor a later --resume can pick them up."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise RunFolderError(
             f"{out}: run folder exists and is not empty; pass --resume to continue it or --overwrite to replace its outputs"
         )
     out.mkdir(parents=True, exist_ok=True)
+    acquire_run_lock(out)
+    for tmp in remove_stale_temps(out):
+        print(f"removed {tmp}, left by an interrupted write")
+    if overwrite and not resume:
+        clear_checkpoints(out / "ckpt")
+        for name in OUTPUTS_REPLACED_BY_OVERWRITE:
+            (out / name).unlink(missing_ok=True)
+
+
+def open_run_folder(cfg: ReconConfig) -> Path:
+    """Check the flags, prepare and lock cfg.out, and refuse a --resume whose configuration differs from the run's."""
+    check_recon_config(cfg)
+    out = Path(cfg.out)
+    prepare_run_folder(out, cfg.resume, cfg.overwrite)
+    if cfg.resume:
+        check_resume_matches(out, cfg)
+    return out
+
+
+def stored_data_path(value: str) -> Path:
+    """config.yaml's `data`: absolute since it is stored so; an older relative one is relative to the working directory."""
+    return Path(value).expanduser().resolve()
+
+
+def check_resume_matches(out: Path, cfg: ReconConfig) -> None:
+    """RunFolderError naming the flag when cfg differs from RUN/config.yaml in what defines the model."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        return
+    stored = yaml.safe_load(path.read_text()) or {}
+    current = to_plain(asdict(cfg))
+    for key in RESUME_MUST_MATCH:
+        if key not in stored or key not in current:
+            continue
+        old, new = stored[key], current[key]
+        if key == "data":
+            old, new = str(stored_data_path(old)), str(stored_data_path(new))
+        if isinstance(old, list) or isinstance(new, list):
+            old, new = list(old), list(new)
+        if old != new:
+            flag = "--" + key.replace("_", "-")
+            raise RunFolderError(
+                f"{path}: the run was made with {flag} {old} but --resume was given {flag} {new}; "
+                f"resume with the same {flag}, or start a new run folder (or pass --overwrite instead of --resume)"
+            )
 
 
 def write_config(out: Path, cfg: ReconConfig, extra: dict | None = None) -> None:
+    """RUN/config.yaml, with `data` stored as an absolute path (the run is usable from any folder)."""
     payload = to_plain(asdict(cfg))
+    if "data" in payload:
+        payload["data"] = str(stored_data_path(payload["data"]))
     if extra:
         payload["_run"] = to_plain(extra)
-    tmp = out / "config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(payload, sort_keys=False))
-    tmp.replace(out / "config.yaml")
+    atomic_write(Path(out) / "config.yaml", yaml.safe_dump(payload, sort_keys=False), what="run configuration")
 
 
 def load_scene_for(cfg: ReconConfig) -> SceneData:
@@ -62,24 +119,25 @@ def load_scene_for(cfg: ReconConfig) -> SceneData:
 def run_recon(cfg: ReconConfig, scene: SceneData | None = None) -> dict:
     """Train (or resume) a reconstruction and write every output; returns the metrics dict."""
     trainer, scene = train_run(cfg, scene)
-    return finish_run(trainer, scene, cfg, Path(cfg.out))
+    metrics = finish_run(trainer, scene, cfg, Path(cfg.out))
+    release_run_lock(Path(cfg.out))
+    return metrics
 
 
 def train_run(cfg: ReconConfig, scene: SceneData | None = None, trainer_factory=None) -> tuple[Trainer, SceneData]:
     """Prepare RUN/, build (or resume) the trainer and train to cfg.steps with checkpoints.
 
     `trainer_factory(scene, cfg, device)` lets a method supply a Trainer subclass or a prepared one."""
-    out = Path(cfg.out)
-    prepare_run_folder(out, cfg.resume, cfg.overwrite)
+    out = open_run_folder(cfg)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
     trainer = (trainer_factory or Trainer)(scene, cfg, device)
     ckpt_dir = out / "ckpt"
     if cfg.resume:
-        last = latest_checkpoint(ckpt_dir)
-        if last is not None:
-            trainer.load_state_dict(load_checkpoint(last, device))
-            print(f"resumed from {last} at step {trainer.step}")
+        found = load_latest_checkpoint(ckpt_dir, device)
+        if found is not None:
+            trainer.load_state_dict(found[1])
+            print(f"resumed from {found[0]} at step {trainer.step}")
     write_config(out, cfg, {"scene": scene.summary(), "device": str(device)})
 
     def on_step(tr: Trainer, stats: dict) -> None:
@@ -89,9 +147,30 @@ def train_run(cfg: ReconConfig, scene: SceneData | None = None, trainer_factory=
             result = tr.evaluate(eval_ids(scene, cfg))
             print(f"step {tr.step}: held-out {json.dumps(result['mean'])}")
 
-    trainer.fit(cfg.steps, progress=cfg.progress, on_step=on_step)
+    with out_of_memory_names(f"training {out}", ckpt_dir):
+        trainer.fit(cfg.steps, progress=cfg.progress, on_step=on_step)
     save_checkpoint(checkpoint_path(ckpt_dir, trainer.step), trainer.state_dict())
     return trainer, scene
+
+
+class OutOfMemoryError(UserError, MemoryError):
+    """The device ran out of memory; the last checkpoint is kept."""
+
+
+@contextmanager
+def out_of_memory_names(stage: str, ckpt_dir: Path):
+    """Turn an out-of-memory error into one naming the stage and the checkpoint to resume from."""
+    try:
+        yield
+    except (torch.cuda.OutOfMemoryError, MemoryError) as err:
+        if isinstance(err, UserError):
+            raise
+        found = checkpoints_by_step(ckpt_dir)
+        last = f"the last checkpoint {found[-1][1]} is kept; " if found else ""
+        raise OutOfMemoryError(
+            f"{stage}: out of memory ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+            f"{last}lower --scale or the number of Gaussians, then run again with --resume"
+        ) from err
 
 
 def eval_ids(scene: SceneData, cfg: ReconConfig) -> list[int]:

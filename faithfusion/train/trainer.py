@@ -271,4 +271,4 @@ def save_side_by_side(path: Path, pred: Tensor, gt: Tensor) -> None:
 
     both = torch.cat([pred, gt], dim=1).clamp(0, 1)
     arr = (both.cpu().numpy() * 255).round().astype(np.uint8)
-    atomic_write(path, save=lambda tmp: iio.imwrite(tmp, arr, extension=".png"))
+    atomic_write(path, save=lambda tmp: iio.imwrite(tmp, arr, extension=".png"), what="render")
