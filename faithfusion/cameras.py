@@ -7,7 +7,6 @@ sheared matrix is reported with the file it came from.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -51,17 +50,6 @@ class Camera:
 
     def to(self, device: torch.device | str) -> "Camera":
         return replace(self, K=self.K.to(device), viewmat=self.viewmat.to(device))
-
-
-def stack_cameras(cameras: list[Camera]) -> tuple[Tensor, Tensor, int, int]:
-    """Batch cameras of one size into gsplat's `viewmats [C,4,4]` and `Ks [C,3,3]`."""
-    sizes = {(c.width, c.height) for c in cameras}
-    if len(sizes) != 1:
-        raise ValueError(f"cameras in one batch must share a size, got {sorted(sizes)}")
-    width, height = sizes.pop()
-    viewmats = torch.stack([c.viewmat for c in cameras])
-    Ks = torch.stack([c.K for c in cameras])
-    return viewmats, Ks, width, height
 
 
 def invert_rigid(T: Tensor) -> Tensor:
@@ -194,7 +182,3 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
     c2w = torch.eye(4)
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, down, forward, eye
     return c2w
-
-
-def fov_to_focal(fov_degrees: float, size_pixels: int) -> float:
-    return 0.5 * size_pixels / math.tan(0.5 * math.radians(fov_degrees))

@@ -71,12 +71,7 @@ def model(kind) -> Fixer:
     return kind[1].build(seed=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def inputs(b: int = B, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -21,13 +21,7 @@ from faithfusion.fixers.train import FixerTrainConfig, train_fixer
 from tests.fixer_fixtures import TINY_DIFIX, tiny_difix
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and far faster on a busy machine than two that contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:  # [n, h, w, 3]

@@ -26,12 +26,7 @@ def model(tiny_repo) -> Difix:
     return tiny_sd_turbo_difix(tiny_repo)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_loads_offline_from_a_hub_layout(model, tiny_repo, monkeypatch):

@@ -24,12 +24,7 @@ from tests.fixer_fixtures import TINY_GENFUSION, TINY_GENFUSION_FIELDS
 STUB = SimpleNamespace(config=SimpleNamespace(min_range=1e-3))  # what train.disparity_l1 reads of the model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # fast on a busy CPU, and repeatable
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_zero_when_the_prediction_is_the_target():

@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from faithfusion.errors import UserError
-from faithfusion.utils.jsonio import save_json_atomic
-from faithfusion.fusion.config import (
-    Difix3DSchedule, FaithFusionConfig, FaithFusionSchedule, GenFusionSchedule, fuse_config,
-)
-from faithfusion.fusion.fixers import WEIGHTS_ROOT
+from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, GenFusionSchedule, fuse_config
 from faithfusion.fusion.presets import preset
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
+from faithfusion.utils.jsonio import save_json_atomic
 
 
 class DemoFolderError(UserError, ValueError):
@@ -127,7 +124,6 @@ def run_demo(cfg: DemoConfig) -> Path:
         init=InitConfig(max_points=sizes["max_points"], random_points=sizes["random_points"]),
         strategy=StrategyConfig(refine_stop=int(0.75 * steps)),
     )
-    eigent_shipped = (WEIGHTS_ROOT / "eigent" / "config.json").is_file()
     video_fixer = cfg.video_fixer if cfg.video_fixer is not None or cfg.fixer != "identity" else "identity"
     curves, results, notes, train_seconds = {}, {}, [], {}
     for p in presets:
@@ -136,13 +132,6 @@ def run_demo(cfg: DemoConfig) -> Path:
         run_cfg = fuse_config(p.config, replace(base, out=out / method), fixer=cfg.fixer, video_fixer=video_fixer,
                               difix3d=cfg.difix3d, genfusion=cfg.genfusion,
                               faithfusion=replace(cfg.faithfusion, view_stride=sizes["fuse_view_stride"]))
-        if isinstance(run_cfg, FaithFusionConfig) and cfg.video_fixer is None and not eigent_shipped:
-            run_cfg.faithfusion.video_until = 0.0
-            note = ("No EIGent ships yet: FaithFusion ran its Difix branch (the shipped compact Difix) at every "
-                    "shift; EIG still weighted the loss of every fused pixel.")
-            if note not in notes:
-                notes.append(note)
-                print("demo: " + note)
         run = run_method(method, run_cfg)
         trainer, scene = run.trainer, run.scene
         result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])

@@ -55,7 +55,8 @@ def invert_rigid_np(T: np.ndarray) -> np.ndarray:  # [4, 4]
 
 
 def pose_to_scene_np(c2w: np.ndarray, tf: SceneTransform, center: np.ndarray) -> np.ndarray:  # [4, 4]
-    """`SceneTransform.pose_to_scene` in float64, with the exact float64 `center`."""
+    """A world camera-to-world pose into scene coordinates (rotation composed, translation scaled), in float64
+    with the exact float64 `center`."""
     R = tf.rotation.double().numpy()
     out = np.eye(4)
     out[:3, :3] = R @ c2w[:3, :3]
@@ -141,9 +142,3 @@ def find_image(stem_path: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def require_image(path: Path) -> Path:
-    if not Path(path).is_file():
-        raise SceneError(f"{path}: image file is missing")
-    return Path(path)

@@ -55,7 +55,6 @@ from faithfusion.data.scene import Frame, SceneData, SceneError, SceneTransform,
 OPENCV_TO_WAYMO_CAM = np.array(
     [[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 )
-CAMERA_NAMES = {0: "front", 1: "front_left", 2: "front_right", 3: "left", 4: "right"}
 LIDAR_COLUMNS = (
     "origin_x", "origin_y", "origin_z", "x", "y", "z", "flow_x", "flow_y", "flow_z",
     "flow_class", "ground", "intensity", "elongation", "laser_id",

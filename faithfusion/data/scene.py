@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,13 +35,6 @@ class SceneTransform:
     def points_to_world(self, x: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
         return (x / self.scale) @ self.rotation + self.center
 
-    def pose_to_scene(self, c2w: Tensor) -> Tensor:
-        """A world camera-to-world [4,4] into scene coordinates (rotation composed, not scaled)."""
-        out = torch.eye(4, dtype=c2w.dtype)
-        out[:3, :3] = self.rotation @ c2w[:3, :3]
-        out[:3, 3] = self.points_to_scene(c2w[:3, 3])
-        return out
-
     def pose_to_world(self, c2w: Tensor) -> Tensor:
         out = torch.eye(4, dtype=c2w.dtype)
         out[:3, :3] = self.rotation.T @ c2w[:3, :3]
@@ -54,10 +46,6 @@ class SceneTransform:
 
     def to_dict(self) -> dict:
         return {"center": self.center.tolist(), "rotation": self.rotation.tolist(), "scale": self.scale}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SceneTransform":
-        return cls(torch.tensor(d["center"], dtype=torch.float32), torch.tensor(d["rotation"], dtype=torch.float32), float(d["scale"]))
 
 
 @dataclass
@@ -128,7 +116,3 @@ def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:
     test = list(range(0, n, every))
     train = [i for i in range(n) if i % every != 0]
     return train, test
-
-
-def to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)

@@ -88,12 +88,6 @@ class FisherAccumulator:
             pw = None if pixel_weights is None else pixel_weights.detach().cpu()
             self.views.append(FisherView(camera.to("cpu"), pw, name))
 
-    def add_views(self, cameras: Sequence[Camera], pixel_weights: Sequence[Tensor | None] | None = None,
-                  names: Sequence[str] | None = None, progress: Callable | None = None) -> None:
-        items = range(len(cameras)) if progress is None else progress(range(len(cameras)))
-        for i in items:
-            self.add_view(cameras[i], None if pixel_weights is None else pixel_weights[i], "" if names is None else names[i])
-
     # --- following the model ----------------------------------------------------------------
 
     def _check_aligned(self) -> None:

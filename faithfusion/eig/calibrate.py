@@ -143,14 +143,6 @@ def fit_calibration(
                        n_pixels=int(values.numel()), **opts)
 
 
-def faithfusion_bins(gain: Tensor) -> Tensor:
-    """FaithFusion's released weights on its own log(1 + gain) scale (for comparison only): 0.1 / 0.3 / 0.7 / 1.0."""
-    w = torch.full_like(gain, 1.0)
-    w = torch.where(gain < 1.0, torch.full_like(gain, 0.7), w)
-    w = torch.where(gain < 0.2, torch.full_like(gain, 0.3), w)
-    return torch.where(gain < 0.05, torch.full_like(gain, 0.1), w)
-
-
 def g_at_weight(cal: Calibration, w: float) -> float:
     """The calibrated value where the loss weight reaches `w` (inverse of `Calibration.weight`)."""
     t = (w - cal.w_min) / (1.0 - cal.w_min)
