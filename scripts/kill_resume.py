@@ -144,7 +144,11 @@ def run_to_end(argv: list[str], log) -> tuple[int, float]:
 
 
 def temp_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*.tmp") if p.is_file()] if folder.exists() else []
+    """The `*.tmp` files under `folder` (folders that vanish while it is walked, as a writer renames them, are skipped)."""
+    found = []
+    for root, _, files in os.walk(folder, onerror=lambda err: None):
+        found += [Path(root) / f for f in files if f.endswith(".tmp")]
+    return found
 
 
 def launch_and_kill(argv: list[str], out: Path, delay: float, at_temp: bool, log) -> dict:
