@@ -245,6 +245,31 @@ def test_faithfusion_shift_grows_and_eig_weights(scene_dir, tmp_path):
         assert float(v.weight.min()) >= w_min - 1e-6 and float(v.weight.max()) <= 1.0 + 1e-6
     # every fused view is part of H_train (weighted by its EIG loss weight): recomputed with it next round
     assert sum(fv.name.startswith("fused") for fv in method.acc.views) == len(method.pool.views)
+    # every round's row times its stages: disjoint, so they add up to no more than the round's wall time
+    common = {"train", "h_train", "eig", "render", "references", "pool_insert", "checkpoint"}
+    assert set(rows[0]["stages"]) == common | {"fix_video"} and set(rows[1]["stages"]) == common | {"fix_difix"}
+    for r in rows:
+        assert all(v >= 0 for v in r["stages"].values())
+        assert sum(r["stages"].values()) <= r["wall_seconds"] + 1e-9
+        own = sum(v for k, v in r["stages"].items() if k not in ("train", "checkpoint"))
+        assert own <= r["seconds"] + 1e-9 and r["seconds"] <= r["wall_seconds"]
+    assert [r["train_steps"] for r in rows] == [20, 20]
+
+
+def test_stage_timing_changes_no_result(scene_dir, tmp_path, monkeypatch):
+    import faithfusion.fusion.rounds as rounds
+    from faithfusion.utils.timing import StageTimer
+
+    timed = run_method("faithfusion", tiny(scene_dir, tmp_path / "timed", "faithfusion", stop_after_rounds=2))
+    monkeypatch.setattr(rounds, "StageTimer", lambda device: StageTimer(device, enabled=False))
+    untimed = run_method("faithfusion", tiny(scene_dir, tmp_path / "untimed", "faithfusion", stop_after_rounds=2))
+    rows = [json.loads(line) for line in (tmp_path / "untimed" / "rounds.jsonl").read_text().splitlines()]
+    assert [r["stages"] for r in rows] == [{}, {}]  # the timer really was off; two rounds, with training between
+    for k, v in timed.trainer.model.params.items():
+        assert torch.equal(v, untimed.trainer.model.params[k]), k
+    assert len(timed.method.pool.views) == len(untimed.method.pool.views) > 0
+    for a, b in zip(timed.method.pool.views, untimed.method.pool.views):
+        assert torch.equal(a.image, b.image) and torch.equal(a.weight, b.weight)
 
 
 def test_faithfusion_no_eig(scene_dir, tmp_path):

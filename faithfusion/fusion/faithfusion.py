@@ -37,6 +37,7 @@ from faithfusion.fusion.paths import sequences, windows
 from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, post_render_fixer, render_cameras
 from faithfusion.fusion.rounds import Round
 from faithfusion.train.views import ViewPool
+from faithfusion.utils.timing import NO_TIMER, StageTimer
 
 
 class FaithFusionMethod:
@@ -55,6 +56,7 @@ class FaithFusionMethod:
         self.acc = None  # FisherAccumulator, built at the first round
         self.calibration = None
         self.shifts: list[float] = []  # the shift of every completed round
+        self.timer: StageTimer = NO_TIMER  # set by `run_rounds`: the round's stages (render, h_train, eig, fix_*, ...)
 
     def recon_config(self, cfg: FuseConfig) -> FuseConfig:
         return cfg
@@ -77,11 +79,13 @@ class FaithFusionMethod:
         """H_train (captured + fused views) at the current parameters, and a fresh calibration."""
         from faithfusion.eig.session import build_session, train_accumulator
 
-        if self.acc is None:
-            self.acc = train_accumulator(trainer)
-        else:
-            self.acc.recompute(trainer.model)
-        session = build_session(trainer, acc=self.acc, calib_views=self.sched.calib_views, progress=False)
+        with self.timer.stage("h_train"):
+            if self.acc is None:
+                self.acc = train_accumulator(trainer)
+            else:
+                self.acc.recompute(trainer.model)
+        with self.timer.stage("eig"):
+            session = build_session(trainer, acc=self.acc, calib_views=self.sched.calib_views, progress=False)
         self.calibration = session.calibration
         return session
 
@@ -101,35 +105,44 @@ class FaithFusionMethod:
                 ramp = use_video and ids[0] in firsts and self.sched.ramp > 1
                 offsets = ramp_shifts(side * shift, len(ids), self.sched.ramp) if ramp else [side * shift] * len(ids)
                 cams = [self.scene.shifted_camera(i, d, self.scale) for i, d in zip(ids, offsets)]
-                r = render_cameras(trainer, cams)
+                with self.timer.stage("render"):
+                    r = render_cameras(trainer, cams)
                 h, w = r.rgb.shape[1:3]
                 if session is not None:
-                    maps = [session.eig(c.to(trainer.device)) for c in cams]
-                    cal = session.calibration
-                    weight = torch.stack([cal.weight(g, m.covered) for m, g in maps])  # [T, H, W] in [w_min, 1]
-                    cond = torch.stack([g for _, g in maps])  # [T, H, W] calibrated EIG, as in the curated data
+                    with self.timer.stage("eig"):
+                        maps = [session.eig(c.to(trainer.device)) for c in cams]
+                        cal = session.calibration
+                        weight = torch.stack([cal.weight(g, m.covered) for m, g in maps])  # [T, H, W] in [w_min, 1]
+                        cond = torch.stack([g for _, g in maps])  # [T, H, W] calibrated EIG, as in the curated data
                 else:
                     weight, cond = None, r.rgb.new_ones(len(cams), h, w)
                 if use_video:
-                    ref = self.refs.for_cameras(cams[:1], ids[:1]).to(r.rgb.device)  # the first frame's, as curated
-                    fixed = self.video.fixer.fix(r.rgb[None], ref=ref, eig=cond[None]).images[0]
+                    with self.timer.stage("references"):
+                        ref = self.refs.for_cameras(cams[:1], ids[:1]).to(r.rgb.device)  # the first frame's, as curated
+                    with self.timer.stage("fix_video"):
+                        fixed = self.video.fixer.fix(r.rgb[None], ref=ref, eig=cond[None]).images[0]
                 else:
-                    refs = self.refs.for_cameras(cams, ids).to(r.rgb.device)
-                    fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
-                    if session is not None and self.sched.difix_blend:  # repaint where EIG is high, keep the render elsewhere
-                        m = torch.stack([cal.soft_mask(g, mp.covered) for mp, g in maps])[..., None]  # [T, H, W, 1]
-                        fixed = m * fixed + (1 - m) * r.rgb
-                keep = [k for k, d in enumerate(offsets) if abs(d) > 1e-6]  # shift-0 frames were context only
-                cams, fixed = [cams[k] for k in keep], fixed[keep]
-                weight = weight[keep] if weight is not None else None
-                new = make_views(cams, fixed, weights=weight, device=trainer.device)
-                views.extend(new)
+                    with self.timer.stage("references"):
+                        refs = self.refs.for_cameras(cams, ids).to(r.rgb.device)
+                    with self.timer.stage("fix_difix"):
+                        fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
+                        if session is not None and self.sched.difix_blend:  # repaint where EIG is high, keep the render elsewhere
+                            m = torch.stack([cal.soft_mask(g, mp.covered) for mp, g in maps])[..., None]  # [T, H, W, 1]
+                            fixed = m * fixed + (1 - m) * r.rgb
+                with self.timer.stage("pool_insert"):
+                    keep = [k for k, d in enumerate(offsets) if abs(d) > 1e-6]  # shift-0 frames were context only
+                    cams, fixed = [cams[k] for k in keep], fixed[keep]
+                    weight = weight[keep] if weight is not None else None
+                    new = make_views(cams, fixed, weights=weight, device=trainer.device)
+                    views.extend(new)
                 if weight is not None:
-                    weights_mean.append(float(weight.mean()))
-                    for v in new:
-                        self.acc.add_view(v.camera, pixel_weights=v.weight * self.pool.loss_weight, name=f"fused_{shift:+.1f}")
-        self.pool.views.extend(views)
-        self.pool._order = []
+                    with self.timer.stage("h_train"):  # the fused views join H_train
+                        weights_mean.append(float(weight.mean()))
+                        for v in new:
+                            self.acc.add_view(v.camera, pixel_weights=v.weight * self.pool.loss_weight, name=f"fused_{shift:+.1f}")
+        with self.timer.stage("pool_insert"):
+            self.pool.views.extend(views)
+            self.pool._order = []
         self.shifts.append(shift)
         return {"views": len(views), "pool": len(self.pool.views), "fixer": "eigent" if use_video else "difix",
                 "eig": self.use_eig, "weight_mean": sum(weights_mean) / len(weights_mean) if weights_mean else 1.0}

@@ -4,13 +4,16 @@ A method is a list of `Round`s (at step s, do X) and the code that does X. `run_
 each round's step, lets the method act, then writes RUN/ckpt/round_XXX.pt: the trainer's state, the
 method's pools (their images included) and the method's own state. A resumed run loads the newest
 one and continues with the next round, so it repeats the uninterrupted run exactly.
+
+Each round's row (RUN/rounds.jsonl) holds "seconds", the method's own work in the round, and "stages", the
+wall seconds of the training steps before it ("train"), of the method's stages (those it times with
+`method.timer`, a `StageTimer`) and of the round checkpoint ("checkpoint"); "wall_seconds" covers all of them.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -20,6 +23,7 @@ import torch
 
 from faithfusion.train.views import ViewPool
 from faithfusion.utils.atomic import append_line, atomic_torch_save
+from faithfusion.utils.timing import StageTimer
 
 
 @dataclass
@@ -118,13 +122,21 @@ def run_rounds(
     if resume and (last := latest_round(ckpt_dir)) is not None:
         done = int(load_round(last, trainer, method)["completed_rounds"])
         print(f"resumed {method.name} from {last}: {done} of {len(rounds)} rounds done, step {trainer.step}")
+    timer = StageTimer(trainer.device)
+    if hasattr(method, "timer"):  # a method that times its own stages
+        method.timer = timer
     for rnd in rounds[done:]:
-        trainer.fit(rnd.step, progress=progress, on_step=method.on_step)
-        t0 = time.perf_counter()
+        start, first_step = timer.now(), trainer.step
+        with timer.stage("train"):
+            trainer.fit(rnd.step, progress=progress, on_step=method.on_step)
+        t0 = timer.now()
         stats = method.run_round(trainer, rnd)
-        row = {"round": rnd.index, "step": trainer.step, **rnd.params, **stats, "seconds": time.perf_counter() - t0}
+        seconds = timer.now() - t0
         done += 1
-        save_round(ckpt_dir, done, trainer, method)
+        with timer.stage("checkpoint"):
+            save_round(ckpt_dir, done, trainer, method)
+        row = {"round": rnd.index, "step": trainer.step, **rnd.params, **stats, "seconds": seconds,
+               "train_steps": trainer.step - first_step, "stages": timer.take(), "wall_seconds": timer.now() - start}
         if log is not None:
             log(row)
         if stop_after and done >= stop_after:
