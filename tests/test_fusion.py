@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from faithfusion.errors import UserError
 from faithfusion.cameras import interpolate_pose, quat_to_rotmat, rotmat_to_quat, slerp
 from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, FuseConfig, GenFusionSchedule, fuse_config
 from faithfusion.fusion.fixers import MissingFixerError, choose_fixer
@@ -465,9 +466,12 @@ def test_demo_resume_loads_a_finished_method_instead_of_training_it_again(tmp_pa
     out = tmp_path / "d"
     demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu"))
     first = json.loads((out / "demo.json").read_text())
-    with pytest.raises(FileExistsError, match="--resume"):  # the user's folder is never replaced unasked
+    with pytest.raises(UserError, match="--resume"):  # the user's folder is never replaced unasked
         demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu"))
+    stale = out / ".demo_seconds.json.123.abcd.tmp"  # what a kill during a write leaves
+    stale.write_text("{")
     demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", resume=True))
+    assert not stale.exists()
     again = json.loads((out / "demo.json").read_text())
     assert again["resumed"] and again["train_seconds"]["3dgs"] == first["train_seconds"]["3dgs"]  # nothing trained
     assert again["by_magnitude"] == first["by_magnitude"]  # the same final model, evaluated again

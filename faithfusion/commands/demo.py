@@ -17,6 +17,7 @@ from faithfusion.errors import UserError
 from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, GenFusionSchedule, fuse_config
 from faithfusion.fusion.presets import preset
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
+from faithfusion.utils.atomic import remove_stale_temps
 from faithfusion.utils.jsonio import save_json_atomic
 
 
@@ -93,13 +94,15 @@ def run_demo(cfg: DemoConfig) -> Path:
     if cfg.resume and cfg.overwrite:
         raise DemoFolderError("--resume continues the demo folder and --overwrite replaces it: pass one of them")
     if out.exists() and any(out.iterdir()) and not (cfg.overwrite or cfg.resume):
-        raise FileExistsError(f"{out}: demo folder is not empty; pass --resume to continue it or --overwrite to replace it")
+        raise DemoFolderError(f"{out}: demo folder is not empty; pass --resume to continue it or --overwrite to replace it")
     sizes = demo_sizes(cfg)
     sizes["steps"] = cfg.steps or sizes["steps"]  # what runs, as recorded in demo.json and the report
     if cfg.faithfusion.view_stride is not None:
         sizes["fuse_view_stride"] = cfg.faithfusion.view_stride
     if cfg.resume:
         check_resume(out, cfg, sizes)
+        for tmp in remove_stale_temps(out):  # left by a killed write; each method's run folder is cleaned again when opened
+            print(f"removed {tmp}, left by an interrupted write")
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}  # this command's wall seconds per stage
     spent_file = out / "demo_seconds.json"  # wall seconds per stage summed over every command that ran the demo
