@@ -268,3 +268,29 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_synth_scene(tmp_path):
     with pytest.raises(SceneFolderError, match="not a SynthStreet scene"):
         generate(tmp_path / "mine", 0, frames=1, cameras=("front",), width=32, height=24, shifts=(1.0,), overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_kill_while_an_old_scene_is_removed_leaves_a_folder_that_can_be_replaced(scene, tmp_path, monkeypatch):
+    """The old scene is renamed aside before it is removed: a kill during the removal (simulated here) leaves the
+    new folder with its incomplete-marker, which the next run replaces, and the set-aside copy is cleaned up."""
+    import importlib
+    import shutil
+
+    gen = importlib.import_module("faithfusion.synth.generate")  # the module (the package exports the function)
+    copy = tmp_path / "copy"
+    shutil.copytree(scene, copy)
+    real_rmtree = shutil.rmtree
+
+    def killed_midway(path, *a, **kw):  # removes scene.json first, then the process dies
+        (Path(path) / "scene.json").unlink(missing_ok=True)
+        raise KeyboardInterrupt("killed while removing the old scene")
+
+    monkeypatch.setattr(gen.shutil, "rmtree", killed_midway)
+    small = dict(frames=2, cameras=("front",), width=32, height=24, shifts=(1.0,))
+    with pytest.raises(KeyboardInterrupt):
+        generate(copy, SEED + 1, overwrite=True, **small)
+    monkeypatch.setattr(gen.shutil, "rmtree", real_rmtree)
+    assert gen.is_synth_scene_folder(copy) and len(gen.replaced_folders(copy)) == 1
+    generate(copy, SEED + 1, overwrite=True, **small)
+    assert json.loads((copy / "scene.json").read_text())["seed"] == SEED + 1
+    assert gen.replaced_folders(copy) == []

@@ -8,6 +8,7 @@ For every frame the ego's cameras are rendered at the recorded pose and at every
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,10 +48,21 @@ def is_synth_scene_folder(folder: Path) -> bool:
         return False
 
 
+def replaced_folders(out: Path) -> list[Path]:
+    """Earlier scenes of `out` set aside for removal (`.NAME.PID.replaced`); a killed replacement leaves one."""
+    return sorted(out.parent.glob(f".{out.name}.*.replaced"))
+
+
 def prepare_scene_folder(out: Path, overwrite: bool) -> None:
-    """Create `out` for a new scene; replace an earlier SynthStreet scene there only with `overwrite`."""
+    """Create `out` for a new scene; replace an earlier SynthStreet scene there only with `overwrite`.
+
+    The earlier scene is first renamed aside in one step and removed after the new folder (with its
+    incomplete-marker) exists, so that a kill at any moment leaves `out` recognisable as SynthStreet's."""
     if out.exists() and not out.is_dir():
         raise SceneFolderError(f"{out}: exists and is not a folder")
+    for old in replaced_folders(out):
+        shutil.rmtree(old, ignore_errors=True)
+    trash = None
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise SceneFolderError(f"{out}: folder is not empty; pass --overwrite to replace the scene in it, or choose another --out")
@@ -59,9 +71,12 @@ def prepare_scene_folder(out: Path, overwrite: bool) -> None:
                 f"{out}: not a SynthStreet scene folder (no scene.json of this generator); not replaced even with "
                 "--overwrite: choose an empty or new --out"
             )
-        shutil.rmtree(out)
+        trash = out.with_name(f".{out.name}.{os.getpid()}.replaced")
+        os.replace(out, trash)
     out.mkdir(parents=True, exist_ok=True)
     (out / INCOMPLETE_MARKER).write_text("generate() has not finished writing this scene\n")
+    if trash is not None:
+        shutil.rmtree(trash)
 
 
 def shift_offsets(shifts: Sequence[float]) -> list[float]:
