@@ -194,3 +194,16 @@ def test_jsonl_log_drops_half_line_left_by_a_kill(tmp_path):
     log.write_text('{"round": 0}\n{"round": 1, "ste')  # killed mid-line
     append_line(log, '{"round": 1}')
     assert log.read_text().splitlines() == ['{"round": 0}', '{"round": 1}']
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_user_error_naming_it(scene_dir, tmp_path):
+    """A file where a folder should be (or no permission) stops the run before any work, naming the folder."""
+    from faithfusion.synth import generate
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DiskWriteError, match=r"a_file/run: cannot create the run folder"):
+        run_recon(tiny_cfg(scene_dir, blocker / "run", steps=2))
+    with pytest.raises(DiskWriteError, match=r"a_file/scene: cannot create the scene folder"):
+        generate(blocker / "scene", 0, frames=1, cameras=("front",), width=16, height=12, shifts=())
+    assert issubclass(DiskWriteError, UserError)

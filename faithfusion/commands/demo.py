@@ -17,7 +17,7 @@ from faithfusion.errors import UserError
 from faithfusion.fusion.config import Difix3DSchedule, FaithFusionSchedule, GenFusionSchedule, fuse_config
 from faithfusion.fusion.presets import preset
 from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
-from faithfusion.utils.atomic import remove_stale_temps
+from faithfusion.utils.atomic import make_output_folder, remove_stale_temps
 from faithfusion.utils.jsonio import save_json_atomic
 
 
@@ -103,7 +103,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         check_resume(out, cfg, sizes)
         for tmp in remove_stale_temps(out):  # left by a killed write; each method's run folder is cleaned again when opened
             print(f"removed {tmp}, left by an interrupted write")
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "demo folder")
     timings: dict[str, float] = {}  # this command's wall seconds per stage
     spent_file = out / "demo_seconds.json"  # wall seconds per stage summed over every command that ran the demo
     spent: dict[str, float] = json.loads(spent_file.read_text()) if cfg.resume and spent_file.is_file() else {}

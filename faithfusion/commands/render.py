@@ -31,7 +31,7 @@ def render_run(cfg: RenderConfig) -> list[Path]:
     from faithfusion.train.run import load_run
     from faithfusion.utils.device import resolve_device
 
-    from faithfusion.utils.atomic import atomic_save_npy, atomic_write
+    from faithfusion.utils.atomic import atomic_save_npy, atomic_write, make_output_folder
     from faithfusion.utils.flags import require_device, require_finite
 
     require_finite("--shift", cfg.shift)
@@ -39,7 +39,7 @@ def render_run(cfg: RenderConfig) -> list[Path]:
     out = Path(cfg.out) if cfg.out is not None else Path(cfg.run) / "novel"
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise FileExistsError(f"{out}: output folder is not empty; pass --overwrite to replace its files")
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "render folder")
     loaded = load_run(cfg.run, resolve_device(cfg.device))
     scene, trainer = loaded.scene, loaded.trainer
     ids = {"test": scene.test_ids, "train": scene.train_ids, "all": list(range(len(scene.frames)))}[cfg.cameras]

@@ -42,7 +42,7 @@ from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerData
 from faithfusion.fixers.difix import Difix, DifixConfig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-from faithfusion.utils.atomic import append_line, atomic_write, remove_stale_temps, trim_partial_line
+from faithfusion.utils.atomic import append_line, atomic_write, make_output_folder, remove_stale_temps, trim_partial_line
 from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import to_plain
 from faithfusion.utils.progress import ProgressBar
@@ -323,7 +323,7 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
 def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     """Run (or resume) a fixer training; returns a summary (steps, last loss terms, last validation)."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "fixer run folder")
     remove_stale_temps(out)  # left by a killed run
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)

@@ -24,6 +24,7 @@ from faithfusion.synth.render import render
 from faithfusion.synth.rig import LIDAR_BEAMS, LIDAR_INCLINATION, LIDAR_ORIGIN, LIDAR_RANGE, RigCamera, rig_cameras, shift_ego
 from faithfusion.synth.scene import SynthScene
 from faithfusion.synth.world import World, make_world
+from faithfusion.utils.atomic import make_output_folder
 
 GENERATOR = "synthstreet-1"
 MOVING_SPEED = 1.0  # m/s: DriveStudio's threshold for a dynamic object
@@ -73,7 +74,7 @@ def prepare_scene_folder(out: Path, overwrite: bool) -> None:
             )
         trash = out.with_name(f".{out.name}.{os.getpid()}.replaced")
         os.replace(out, trash)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "scene folder")
     (out / INCOMPLETE_MARKER).write_text("generate() has not finished writing this scene\n")
     if trash is not None:
         shutil.rmtree(trash)

@@ -25,7 +25,7 @@ from faithfusion.train.checkpoint import checkpoint_path, checkpoints_by_step, c
 from faithfusion.train.config import ReconConfig, check_recon_config
 from faithfusion.train.lock import acquire_run_lock, release_run_lock
 from faithfusion.train.trainer import Trainer
-from faithfusion.utils.atomic import atomic_write, remove_stale_temps
+from faithfusion.utils.atomic import atomic_write, make_output_folder, remove_stale_temps
 from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import save_json_atomic, to_plain
 
@@ -49,7 +49,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
         raise RunFolderError(
             f"{out}: run folder exists and is not empty; pass --resume to continue it or --overwrite to replace its outputs"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "run folder")
     acquire_run_lock(out)
     for tmp in remove_stale_temps(out):
         print(f"removed {tmp}, left by an interrupted write")

@@ -141,3 +141,13 @@ def remove_stale_temps(folder: Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def make_output_folder(folder: Path | str, what: str = "output folder") -> Path:
+    """`mkdir -p folder`, or a DiskWriteError naming the folder and the cause (a file in the way, no permission)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DiskWriteError(f"{folder}: cannot create the {what}: {describe_os_error(err)}") from err
+    return folder
