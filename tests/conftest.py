@@ -24,16 +24,8 @@ requires_lpips = pytest.mark.skipif(
 
 @pytest.fixture
 def single_thread():
-    """One torch thread for the test (exact float comparisons do not depend on the thread count)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models: one torch thread is fastest, and far faster on a busy machine than two that contend."""
+    """One torch thread for the test: exact float comparisons do not depend on the thread count, and tiny models
+    run fastest on one thread (far faster on a busy machine than two that contend)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

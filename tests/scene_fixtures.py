@@ -278,3 +278,10 @@ def write_llff_scene(root: Path, n: int = 5, size=(80, 60), focal: float = 70.0)
             Image.fromarray(pattern_image(W // s, H // s, i)).save(root / d / f"IMG_{i:04d}.png")
     np.save(root / "poses_bounds.npy", np.stack(rows))
     return {"root": root, "c2w": c2ws, "size": size, "focal": focal, "bounds": np.stack(rows)[:, 15:]}
+
+
+def names_path(path) -> str:
+    """A regular expression that matches `path` literally (error messages start with the file's path)."""
+    import re
+
+    return re.escape(str(path))

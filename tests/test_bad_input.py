@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import struct
 
 import numpy as np
@@ -23,8 +22,7 @@ except ImportError:  # tests/ is not a package
     import scene_fixtures as fx
 
 
-def names(path) -> str:
-    return re.escape(str(path))
+names = fx.names_path
 
 
 @pytest.fixture

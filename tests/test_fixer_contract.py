@@ -71,7 +71,7 @@ def model(kind) -> Fixer:
     return kind[1].build(seed=1)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def inputs(b: int = B, seed: int = 0) -> dict[str, torch.Tensor]:

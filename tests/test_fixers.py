@@ -21,7 +21,7 @@ from faithfusion.fixers.train import FixerTrainConfig, train_fixer
 from tests.fixer_fixtures import TINY_DIFIX, tiny_difix
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def smooth_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:  # [n, h, w, 3]

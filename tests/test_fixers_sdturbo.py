@@ -26,7 +26,7 @@ def model(tiny_repo) -> Difix:
     return tiny_sd_turbo_difix(tiny_repo)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_loads_offline_from_a_hub_layout(model, tiny_repo, monkeypatch):

@@ -37,7 +37,7 @@ from tests.fixer_fixtures import (
 )
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 T, H, W = 16, 48, 64

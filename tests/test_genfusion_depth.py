@@ -24,7 +24,7 @@ from tests.fixer_fixtures import TINY_GENFUSION, TINY_GENFUSION_FIELDS
 STUB = SimpleNamespace(config=SimpleNamespace(min_range=1e-3))  # what train.disparity_l1 reads of the model
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_zero_when_the_prediction_is_the_target():

@@ -4,7 +4,6 @@ unusual but valid input (16-bit, grayscale, RGBA images; images.txt without POIN
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -26,8 +25,7 @@ except ImportError:  # tests/ is not a package
     import scene_fixtures as fx
 
 
-def names(path) -> str:
-    return re.escape(str(path))
+names = fx.names_path
 
 
 @pytest.fixture
