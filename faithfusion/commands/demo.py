@@ -101,8 +101,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         sizes["fuse_view_stride"] = cfg.faithfusion.view_stride
     if cfg.resume:
         check_resume(out, cfg, sizes)
-        for tmp in remove_stale_temps(out):  # left by a killed write; each method's run folder is cleaned again when opened
-            print(f"removed {tmp}, left by an interrupted write")
+        remove_stale_temps(out, announce=True)  # left by a killed write (the demo's own files and its run folders)
     make_output_folder(out, "demo folder")
     timings: dict[str, float] = {}  # this command's wall seconds per stage
     spent_file = out / "demo_seconds.json"  # wall seconds per stage summed over every command that ran the demo

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from faithfusion.utils.atomic import atomic_torch_save, remove_stale_temps
+from faithfusion.utils.atomic import atomic_torch_save
 from faithfusion.errors import UserError
 
 CHECKPOINT_NAME = re.compile(r"step_(\d+)\.pt$")
@@ -49,11 +49,10 @@ def save_checkpoint(path: Path, payload: dict, keep_last: int = 2) -> None:
 
 
 def clear_checkpoints(ckpt_dir: Path) -> None:
-    """Remove every checkpoint (step and round ones) and leftover temporary file (a run started again with --overwrite)."""
+    """Remove every checkpoint, step and round ones (a run started again with --overwrite)."""
     ckpt_dir = Path(ckpt_dir)
     for old in ckpt_dir.glob("*.pt") if ckpt_dir.is_dir() else []:
         old.unlink(missing_ok=True)
-    remove_stale_temps(ckpt_dir)
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:

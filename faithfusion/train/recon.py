@@ -51,8 +51,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
         )
     make_output_folder(out, "run folder")
     acquire_run_lock(out)
-    for tmp in remove_stale_temps(out):
-        print(f"removed {tmp}, left by an interrupted write")
+    remove_stale_temps(out, announce=True)
     if overwrite and not resume:
         clear_checkpoints(out / "ckpt")
         for name in OUTPUTS_REPLACED_BY_OVERWRITE:

@@ -130,8 +130,8 @@ def append_line(path: Path, line: str) -> None:
         f.write((line.rstrip("\n") + "\n").encode())
 
 
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete the temporary files (`*.tmp`) under `folder` that a killed writer left."""
+def remove_stale_temps(folder: Path, announce: bool = False) -> list[Path]:
+    """Delete the temporary files (`*.tmp`) under `folder` that a killed writer left (and say so, with `announce`)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -140,6 +140,8 @@ def remove_stale_temps(folder: Path) -> list[Path]:
         if tmp.is_file():
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
+            if announce:
+                print(f"removed {tmp}, left by an interrupted write")
     return removed
 
 
