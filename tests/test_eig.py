@@ -295,3 +295,29 @@ def test_one_session_builder_for_a_fresh_and_a_given_accumulator():
     assert session.acc is given and given.n_added == 5
     assert session.calibration.n_views == 3
     assert session.calibration.ref != fresh.calibration.ref  # H_train includes the fused view
+
+
+def test_unconstrained_fraction_is_the_blend_weight_share_of_gaussians_training_never_saw():
+    from faithfusion.eig.unconstrained import UnconstrainedGaussians, training_constraint
+
+    model, cams = toy_scene(dtype=torch.float64)
+    H = {g: torch.rand_like(model.params[g]) + 0.5 for g in ("means", "sh0")}
+    H["means"][3:12] = 0.0  # never constrained: h = 0 in every group
+    H["sh0"][3:12] = 0.0
+    H["sh0"][12] = -1e-9  # a rounding negative counts as 0, not below it
+    H["means"][12] = 0.0
+    h = training_constraint(H)
+    assert h[12] == 0.0 and (h[:3] > 0).all()
+    unc = UnconstrainedGaussians.from_h_train(H, quantile=0.0)  # exactly the zeros
+    assert unc.mask.tolist() == [3 <= i <= 12 for i in range(len(model))] and unc.zero == 10
+    # the 1st percentile of the positive ones also takes the faintest constrained Gaussian
+    q = UnconstrainedGaussians.from_h_train(H)
+    assert int(q.mask.sum()) == 11 and bool(q.mask[int(torch.where(h > 0, h, torch.inf).argmin())])
+    frac = unc.pixel_fraction(model, cams[1], backend="torch")
+    vp = prepare_view(model, cams[1])
+    sums = composite_scalar(vp, unc.mask.double())
+    covered = sums.alpha >= 0.1
+    assert torch.allclose(frac[covered], sums.wI[covered] / sums.alpha[covered], atol=1e-12)
+    assert (frac[~covered] == 1.0).all() and frac.min() >= 0 and frac.max() <= 1
+    assert 0.0 < float(frac[covered].mean()) < 1.0  # the toy view mixes both kinds
+    assert unc.to_dict()["unconstrained"] == 10
