@@ -169,5 +169,7 @@ def test_multi_scene_analysis_writes_intervals_for_every_map_measure_and_shift(t
     assert again["per_shift"] == summary["per_shift"]
     with pytest.raises(AnalysisSettingsError, match="other settings"):
         run_analysis(AnalysisConfig(**{**cfg.__dict__, "samples_per_view": 200}))
+    with pytest.raises(AnalysisSettingsError, match="--forms bogus"):
+        run_analysis(AnalysisConfig(**{**cfg.__dict__, "forms": ("bogus",)}))
     with pytest.raises(AnalysisSettingsError, match="--out"):
         run_analysis(AnalysisConfig(runs=tuple(runs), device="cpu"))

@@ -108,8 +108,11 @@ def check_settings(cfg: AnalysisConfig) -> None:
 
     if cfg.out is None:
         raise AnalysisSettingsError("--runs needs --out (the folder for the per-view statistics and the summary)")
-    if not cfg.forms:
-        raise AnalysisSettingsError("--forms: name at least one EIG form")
+    from faithfusion.eig.maps import FORMS
+
+    unknown = [f for f in cfg.forms if f not in FORMS]
+    if not cfg.forms or unknown:
+        raise AnalysisSettingsError(f"--forms {' '.join(cfg.forms)}: name one or more EIG forms of {', '.join(FORMS)}")
     if cfg.reference not in (*cfg.forms, "one_minus_alpha", "jitter_std", "render_grad", "unconstrained"):
         raise AnalysisSettingsError(f"--reference {cfg.reference!r} is none of the maps (--forms or a baseline)")
     require_at_least("--bootstrap", cfg.bootstrap, 100)
@@ -144,7 +147,7 @@ def run_multiscene(cfg: AnalysisConfig) -> dict:
             loaded = load_run(Path(run), resolve_device(cfg.device))
             stats = scene_view_stats(loaded, Path(loaded.cfg.data), cfg, name)
             stats = {"run": str(run), "settings": settings, **stats}
-            save_json_atomic(path, stats)
+            save_json_atomic(path, stats, indent=None)  # one line: the files travel back from the GPU machine
             del loaded
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
