@@ -52,3 +52,31 @@ def test_lane_shift_protocol_and_report(tmp_path):
     report = write_report(tmp_path / "demo", {"3dgs": {"render": render_fn, "scene": scene, "result": result}}, sizes, {"3dgs": 1.0}, root)
     text = report.read_text()
     assert "| 3dgs |" in text and (tmp_path / "demo" / "report" / "views.png").is_file()
+
+
+def test_gt_masks_load_resized_and_refuse_missing_or_corrupt_files(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from faithfusion.data.frame import SceneError
+    from faithfusion.eval.gt_masks import gt_mask_path, has_gt_masks, load_gt_mask
+
+    path = gt_mask_path(tmp_path, -3.0, "unobserved", 4, "1")
+    assert path == tmp_path / "gt_shifted" / "-3.0m" / "unobserved" / "004_1.png"
+    assert not has_gt_masks(tmp_path, -3.0, "unobserved")
+    path.parent.mkdir(parents=True)
+    m = np.zeros((4, 6), np.uint8)
+    m[:2, :4] = 255  # at half size: 2x2 blocks fully set -> True
+    m[0, 4] = 255  # a block 1/4 set -> False
+    m[2:, :2] = 255
+    m[2, 2] = m[2, 3] = m[3, 2] = 255  # a block 3/4 set -> True
+    Image.fromarray(m).save(path)
+    assert has_gt_masks(tmp_path, -3.0, "unobserved")
+    assert load_gt_mask(tmp_path, -3.0, "unobserved", 4, "1", (4, 6)).numpy().tolist() == (m >= 128).tolist()
+    half = load_gt_mask(tmp_path, -3.0, "unobserved", 4, "1", (2, 3)).numpy()
+    assert half.tolist() == [[True, True, False], [True, True, False]]
+    with pytest.raises(SceneError, match="disoccluded mask missing"):
+        load_gt_mask(tmp_path, -3.0, "disoccluded", 4, "1", (4, 6))
+    path.write_bytes(b"not a png")
+    with pytest.raises(SceneError, match="not a readable mask"):
+        load_gt_mask(tmp_path, -3.0, "unobserved", 4, "1", (4, 6))
