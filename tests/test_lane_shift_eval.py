@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from faithfusion.data.load import load_scene
@@ -56,7 +57,6 @@ def test_lane_shift_protocol_and_report(tmp_path):
 
 def test_gt_masks_load_resized_and_refuse_missing_or_corrupt_files(tmp_path):
     import numpy as np
-    import pytest
     from PIL import Image
 
     from faithfusion.data.frame import SceneError
