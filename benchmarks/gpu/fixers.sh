@@ -32,7 +32,7 @@ video=(--no-with-eig); [ -n "${VIDEO:-}" ] && video=(--video-windows --video-shi
 if [[ -n "${VIDEO_ONLY:-}" && $MODELS == *difix* ]]; then echo "VIDEO_ONLY=1 curates no per-frame samples: set MODELS=\"eigent genfusion\""; exit 2; fi
 mkdir -p $OUT/logs
 if [[ $STAGES == *curate* ]]; then
-  timeout ${CURATE_SECONDS:-3000} $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 --test-seeds 8 9 10 --synth-frames 40 --synth-width 480 \
+  timeout ${CURATE_SECONDS:-3000} $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 --test-seeds 8 9 10 --synth-appearance classic --synth-frames 40 --synth-width 480 \
     --synth-height 320 --steps ${CURATE_STEPS:-2000} --device cuda --shift-stride 4 --underfit-stride 4 \
     "${video[@]}" --workers 9 --no-progress 2>&1 | tail -20 | tee $OUT/logs/curate.log
   cp $DATA/summary.json $OUT/logs/curate_summary.json

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass
@@ -31,6 +32,9 @@ class SynthConfig:
     progress: bool = True
     overwrite: bool = False
     """Replace the SynthStreet scene already in --out (a folder of anything else is never replaced)."""
+    appearance: Literal["classic", "varied"] = "classic"
+    """classic: the original look (the demo's); varied: palettes, sun and time of day, overcast, wet roads,
+    vehicle types and exposure drawn per seed (the same layout; faithfusion/synth/appearance.py)."""
 
     def run(self) -> Path:
         from faithfusion.synth.generate import generate  # numba kernels load only when used
@@ -38,7 +42,7 @@ class SynthConfig:
         return generate(
             self.out, self.seed, frames=self.frames, cameras=self.cameras, width=self.width, height=self.height,
             shifts=self.shifts, dynamic=self.dynamic, supersample=self.supersample, lossless_gt=self.lossless_gt,
-            progress=self.progress, overwrite=self.overwrite,
+            progress=self.progress, overwrite=self.overwrite, appearance=self.appearance,
         )
 
 

@@ -35,6 +35,9 @@ class CurateConfig:
     synth_width: int = 480
     synth_height: int = 320
     synth_cameras: tuple[str, ...] = ("front", "front_left", "front_right")
+    synth_appearance: Literal["classic", "varied"] = "varied"
+    """SynthStreet look: varied (palettes, light, weather, exposure drawn per seed: tens of streets, not one look)
+    or classic (the demo's look; the shipped fixer weights were curated with it)."""
     shifts: tuple[float, ...] = (1, 2, 3, 4, 5, 6)
     """Lane shifts in metres (both signs are used); SynthStreet renders their ground truth."""
     dynamic: bool = False
@@ -107,12 +110,15 @@ def config_record(cfg: CurateConfig) -> dict:
     """What must match for a run to resume another: the config less its runtime fields.
 
     `kinds` is recorded as the kinds written, and only where they differ from the default ones (so that a
-    record without kinds means the default ones, and listing the default kinds changes nothing)."""
+    record without kinds means the default ones, and listing the default kinds changes nothing). A record
+    without `synth_appearance` means classic (the only look before the option)."""
     d = plain(dataclasses.asdict(cfg))
     kinds = cfg.resolved_kinds()
     d.pop("kinds")
     if kinds != cfg.default_kinds():
         d["kinds"] = list(kinds)
+    if d.get("synth_appearance") == "classic":  # folders curated before the option existed record none and are classic
+        d.pop("synth_appearance")
     return {k: v for k, v in d.items() if k not in RUNTIME_FIELDS}
 
 

@@ -17,6 +17,7 @@ class SynthOracle:
     """The SynthStreet renderer of a generated scene: exact RGB and depth at any lateral shift."""
 
     def __init__(self, path: Path) -> None:
+        from faithfusion.synth.appearance import apply_appearance, scene_appearance
         from faithfusion.synth.rig import rig_cameras
         from faithfusion.synth.scene import SynthScene
         from faithfusion.synth.world import make_world
@@ -24,7 +25,8 @@ class SynthOracle:
         self.meta = json.loads((Path(path) / "scene.json").read_text())
         m = self.meta
         max_shift = max([abs(float(d)) for d in m["shifts_m"]], default=0.0)
-        self.world = make_world(int(m["seed"]), frames=int(m["frames"]), dynamic=bool(m["dynamic"]), max_shift=max_shift)
+        world = make_world(int(m["seed"]), frames=int(m["frames"]), dynamic=bool(m["dynamic"]), max_shift=max_shift)
+        self.world = apply_appearance(world, scene_appearance(m))  # the look the scene was generated with
         self.scene = SynthScene(self.world)
         self.cams = {c.cam_id: c for c in rig_cameras([c["name"] for c in m["cameras"].values()])}
 

@@ -35,7 +35,7 @@ def scene_jobs(cfg: CurateConfig) -> list[SceneJob]:
 
 
 def synth_matches(path: Path, cfg: CurateConfig) -> bool:
-    """Whether a SynthStreet folder was generated with this config's size, frames, cameras and shifts."""
+    """Whether a SynthStreet folder was generated with this config's size, frames, cameras, shifts and appearance."""
     meta = path / "scene.json"
     if not meta.is_file():
         return False
@@ -43,7 +43,8 @@ def synth_matches(path: Path, cfg: CurateConfig) -> bool:
     names = [c["name"] for c in s["cameras"].values()]
     wanted = {0.0, *(float(d) for d in cfg.shifts), *(-float(d) for d in cfg.shifts)}
     return (s["width"], s["height"], s["frames"], bool(s["dynamic"])) == (cfg.synth_width, cfg.synth_height, cfg.synth_frames, cfg.dynamic) \
-        and sorted(names) == sorted(cfg.synth_cameras) and wanted <= {float(d) for d in s["shifts_m"]}
+        and sorted(names) == sorted(cfg.synth_cameras) and wanted <= {float(d) for d in s["shifts_m"]} \
+        and (s.get("appearance") or {}).get("mode", "classic") == cfg.synth_appearance  # as synth.appearance.scene_appearance
 
 
 def ensure_synth(job: SceneJob, cfg: CurateConfig) -> None:
@@ -54,4 +55,4 @@ def ensure_synth(job: SceneJob, cfg: CurateConfig) -> None:
     if job.path.exists():
         shutil.rmtree(job.path)
     generate(job.path, int(job.seed), frames=cfg.synth_frames, cameras=cfg.synth_cameras, width=cfg.synth_width,
-             height=cfg.synth_height, shifts=cfg.shifts, dynamic=cfg.dynamic, overwrite=True)
+             height=cfg.synth_height, shifts=cfg.shifts, dynamic=cfg.dynamic, overwrite=True, appearance=cfg.synth_appearance)

@@ -19,6 +19,7 @@ import numpy as np
 from faithfusion.errors import UserError
 from faithfusion.synth import writer as out_
 from faithfusion.synth.annotations import boxes_2d
+from faithfusion.synth.appearance import APPEARANCES, apply_appearance, appearance_record
 from faithfusion.synth.lidar import lidar_scan
 from faithfusion.synth.render import render
 from faithfusion.synth.rig import LIDAR_BEAMS, LIDAR_INCLINATION, LIDAR_ORIGIN, LIDAR_RANGE, RigCamera, rig_cameras, shift_ego
@@ -104,18 +105,23 @@ def generate(
     lossless_gt: bool = False,
     progress: bool = False,
     overwrite: bool = False,
+    appearance: str = "classic",
 ) -> Path:
     """Write scene `seed` to `out` (DriveStudio layout + lanes.json, scene.json, gt_shifted/). Returns `out`.
 
     A non-empty `out` is refused unless `overwrite`, and even then only a SynthStreet scene folder
-    (finished or interrupted) is replaced, as a whole: two scenes are never mixed."""
+    (finished or interrupted) is replaced, as a whole: two scenes are never mixed. `appearance`: classic (the
+    original look) or varied (palettes, light, weather and exposure drawn per seed; faithfusion/synth/appearance.py)."""
     out = Path(out)
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
+    if appearance not in APPEARANCES:
+        raise ValueError(f"unknown SynthStreet appearance {appearance!r}; known: {', '.join(APPEARANCES)}")
     prepare_scene_folder(out, overwrite)
     cams = rig_cameras(cameras)
     offsets = shift_offsets(shifts)
     world = make_world(int(seed), frames=frames, dynamic=dynamic, max_shift=max([abs(float(d)) for d in shifts], default=0.0))
+    world = apply_appearance(world, appearance)
     scene = SynthScene(world)
     write_frame, write_calib, write_instances, writer_source = out_.drivestudio_writers()
     Ks = {c.cam_id: c.intrinsics(width, height) for c in cams}
@@ -269,6 +275,7 @@ def lanes_json(world: World, step: float = 2.0) -> dict:
 
 def scene_json(world: World, cams: list[RigCamera], offsets, width, height, ss, azimuths, lossless, writer_source, counts) -> dict:
     road, sky = world.road, world.sky
+    look = appearance_record(world)
     return {
         "generator": GENERATOR,
         "seed": world.seed,
@@ -291,6 +298,7 @@ def scene_json(world: World, cams: list[RigCamera], offsets, width, height, ss, 
         "road_curvature_per_m": road.line.curvature,
         "road_radius_m": (1.0 / abs(road.line.curvature)) if road.line.curvature else None,
         "sun_direction": _r(sky.sun_dir),
+        **({} if look is None else {"appearance": look}),  # classic scenes keep the scene.json they always had
         "lidar": {"beams": LIDAR_BEAMS, "inclination_deg": list(LIDAR_INCLINATION), "azimuths": azimuths, "range_m": LIDAR_RANGE,
                   "origin_m": LIDAR_ORIGIN.tolist(), "frame": "vehicle frame of each timestep (DriveStudio)"},
         "counts": counts,

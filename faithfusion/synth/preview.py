@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from faithfusion.synth.appearance import apply_appearance
 from faithfusion.synth.render import render
 from faithfusion.synth.rig import RIG, shift_ego
 from faithfusion.synth.scene import SynthScene
@@ -28,6 +29,7 @@ def make_preview(
     height: int = 320,
     tile_width: int = 384,
     dynamic: bool = True,
+    appearance: str = "classic",
 ) -> Path:
     """Render `camera` at `frame` of each seed (rows) from the ego moved by each shift (columns, + = left)."""
     cam = RIG[camera]
@@ -38,6 +40,7 @@ def make_preview(
     draw = ImageDraw.Draw(sheet)
     for r, seed in enumerate(seeds):
         world = make_world(int(seed), frames=max(frame + 1, 40), dynamic=dynamic, max_shift=max([abs(d) for d in shifts], default=0))
+        world = apply_appearance(world, appearance)
         scene = SynthScene(world)
         arrays = scene.arrays_at(frame)
         ego = world.ego_pose(frame)

@@ -22,7 +22,7 @@ from numba import njit, prange
 from faithfusion.synth import materials as M
 from faithfusion.synth.meshes import Mesh
 from faithfusion.synth.raster import NEAR, raster
-from faithfusion.synth.shading import S_SUN, TONEMAP_LUT, albedo, emission, light, sky, tonemap
+from faithfusion.synth.shading import R_WET, S_SUN, TONEMAP_LUT, albedo, emission, light, sky, tonemap, wet_cover
 
 
 @dataclass
@@ -44,9 +44,10 @@ class SceneArrays:
     shadow: np.ndarray  # [Sv, Su] float32 distance along the sun's rays (ortho), or [1, 1] when unused
     shadow_fine: np.ndarray  # [Sv', Su'] the same around the ego's path, finer
     shadow_p: np.ndarray  # [32] float64: per map origin (3), axes u, v, w (3 each), texel size, Su, Sv
+    tonemap_lut: np.ndarray | None = None  # [8193] the camera's tone curve with its exposure; None = TONEMAP_LUT
 
     @staticmethod
-    def from_mesh(mesh: Mesh, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p) -> "SceneArrays":
+    def from_mesh(mesh: Mesh, obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, tonemap_lut=None) -> "SceneArrays":
         e1 = mesh.v[:, 1] - mesh.v[:, 0]  # [T, 3]
         e2 = mesh.v[:, 2] - mesh.v[:, 0]
         n = np.cross(e1, e2)
@@ -63,7 +64,7 @@ class SceneArrays:
             y = (a * d2 - b * d1) / det
             g[:, k] = x[:, None] * e1 + y[:, None] * e2
         return SceneArrays(np.ascontiguousarray(mesh.v), np.ascontiguousarray(mesh.uv), mesh.mat, mesh.obj, np.ascontiguousarray(mesh.aux), n, g,
-                           obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p)
+                           obj_p, obj_inst, road_p, sky_p, noise, shadow, shadow_fine, shadow_p, tonemap_lut)
 
 
 @njit(cache=True)
@@ -155,6 +156,11 @@ def shade_point(tid, b1, b2, z, C0, C1, C2, rx, ry, rz, axx, axy, axz, ayx, ayy,
     glass_buf[0] = 0.0
     ar, ag, ab = albedo(mat, u, v, fu, fv, fp, tri_aux[tid, 0], tri_aux[tid, 1], px, py, pz, obj_p[obj], road_p, noise, glass_buf)
     spec = 1.0 if (mat >= M.CAR_SIDE and mat <= M.CAR_TOP) or mat == M.CABIN_TOP else 0.0
+    if road_p[R_WET] > 0.0 and (mat == M.ROAD or mat == M.SIDEWALK or mat == M.CURB):
+        wet = wet_cover(u, v, fu, fv, mat, road_p, noise)  # water darkens the surface and mirrors sky and sun
+        k = 1.0 - 0.6 * wet
+        ar, ag, ab = ar * k, ag * k, ab * k
+        spec = 0.9 * wet
     sh = 1.0
     if ln_x * sky_p[S_SUN] + ln_y * sky_p[S_SUN + 1] + ln_z * sky_p[S_SUN + 2] > 0.0:
         sh = shadow_lookup(px, py, pz, nx, ny, nz_, shadow, shadow_fine, shadow_p)
@@ -308,6 +314,7 @@ def render(scene: SceneArrays, world_to_cams: np.ndarray, Ks: np.ndarray, width:
     Rs = np.ascontiguousarray(world_to_cams[:, :3, :3], dtype=np.float64)
     ts = np.ascontiguousarray(world_to_cams[:, :3, 3], dtype=np.float64)
     render_batch(scene.tri_v, scene.tri_uv, scene.tri_mat, scene.tri_obj, scene.tri_aux, scene.tri_n, scene.tri_g, scene.obj_p, scene.obj_inst,
-                 scene.road_p, scene.sky_p, scene.noise, scene.shadow, scene.shadow_fine, scene.shadow_p, TONEMAP_LUT, Rs, ts,
+                 scene.road_p, scene.sky_p, scene.noise, scene.shadow, scene.shadow_fine, scene.shadow_p,
+                 TONEMAP_LUT if scene.tonemap_lut is None else scene.tonemap_lut, Rs, ts,
                  np.ascontiguousarray(Ks, dtype=np.float64), max(int(ss), 1), rgb, depth, inst)
     return rgb, depth, inst

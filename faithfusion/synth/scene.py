@@ -31,6 +31,7 @@ def pack_road(world: World) -> np.ndarray:  # [32] float64, layout in shading.R_
     p[S.R_LOT:S.R_LOT + 3] = M.linear(r.lot)
     p[S.R_CURB_H] = r.curb_height
     p[20:23] = M.linear(r.asphalt)
+    p[S.R_WET] = world.look.wetness
     return p
 
 
@@ -144,6 +145,7 @@ class SynthScene:
         self.road_p = pack_road(world)
         self.sky_p = pack_sky(world)
         self.noise = S.make_noise(world.seed + 7919)
+        self.tonemap_lut = None if world.look.exposure == 1.0 else S.make_tonemap_lut(exposure=world.look.exposure)
         self.shadows = shadows
         if shadows:
             # a coarse map over the whole road and a fine one around the ego's path (+- the largest views)
@@ -185,4 +187,5 @@ class SynthScene:
                 movers = Mesh.concat(moving)
                 shadow = shadow_map(movers, self.shadow_p[:16], self.static_shadow)
                 fine = shadow_map(movers, self.shadow_p[16:], self.static_shadow_fine)
-        return SceneArrays.from_mesh(mesh, self.obj_p, self.obj_inst, self.road_p, self.sky_p, self.noise, shadow, fine, self.shadow_p)
+        return SceneArrays.from_mesh(mesh, self.obj_p, self.obj_inst, self.road_p, self.sky_p, self.noise, shadow, fine, self.shadow_p,
+                                     self.tonemap_lut)

@@ -27,6 +27,7 @@ NOISE_CYCLES = (4.0, 8.0, 16.0, 32.0, 48.0, 64.0)  # cycles per tile of each ban
 # road_p layout
 R_LANES_R, R_LANE_W, R_NF, R_NB, R_CURB_R, R_CURB_L, R_CENTRE, R_DASH, R_GAP, R_CROSS = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 R_SIDEWALK_W, R_TILE, R_SIDEWALK, R_LOT, R_CURB_H, R_ASPHALT = 10, 11, 12, 15, 18, 20
+R_WET = 23  # wetness of road, curbs and sidewalks (0 = dry: the classic look)
 # sky_p layout
 S_ZENITH, S_HORIZON, S_HAZE, S_COVER, S_CSCALE, S_COFF, S_SUN, S_SUNC, S_AMB = 0, 3, 6, 9, 10, 11, 13, 16, 19
 
@@ -46,8 +47,11 @@ def make_noise(seed: int) -> np.ndarray:  # [C, N, N] float32, zero mean, unit s
     return out
 
 
-def make_tonemap_lut(n: int = 8192, top: float = 16.0) -> np.ndarray:  # [n + 1] display values of linear x in [0, top]
+def make_tonemap_lut(n: int = 8192, top: float = 16.0, exposure: float = 1.0) -> np.ndarray:  # [n + 1] display values of linear x in [0, top]
+    """The tone curve sampled at linear radiance x; `exposure` scales x first (the camera's exposure)."""
     x = np.linspace(0.0, top, n + 1)
+    if exposure != 1.0:
+        x = x * exposure
     y = x * (1.0 + x / 9.0) / (1.0 + x)
     return np.clip(y, 0.0, 1.0) ** (1.0 / 2.2)
 
@@ -281,6 +285,18 @@ def road_albedo(s, l, fs, fl, road_p, noise):
         g = mix(g, pg, cover)
         b = mix(b, pb, cover)
     return r, g, b, cover
+
+
+@njit(cache=True)
+def wet_cover(u, v, fu, fv, mat, road_p, noise):
+    """How wet a ground point is, in [0, 1]: the scene's wetness, patchy on the road (puddles in the
+    low-frequency noise, drier in the tyre tracks), lighter on the raised sidewalks and curbs."""
+    wet = road_p[R_WET]
+    foot = max(fu, fv)
+    patch = clamp01(0.55 + 0.45 * band(noise, 0, u * 0.05, v * 0.05) + 0.25 * nz(noise, 2, u, v, 1.5, foot))
+    if mat != M.ROAD:
+        return wet * 0.6 * patch
+    return wet * clamp01(0.35 + 0.75 * patch)
 
 
 @njit(cache=True)

@@ -174,6 +174,16 @@ class Sky:
 
 
 @dataclass
+class Look:
+    """Appearance drawn on top of the layout (faithfusion/synth/appearance.py); a classic scene keeps the defaults."""
+
+    mode: str = "classic"  # classic | varied
+    wetness: float = 0.0  # 0 dry .. 1 soaked road, curbs and sidewalks (a sheen of sky and sun)
+    exposure: float = 1.0  # camera exposure: linear radiance is multiplied by this before tone mapping
+    notes: dict = field(default_factory=dict)  # what was drawn (palettes, time of day), recorded in scene.json
+
+
+@dataclass
 class World:
     seed: int
     frames: int
@@ -187,6 +197,7 @@ class World:
     vehicles: list[Vehicle] = field(default_factory=list)
     sky: Sky | None = None
     dynamic: bool = False
+    look: Look = field(default_factory=Look)
 
     @property
     def ego_l(self) -> float:

@@ -21,7 +21,7 @@ DATA=${DATA:-/tmp/fixdata}; RUN=${RUN:-/tmp/difix}
 CURATE_STEPS=${CURATE_STEPS:-3000}; CURATE_SECONDS=${CURATE_SECONDS:-0}
 FIXER_STEPS=${FIXER_STEPS:-3000}
 if [[ $STAGES == *curate* ]]; then
-  $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 6 7 --test-seeds 8 9 \
+  $ff fixer curate --out $DATA --synth-seeds 0 1 2 3 4 5 6 7 --test-seeds 8 9 --synth-appearance classic \
     --synth-frames 40 --synth-width 480 --synth-height 320 --steps $CURATE_STEPS --device cuda \
     --shift-stride ${SHIFT_STRIDE:-4} --underfit-stride 4 --max-seconds $CURATE_SECONDS --no-progress \
     ${CURATE_FLAGS:-} || exit 1
