@@ -108,14 +108,15 @@ def _random_scene(n: int, width: int, height: int, seed: int, dtype):
     return model, cam, bg
 
 
-def _check_triton(model, cam, bg, tol: float) -> None:
+def _check_triton(model, cam, bg, tol: float) -> tuple:
     H = fisher_diagonal(model, [cam], backgrounds=[bg], backend="torch")
     H = {k: h * 0.3 for k, h in H.items()}
     t = pixel_variance(model, cam, H, PRIOR, background=bg, backend="torch")
     x = pixel_variance(model, cam, H, PRIOR, background=bg, backend="triton")
-    assert t.gaussians.norm() > 0 and (t.alpha < 0.1).any() and (t.alpha > 0.99).any()
+    assert t.gaussians.norm() > 0
     assert rel(x.gaussians, t.gaussians) < tol, rel(x.gaussians, t.gaussians)
     assert rel(x.alpha, t.alpha) < tol and torch.equal(x.count, t.count)
+    return t, x
 
 
 @pytest.mark.skipif(not (INTERPRET and HAS_TRITON), reason="runs the kernel in Triton's interpreter (needs triton)")
@@ -124,8 +125,9 @@ def test_triton_pixel_variance_equals_torch_cpu():
     cfg = os.environ.get("FAITHFUSION_EIG_TRITON")
     os.environ["FAITHFUSION_EIG_TRITON"] = "4,8,1,8"
     try:
-        model, cam, bg = _random_scene(40, 20, 12, seed=5, dtype=torch.float64)
-        _check_triton(model, cam, bg, 1e-10)
+        model, cam, bg = _random_scene(40, 20, 12, seed=6, dtype=torch.float64)
+        t, _ = _check_triton(model, cam, bg, 1e-10)
+        assert (t.alpha < 0.5).any() and (t.alpha > 0.999).any()  # partly covered pixels and the transmittance stop
     finally:
         if cfg is None:
             os.environ.pop("FAITHFUSION_EIG_TRITON", None)
