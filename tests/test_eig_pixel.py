@@ -144,3 +144,23 @@ def test_triton_pixel_variance_equals_torch_on_cuda():
         model, cam, bg = _random_scene(3000, 160, 120, seed=7, dtype=dtype)
         model = GaussianModel({k: v.to(dev) for k, v in model.params.items()}, model.sh_degree)
         _check_triton(model, cam.to(dev), bg.to(dev), tol)
+
+
+def test_fusion_rounds_use_the_configured_eig_form():
+    """--faithfusion.eig-form reaches the session that FaithFusion's rounds build; the default stays fisherrf."""
+    from types import SimpleNamespace
+
+    from faithfusion.fusion.config import FaithFusionSchedule
+    from faithfusion.fusion.faithfusion import FaithFusionMethod
+    from faithfusion.utils.timing import NO_TIMER
+
+    model, cams = toy_scene(n_cameras=3)
+    views = [SimpleNamespace(camera=c, sky_mask=None, index=i) for i, c in enumerate(cams)]
+    trainer = SimpleNamespace(model=model, device=model.device, sky=None, real=SimpleNamespace(views=views))
+    assert FaithFusionSchedule().eig_form == "fisherrf"
+    for form in ("faithfusion", "pixel"):
+        method = SimpleNamespace(acc=None, timer=NO_TIMER, sched=FaithFusionSchedule(eig_form=form, calib_views=2))
+        session = FaithFusionMethod.eig_session(method, trainer)
+        assert session.form == form and session.calibration.form == form
+        m, g = session.eig(cams[1])
+        assert m.form == form and torch.isfinite(g).all()
