@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--calib-views", type=int, default=16)
     ap.add_argument("--max-pairs", type=int, default=0, help="pairs per chunk (0 = 2^23 on CUDA, 2^18 on CPU)")
-    ap.add_argument("--form", default="fisherrf", choices=("fisherrf", "faithfusion", "diag"))
+    ap.add_argument("--form", default="fisherrf", choices=("fisherrf", "faithfusion", "pixel"))
     ap.add_argument("--skip-device-check", action="store_true")
     ap.add_argument("--no-compile", action="store_true", help="skip timing the torch.compile'd pair loop")
     ap.add_argument("--analysis", type=Path, default=None, help="SynthStreet scene folder: run the EIG-vs-error analysis")

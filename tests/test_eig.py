@@ -89,7 +89,12 @@ def test_composited_acquisition_matches_render_colors_override():
 def test_eig_maps_forms_and_coverage():
     model, cams = toy_scene(dtype=torch.float32)
     H_train = fisher_diagonal(model, cams[:1])
-    maps = {f: eig_map(model, cams[1], H_train, form=f, keep_acquisition=True) for f in ("fisherrf", "faithfusion", "diag")}
+    from faithfusion.eig.variants import variant_eig_map
+
+    maps = {f: eig_map(model, cams[1], H_train, form=f, keep_acquisition=True) for f in ("fisherrf", "faithfusion")}
+    maps["diag"] = variant_eig_map(model, cams[1], H_train, form="diag")  # research form: eig/variants.py
+    with pytest.raises(ValueError, match="variants"):
+        eig_map(model, cams[1], H_train, form="diag")
     m = maps["fisherrf"]
     assert m.eig.shape == (10, 12) and (m.eig >= 0).all()
     # faithfusion divides by the hit count, diag uses squared weights (<= weights)
@@ -193,14 +198,15 @@ def test_trimmed_lists_give_the_same_fisher_with_fewer_pairs():
 
 
 def test_acquisition_variants_log_floor_group_norm_and_smoothing():
-    from faithfusion.eig.maps import box_filter, floor_train
+    from faithfusion.eig.variants import box_filter, floor_train, variant_acquisition, variant_eig_map
 
     model, cams = toy_scene(dtype=torch.float64)
     H_train = fisher_diagonal(model, cams[:1])
     H_view = view_fisher(model, cams[1])
     ratio = acquisition(H_view, H_train)
+    assert torch.equal(variant_acquisition(H_view, H_train), ratio)  # options off: the production acquisition
     # log: the exact diagonal-Laplace EIG, sum log(1 + ratio) per scalar, never above the trace form
-    log = acquisition(H_view, H_train, acq="log")
+    log = variant_acquisition(H_view, H_train, acq="log")
     ref = sum(torch.log1p(H_view[g] / (H_train[g] + 1e-6)).reshape(len(model), -1).sum(-1) for g in H_view)
     assert torch.allclose(log, ref) and (log <= ratio + 1e-12).all()
     # floor: H_train no lower than the q-quantile of its positive entries -> acquisition can only fall
@@ -208,37 +214,38 @@ def test_acquisition_variants_log_floor_group_norm_and_smoothing():
     for g in H_train:
         pos = H_train[g][H_train[g] > 0]
         assert float(Hf[g].min()) == pytest.approx(float(torch.quantile(pos.float(), 0.5)), rel=1e-5)
-    assert (acquisition(H_view, H_train, h_floor=0.5) <= ratio + 1e-9).all()
+    assert (variant_acquisition(H_view, H_train, h_floor=0.5) <= ratio + 1e-9).all()
     assert floor_train(H_train, 0.0)["means"] is H_train["means"]
     # group_norm: "mean" divides each group's sum by its scalars per Gaussian; a mapping divides by its value
-    mean = acquisition(H_view, H_train, group_norm="mean")
+    mean = variant_acquisition(H_view, H_train, group_norm="mean")
     n = {g: model.params[g][0].numel() for g in H_view}
     per = {g: acquisition({g: H_view[g]}, H_train) for g in H_view}
     assert torch.allclose(mean, sum(per[g] / n[g] for g in per))
-    assert torch.allclose(acquisition(H_view, H_train, group_norm={g: 2.0 for g in H_view}), ratio / 2)
+    assert torch.allclose(variant_acquisition(H_view, H_train, group_norm={g: 2.0 for g in H_view}), ratio / 2)
     with pytest.raises(ValueError):
-        acquisition(H_view, H_train, acq="nope")
+        variant_acquisition(H_view, H_train, acq="nope")
     # several values composited at once == one at a time
     vp = prepare_view(model, cams[1])
     both = composite_scalar(vp, torch.stack([ratio, log], -1))
     assert torch.allclose(both.wI[..., 1], composite_scalar(vp, log).wI)
     assert torch.allclose(both.w2I[..., 0], composite_scalar(vp, ratio).w2I)
-    # eig_map passes the options through; smoothing is a box filter of the finished map
-    m = eig_map(model, cams[1], H_train, form="faithfusion", acq="log")
-    ms = eig_map(model, cams[1], H_train, form="faithfusion", acq="log", smooth=3)
+    # variant_eig_map passes the options through; smoothing is a box filter of the finished map
+    m = variant_eig_map(model, cams[1], H_train, form="faithfusion", acq="log")
+    ms = variant_eig_map(model, cams[1], H_train, form="faithfusion", acq="log", smooth=3)
     assert torch.allclose(ms.eig, box_filter(m.eig, 3)) and ms.eig.shape == m.eig.shape
     assert torch.allclose(box_filter(torch.ones(5, 4), 4), torch.ones(5, 4))
 
 
 def test_pixel_variance_equals_autograd():
-    """sum_k sum_theta (d c_pk / d theta)^2 / (H_train + lambda) per pixel, against autograd of the render."""
-    from faithfusion.eig.maps import pixel_variance
+    """The research variant pvar: sum_k sum_theta (d c_pk / d theta)^2 / (H_train + lambda) per pixel, against
+    autograd of the render."""
+    from faithfusion.eig.variants import pvar_variance
 
     model, cams = toy_scene(dtype=torch.float64)
     H_train = fisher_diagonal(model, cams[:1])
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
     lam = 1e-3
-    var = pixel_variance(model, cams[1], H_train, lam=lam, background=bg).wI
+    var = pvar_variance(prepare_view(model, cams[1]), H_train, lam, bg)
     cam = cams[1]
     params = [model.params[g] for g in PARAM_GROUPS]
     out = render(model, cam.viewmat[None], cam.K[None], cam.width, cam.height, backend="torch")
@@ -261,8 +268,10 @@ def test_acquisition_ignores_rounding_negatives_of_the_fast_fisher():
     H_view = view_fisher(model, cams[1])
     H_train["scales"][0] = -2e-6
     H_view["scales"][1] = -1e-7
+    from faithfusion.eig.variants import variant_acquisition
+
     for acq in ("ratio", "log"):
-        I = acquisition(H_view, H_train, acq=acq)
+        I = variant_acquisition(H_view, H_train, acq=acq)
         assert torch.isfinite(I).all() and (I >= 0).all()
 
 

@@ -128,10 +128,10 @@ def test_multi_scene_analysis_writes_intervals_for_every_map_measure_and_shift(t
     runs = _second_scene(tiny_run)
     out = tiny_run / "multi" / "out"
     cfg = AnalysisConfig(runs=tuple(runs), out=out, shifts=(3.0,), max_frames=2, device="cpu", jitter_renders=2,
-                         samples_per_view=300, calib_views=2, progress=False, forms=("fisherrf", "faithfusion"),
+                         samples_per_view=300, calib_views=2, progress=False, forms=("fisherrf", "faithfusion", "pixel"),
                          bootstrap=200)
     summary = run_analysis(cfg)
-    maps = ["fisherrf", "faithfusion", "one_minus_alpha", "jitter_std", "render_grad", "unconstrained"]
+    maps = ["fisherrf", "faithfusion", "pixel", "one_minus_alpha", "jitter_std", "render_grad", "unconstrained"]
     measures = ["auroc_unobserved", "ap_unobserved", "spearman_l1", "spearman_dssim", "partial_spearman_l1",
                 "ause_l1", "retained_trend"]
     assert set(summary["per_shift"]) == {"+3.0", "-3.0", "3.0"}

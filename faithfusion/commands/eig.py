@@ -38,8 +38,9 @@ class EigConfig:
     frames: tuple[int, ...] = ()
     """Frame indices to map; empty = the run's held-out (test) frames."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    form: Literal["fisherrf", "faithfusion", "diag"] = "fisherrf"
-    """Per-pixel form: sum w I (FisherRF), divided by the hit count (FaithFusion), or sum w^2 I (diagonal)."""
+    form: Literal["fisherrf", "faithfusion", "pixel"] = "fisherrf"
+    """Per-pixel form: the paper's sum w I (FisherRF) or sum w I / hit count (FaithFusion), or pixel EIG
+    1/2 log(1 + Var_p / sigma^2) (eig/pixel.py). Research forms (diag, pvar): eig-analysis --variants."""
     save_heatmaps: bool = True
     lam: float = 1e-6
     """FisherRF's lambda in H_view / (H_train + lambda)."""

@@ -39,7 +39,7 @@ class AnalysisConfig:
     max_frames: int = 0
     """At most this many frames per shift, evenly spaced (0 = all)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    form: Literal["fisherrf", "faithfusion", "diag"] = "fisherrf"
+    form: Literal["fisherrf", "faithfusion", "pixel"] = "fisherrf"
     jitter_renders: int = 8
     jitter_m: float = 0.02
     jitter_deg: float = 0.2
@@ -50,7 +50,7 @@ class AnalysisConfig:
     variants: tuple[str, ...] = ()
     """Other EIG definitions to evaluate on the same pixels (see `parse_variant`), e.g. faithfusion+log+box=5."""
     forms: tuple[str, ...] = ("fisherrf", "faithfusion")
-    """--runs: the EIG forms to compare, by the session's form names."""
+    """--runs: the EIG forms to compare, by the session's form names (fisherrf, faithfusion, pixel)."""
     reference: str = "fisherrf"
     """--runs: the map that paired differences are taken against."""
     bootstrap: int = 2000

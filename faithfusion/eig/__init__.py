@@ -1,8 +1,10 @@
 """Fisher information and per-pixel expected information gain (EIG) of a Gaussian scene.
 
     fisher.py       the exact per-pixel diagonal Fisher of the Gaussians over views (fast path)
-    oracle.py       the same by brute-force autograd (tests)
-    maps.py         per-Gaussian acquisition H_view / (H_train + lambda) and per-pixel EIG maps
+    oracle.py       the same (and the per-pixel variance) by brute-force autograd (tests)
+    maps.py         the production EIG maps: the paper's fisherrf / faithfusion forms and "pixel"
+    pixel.py        pixel EIG: the per-pixel Laplace variance with a per-group prior (+ triton_pixel.py on CUDA)
+    variants.py     research variants of the acquisition and the map (eig-analysis --variants)
     calibrate.py    a scene-independent EIG scale, loss weights and repaint masks (JSON statistics)
     accumulator.py  H_train that grows with added (pseudo-)views and follows densification
     session.py      a trained run made ready: H_train over its training views + calibration

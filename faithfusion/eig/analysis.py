@@ -13,7 +13,7 @@ over channels, and 1 - SSIM map). Pixels are subsampled per view and pooled per 
     renders, +-2 cm, +-0.2 deg); over all pixels and over covered pixels only.
 
 `variants` (e.g. "fisherrf", "faithfusion+log", "fisherrf+log+floor=0.1+box=5") evaluates other EIG
-definitions on the same pixels from one H_view per camera (`parse_variant` has the grammar); each gets
+definitions on the same pixels from one H_view per camera (`variants.parse_variant` has the grammar); each gets
 its own calibration on the training views, its Spearman table and its retained-pixel curves under
 result["variants"][name], next to the same pixels' baselines. `render_grad` (the image-gradient magnitude
 of the render) is reported beside the naive baselines, never as an EIG.
@@ -24,7 +24,6 @@ of the render) is reported beside the naive baselines, never as an EIG.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera, quat_to_rotmat
+from faithfusion.eig.variants import Variant, VariantMaps, parse_variant  # noqa: F401  (they live in variants.py)
 from faithfusion.utils.atomic import atomic_write
 
 UNCERTAINTIES = ("eig", "one_minus_alpha", "jitter_std")
@@ -125,133 +125,6 @@ def spearman_table(samples: dict[str, np.ndarray], uncertainties: tuple[str, ...
                 table[f"{u}~{e}"] = float(rho)
         out[subset] = table | {"pixels": int(keep.sum())}
     return out
-
-
-# --- EIG variants ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One EIG definition: a per-pixel form over a per-Gaussian acquisition (see maps.py)."""
-
-    name: str
-    form: str = "fisherrf"
-    acq: str = "ratio"
-    h_floor: float = 0.0
-    group_norm: str | None = None  # None, "mean" or "train" (divide by the group's median over training views)
-    smooth: int = 0
-    lam: float = 1e-6
-
-
-def parse_variant(spec: str) -> Variant:
-    """`form[+option...]`: form in fisherrf / faithfusion / diag, or pvar (the per-pixel Laplace predictive
-    variance, `maps.pixel_variance`: only floor, lam and box apply); options `log` (acq), `floor=Q`
-    (h_floor), `gmean` / `gtrain` (group_norm), `box=K` (smooth), `lam=X`."""
-    from faithfusion.eig.maps import FORMS
-
-    form, *opts = spec.split("+")
-    if form not in (*FORMS, "pvar"):
-        raise ValueError(f"variant {spec!r}: form must be one of {FORMS} or pvar")
-    kw: dict = {}
-    for o in opts:
-        key, _, val = o.partition("=")
-        if key == "log" and not val:
-            kw["acq"] = "log"
-        elif key == "floor":
-            kw["h_floor"] = float(val)
-        elif key in ("gmean", "gtrain") and not val:
-            kw["group_norm"] = key[1:]
-        elif key == "box":
-            kw["smooth"] = int(val)
-        elif key == "lam":
-            kw["lam"] = float(val)
-        else:
-            raise ValueError(f"variant {spec!r}: unknown option {o!r}")
-    return Variant(spec, form, **kw)
-
-
-class VariantMaps:
-    """All variants' maps of a camera from one H_view (and one compositing pass), each calibrated on the
-    training views exactly as the session calibrates its own form."""
-
-    def __init__(self, session, variants: list[Variant], calib_cameras: list[Camera]):
-        from faithfusion.eig.calibrate import fit_calibration
-        from faithfusion.eig.maps import EigMap, floor_train
-
-        self.session, self.variants = session, variants
-        H = session.acc.H
-        self.floors = {v.h_floor: floor_train(H, v.h_floor) for v in variants}
-        views = [self._view(c) for c in calib_cameras]
-        # "gtrain": a group's acquisition divided by its median over the training views' visible Gaussians
-        self.scales: dict[tuple, dict[str, float]] = {}
-        for v in variants:
-            key = (v.acq, v.h_floor, v.lam)
-            if v.group_norm == "train" and key not in self.scales:
-                self.scales[key] = self._train_scales(views, *key)
-        maps = [self._maps(*view) for view in views]
-        self.calibrations = {
-            v.name: fit_calibration([EigMap(m[v.name], cov, a, n, v.form) for m, cov, a, n in maps], form=v.form,
-                                    lam=v.lam, groups=list(H))
-            for v in variants
-        }
-
-    def _view(self, camera: Camera):
-        from faithfusion.eig.fisher import prepare_view, view_fisher
-
-        s = self.session
-        vp = prepare_view(s.model, camera, max_pairs=s.max_pairs)
-        bg = s.background(camera)
-        Hv = view_fisher(s.model, camera, groups=tuple(s.acc.H), background=bg, vp=vp)
-        return vp, Hv, bg
-
-    def _train_scales(self, views, acq, h_floor, lam) -> dict[str, float]:
-        from faithfusion.eig.maps import group_acquisition
-
-        parts: dict[str, list[Tensor]] = {}
-        for _, Hv, _ in views:
-            seen = sum(h.reshape(h.shape[0], -1).sum(-1) for h in Hv.values()) > 0
-            for g, r in group_acquisition(Hv, self.floors[h_floor], lam, acq).items():
-                parts.setdefault(g, []).append(r[seen])
-        out = {}
-        for g, p in parts.items():
-            x = torch.cat(p).double()
-            x = x[x > 0]
-            out[g] = float(x.median()) if x.numel() else 1.0
-        return out
-
-    def _maps(self, vp, Hv, bg):
-        """({variant: raw map [H, W]}, covered, alpha, count)."""
-        from faithfusion.eig.maps import (ALPHA_MIN, PixelSums, acquisition, composite_scalar, cover, pixel_eig,
-                                          pixel_variance)
-
-        cols, cache, pvar = [], {}, {}
-        for v in self.variants:
-            if v.form == "pvar":
-                if (v.h_floor, v.lam) not in pvar:
-                    pvar[(v.h_floor, v.lam)] = pixel_variance(self.session.model, vp.camera, self.floors[v.h_floor],
-                                                              lam=v.lam, background=bg, vp=vp).wI
-                continue
-            gn = self.scales[(v.acq, v.h_floor, v.lam)] if v.group_norm == "train" else v.group_norm
-            key = (v.acq, v.h_floor, v.lam, v.group_norm)
-            if key not in cache:
-                cache[key] = len(cols)
-                cols.append(acquisition(Hv, self.floors[v.h_floor], v.lam, acq=v.acq, group_norm=gn))
-        sums = composite_scalar(vp, torch.stack(cols, -1) if cols else vp.vq.opacities[:, None])  # [H, W, C]
-        covered = sums.alpha >= ALPHA_MIN
-        out = {}
-        for v in self.variants:
-            if v.form == "pvar":
-                out[v.name] = cover(pvar[(v.h_floor, v.lam)], covered, v.smooth)
-                continue
-            c = cache[(v.acq, v.h_floor, v.lam, v.group_norm)]
-            one = PixelSums(sums.wI[..., c], sums.w2I[..., c], sums.count, sums.alpha)
-            out[v.name] = cover(pixel_eig(one, v.form), covered, v.smooth)
-        return out, covered, sums.alpha, sums.count
-
-    def __call__(self, camera: Camera) -> dict[str, tuple[Tensor, Tensor]]:
-        """{variant: (raw EIG [H, W], calibrated g [H, W])}."""
-        maps = self._maps(*self._view(camera))[0]
-        return {k: (m, self.calibrations[k].calibrate(m)) for k, m in maps.items()}
 
 
 def render_grad(rgb: Tensor) -> Tensor:

@@ -51,3 +51,37 @@ def fisher_oracle(
                         if gr is not None:
                             H[g] += wp * gr.detach() ** 2
     return H
+
+
+def pixel_variance_oracle(
+    model: GaussianModel,
+    camera: Camera,
+    H_train: dict[str, Tensor],
+    precision: dict[str, float],  # Lambda per group of H_train
+    noise_var: float,
+    empty_var: float,
+    *,
+    background: Tensor | None = None,  # [3] or [H, W, 3]
+    sh_degree: int | None = None,
+) -> Tensor:
+    """Per pixel `[H, W]`: sum_k sum_theta (d c_pk / d theta)^2 / (H_train / noise_var + Lambda) +
+    3 T_final^2 empty_var, with one backward pass per (pixel, channel) through the torch renderer."""
+    groups = list(H_train)
+    params = [model.params[g] for g in groups]
+    cam = camera.to(model.device)
+    dtype = model.means.dtype
+    out = render(model, cam.viewmat[None].to(dtype), cam.K[None].to(dtype), cam.width, cam.height,
+                 sh_degree=sh_degree, backend="torch")
+    rgb, alpha = out.rgb[0], out.alpha[0]  # [H, W, 3], [H, W, 1]
+    if background is not None:
+        rgb = rgb + (1.0 - alpha) * background.to(rgb)
+    sigma = [1.0 / (H_train[g].detach() / noise_var + precision[g]) for g in groups]
+    var = 3.0 * empty_var * (1.0 - alpha[..., 0].detach()) ** 2
+    for y in range(cam.height):
+        for x in range(cam.width):
+            for k in range(3):
+                grads = torch.autograd.grad(rgb[y, x, k], params, retain_graph=True, allow_unused=True)
+                for s, gr in zip(sigma, grads):
+                    if gr is not None:
+                        var[y, x] += (gr.detach() ** 2 * s).sum()
+    return var

@@ -23,6 +23,7 @@ from faithfusion.eig.accumulator import BackgroundFn, FisherAccumulator
 from faithfusion.eig.calibrate import Calibration, fit_calibration
 from faithfusion.eig.fisher import PARAM_GROUPS
 from faithfusion.eig.maps import ALPHA_MIN, LAMBDA, EigMap, Form, eig_map
+from faithfusion.eig.pixel import PixelPrior
 
 
 def track(items, description: str, enabled: bool = True):
@@ -66,6 +67,7 @@ class EigSession:
     max_pairs: int | None = None
     compiled: bool = False
     timings: dict = field(default_factory=dict)
+    prior: PixelPrior = field(default_factory=PixelPrior)  # the "pixel" form's prior and noise
 
     @property
     def model(self):
@@ -77,7 +79,8 @@ class EigSession:
     def eig(self, camera: Camera) -> tuple[EigMap, Tensor]:
         """EIG map of `camera` and its calibrated value g `[H, W]`."""
         m = eig_map(self.model, camera, self.acc.H, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
-                    background=self.background(camera), max_pairs=self.max_pairs, compiled=self.compiled)
+                    background=self.background(camera), max_pairs=self.max_pairs, compiled=self.compiled,
+                    prior=self.prior)
         return m, self.calibration.calibrate(m.eig)
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
@@ -119,6 +122,7 @@ def build_session(
     max_pairs: int | None = None,
     compiled: bool = False,
     progress: bool = True,
+    prior: PixelPrior | None = None,
     **calib_opts,
 ) -> EigSession:
     """H_train over the trainer's captured views (`train_accumulator`, or the given `acc`, already at the
@@ -131,7 +135,8 @@ def build_session(
                                 compiled=compiled, progress=progress)
     sync()
     t1 = time.perf_counter()
-    session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs, compiled)
+    session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs, compiled,
+                         prior=prior or PixelPrior())
     views = evenly_spaced(trainer.real.views, calib_views)
     maps = [session.eig(v.camera)[0] for v in track(views, "calibration", progress)]
     session.calibration = fit_calibration(maps, form=form, lam=lam, alpha_min=alpha_min, groups=list(acc.groups),

@@ -8,6 +8,7 @@ as a tiny CPU test and as the published one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Literal
 
 from faithfusion.train.config import ReconConfig
 
@@ -93,6 +94,9 @@ class FaithFusionSchedule(Schedule):
     """Pool loss weight, on top of the per-pixel EIG weight."""
     calib_views: int = 8
     """Training views whose EIG maps calibrate the scale each round."""
+    eig_form: Literal["fisherrf", "faithfusion", "pixel"] = "fisherrf"
+    """The EIG map of the rounds (eig/maps.py): the paper's composited `fisherrf` / `faithfusion`, or `pixel`,
+    the per-pixel split of the same bound 1/2 log(1 + Var_p / sigma^2) with its default prior (eig/pixel.py)."""
     difix_blend: bool = True
     """Blend Difix's output with the render by the calibrated EIG soft mask (EIGent gates by EIG itself)."""
     view_stride: int | None = None

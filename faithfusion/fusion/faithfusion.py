@@ -85,7 +85,8 @@ class FaithFusionMethod:
             else:
                 self.acc.recompute(trainer.model)
         with self.timer.stage("eig"):
-            session = build_session(trainer, acc=self.acc, calib_views=self.sched.calib_views, progress=False)
+            session = build_session(trainer, acc=self.acc, form=self.sched.eig_form, calib_views=self.sched.calib_views,
+                                    progress=False)
         self.calibration = session.calibration
         return session
 
