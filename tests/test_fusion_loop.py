@@ -216,3 +216,43 @@ def test_replace_pool_keeps_only_the_rounds_views_and_drops_the_old_ones_from_h_
     assert [v.name for v in acc.views] == ["train_0", "train_1", "fused_+2.0", "fused_+2.0"]
     with pytest.raises(UnknownPoolModeError, match="pool"):
         insert_round_views(replaced, new, "append")
+
+
+# --- the ablation runner's statistics ----------------------------------------------------------------
+
+
+def fake_arm(root, seed, arm, psnr_offset, demo_args=""):
+    from faithfusion.utils.jsonio import save_json_atomic
+
+    per_shift = {}
+    for d in (0.0, 3.0, -3.0):
+        frames = [{"frame": i, "psnr": 20.0 + i + psnr_offset + (0.5 if d < 0 else 0.0), "lpips": 0.3 - 0.01 * psnr_offset}
+                  for i in range(4)]
+        per_shift[f"{d:+.1f}"] = {"shift": d, "frames": frames}
+    by_mag = {m: {"psnr": 21.0 + psnr_offset, "ssim": 0.8, "lpips": 0.3} for m in ("0.0", "3.0")}
+    save_json_atomic(root / f"seed_{seed}" / arm / "arm.json",
+                     {"seed": seed, "arm": arm, "demo_args": demo_args, "sizes": {"steps": 10}, "seconds": 1.0,
+                      "threads": 1, "per_shift": per_shift, "by_magnitude": by_mag})
+
+
+def test_ablation_pairs_views_and_bootstraps_over_seeds(tmp_path):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_ablation")
+    for s in (8, 9):
+        fake_arm(tmp_path, s, "eig", 1.0)
+        fake_arm(tmp_path, s, "uniform", 0.25 * (s - 8))  # (a) - (b): 1.0 on seed 8, 0.75 on seed 9
+        fake_arm(tmp_path, s, "eig_repeat", 1.0)
+    res = bench.aggregate(tmp_path, [8, 9, 10], ["eig", "uniform", "eig_repeat"], n=200)
+    assert not res["complete"] and "10:eig" in res["missing"]
+    row = res["paired"]["eig-uniform"]["3.0"]
+    assert row["psnr"]["mean"] == pytest.approx(0.875) and row["scenes"] == 2 and row["views"] == 16  # 4 frames x 2 sides
+    assert 0.75 - 1e-9 <= row["psnr"]["lo"] <= row["psnr"]["hi"] <= 1.0 + 1e-9
+    assert row["lpips"]["mean"] == pytest.approx(-0.00875)
+    assert res["noise"]["3.0"]["psnr"] == {"mean": 0.0, "lo": 0.0, "hi": 0.0}
+    fake_arm(tmp_path, 9, "eig_repeat", 1.0, demo_args="--faithfusion.pool replace")
+    with pytest.raises(bench.AblationError, match="demo-args"):
+        bench.aggregate(tmp_path, [8, 9], ["eig", "uniform", "eig_repeat"], n=50)
