@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 
+from faithfusion.errors import UserError
 
-class FusedShareError(ValueError):
+
+class FusedShareError(UserError, ValueError):
     pass
 
 

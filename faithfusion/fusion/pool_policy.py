@@ -8,6 +8,7 @@ round's recompute of H_train covers the captured views and the views that are st
 
 from __future__ import annotations
 
+from faithfusion.errors import UserError
 from faithfusion.train.views import View, ViewPool
 
 POOL_MODES = ("grow", "replace")
@@ -15,7 +16,7 @@ FUSED_PREFIX = "fused_"
 """The name prefix of fused views in H_train's list (FaithFusionMethod adds them as `fused_{shift}`)."""
 
 
-class UnknownPoolModeError(ValueError):
+class UnknownPoolModeError(UserError, ValueError):
     pass
 
 

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from faithfusion.errors import UserError
+
 WEIGHTINGS = ("eig", "uniform", "shuffled", "none")
 
 
-class UnknownWeightingError(ValueError):
+class UnknownWeightingError(UserError, ValueError):
     pass
 
 
