@@ -5,19 +5,21 @@ source benchmarks/gpu/setup.sh > /dev/null 2>&1
 # (default 6) runs at once on the one GPU, each with THREADS (default 2) CPU threads. Resumable across device
 # commands on the same warm machine (work in /tmp/ablation_<hash of DEMO_ARGS>): a finished arm is skipped, an
 # interrupted one resumes from its newest round checkpoint. Every run is bounded by `timeout` so that the call ends
-# CALL_SECONDS (default 530) after it began, with its files written; arm results carried back in
+# CALL_SECONDS (default 530) after it began (setup included), with its files written; arm results carried back in
 # .gpu/ablation/<hash>/arms/ are reused on a fresh machine.
 #   bash benchmarks/gpu/ablation.sh            (carry .whl and .gpu; call again until it prints "complete")
 #   DEMO_ARGS (extra `faithfusion demo` schedule flags for every arm, e.g. "--faithfusion.fused-share 0.3
 #   --faithfusion.pool replace --faithfusion.freeze-original --faithfusion.fused-lidar"), SEEDS ("8 9 10 11 12"),
 #   ARMS ("eig uniform shuffled none eig_repeat 3dgs"), PAR (6), THREADS (2), STEPS (the quick size's 1000),
-#   RESULT (eig_ablation_h200.json), CALL_SECONDS (530)
+#   RESULT (eig_ablation_h200.json; with DEMO_ARGS eig_ablation_<hash>_h200.json), CALL_SECONDS (530)
+# Carry $OUT/ablation/<hash>/arms back as .gpu/ablation/<hash>/arms to continue on a fresh machine.
 # Results: $OUT/ablation/$RESULT (means per arm, paired differences with 95 % intervals, run-to-run noise),
 #          $OUT/ablation/<hash>/arms/seedS_ARM.json, $OUT/ablation/logs/*.txt (tails), $OUT/ablation/status.txt
 set -o pipefail
-t0=$(date +%s); deadline=$(( t0 + ${CALL_SECONDS:-530} - 25 ))
+t0=$(( $(date +%s) - SECONDS )); deadline=$(( t0 + ${CALL_SECONDS:-530} - 70 ))  # from the shell's start (setup.sh included); 70 s kept for the aggregation
 TAG=$(printf '%s' "${DEMO_ARGS:-}" | md5sum | cut -c1-8)
 W=/tmp/ablation_$TAG; R=$OUT/ablation; mkdir -p $W/logs $R/logs $R/$TAG/arms
+NAME=eig_ablation_h200.json; [ -n "${DEMO_ARGS:-}" ] && NAME=eig_ablation_${TAG}_h200.json
 SEEDS=${SEEDS:-8 9 10 11 12}; ARMS=${ARMS:-eig uniform shuffled none eig_repeat 3dgs}; PAR=${PAR:-6}
 export OMP_NUM_THREADS=${THREADS:-2} MKL_NUM_THREADS=${THREADS:-2}
 B=(python3 benchmarks/bench_ablation.py --out $W --quick --device cuda --seeds $SEEDS --arms $ARMS
@@ -52,6 +54,6 @@ echo "arms $(( $(date +%s) - t0 )) s"
 for s in $SEEDS; do for arm in $ARMS; do
   [ -f $W/seed_$s/$arm/arm.json ] && cp $W/seed_$s/$arm/arm.json $R/$TAG/arms/seed${s}_$arm.json
 done; done
-timeout 60 "${B[@]}" --no-run --result $R/${RESULT:-eig_ablation_h200.json} 2>&1 | tail -8 | tee -a $R/status.txt
+timeout 40 "${B[@]}" --no-run --result $R/${RESULT:-$NAME} 2>&1 | tail -8 | tee -a $R/status.txt
 for f in $W/logs/*.txt; do [ -f $f ] && tail -n 15 $f > $R/logs/$(basename $f); done
 echo "$(ls $R/$TAG/arms | wc -l) arm results; total $(( $(date +%s) - t0 )) s" | tee -a $R/status.txt
