@@ -520,3 +520,21 @@ def test_demo_honours_a_view_stride_the_user_sets(tmp_path, monkeypatch):
             demo.run_demo(demo.DemoConfig(out=tmp_path / f"d{stride}", quick=True, methods=("faithfusion",), device="cpu",
                                           fixer="identity", faithfusion=FaithFusionSchedule(view_stride=stride)))
         assert seen["faithfusion"] == expected
+
+
+def test_faithfusion_loop_options_uniform_weights_replace_pool_frozen_geometry_lidar_and_share(scene_dir, tmp_path):
+    from faithfusion.fusion.gradient_share import loss_weight_for_share
+
+    sched = FaithFusionSchedule(reference_steps=60, first=20, every=20, max_shift=2.0, video_until=1.0, window=3,
+                                calib_views=2, weighting="uniform", pool="replace", freeze_original=True,
+                                fused_lidar=True, fused_share=0.5)
+    _, scene, method, _ = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion", faithfusion=sched))
+    assert method.pool.loss_weight == pytest.approx(loss_weight_for_share(0.5, 0.4, True))
+    assert method.pool.grad_guard is not None
+    # replace: only the last round's views (2 m, every training frame, both sides), and only they are in H_train
+    assert len(method.pool.views) == 2 * len(scene.train_ids)
+    assert sum(fv.name.startswith("fused") for fv in method.acc.views) == len(method.pool.views)
+    assert {fv.name for fv in method.acc.views if fv.name.startswith("fused")} == {"fused_+2.0"}
+    for v in method.pool.views:
+        assert float(v.weight.max() - v.weight.min()) < 1e-6  # uniform: one weight per view
+        assert v.lidar is not None and v.lidar.shape[1] == 3 and len(v.lidar) > 0

@@ -105,6 +105,21 @@ class FaithFusionSchedule(Schedule):
     post_fix_floor: float = 0.0
     """FaithFusion+ only: the share of the post-render Difix fix taken everywhere, the EIG gate adding the rest
     (gate = floor + (1 - floor) * soft mask; 0 = the EIG gate alone, 1 = the fix everywhere, as Difix3D+)."""
+    weighting: Literal["eig", "uniform", "shuffled", "none"] = "eig"
+    """What the EIG maps of a fused view become (fusion/weighting.py; the ablation arms): `eig` the maps as
+    computed; `uniform` each view's maps replaced by their own mean; `shuffled` each view's pixels permuted at
+    random (one permutation per view, seeded); `none` no EIG at all (as `faithfusion-no-eig`). The loss weight,
+    the fixer's EIG condition and Difix's blend mask all follow the same arm."""
+    fused_share: float | None = None
+    """Fraction of each step's expected photometric loss mass that comes from fused views (fusion/gradient_share.py):
+    the pool's loss weight is set from it and `probability`; None = `loss_weight` as given (share about 0.04)."""
+    freeze_original: bool = False
+    """Fused views' losses give no gradient to the Gaussians' positions and rotations (fusion/anti_drift.py)."""
+    fused_lidar: bool = False
+    """Each fused view carries its captured frame's lidar points as a depth loss in the shifted camera (scenes with
+    lidar; the trainer's lidar term, weight --depth-lambda)."""
+    pool: Literal["grow", "replace"] = "grow"
+    """`grow`: each round's fused views join those of earlier rounds; `replace`: they replace them (as published)."""
 
 
 @dataclass

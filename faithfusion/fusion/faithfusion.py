@@ -16,7 +16,10 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    weights w. A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
    weighted loss is added to the step, so the captured views keep the whole step budget.
 
-`faithfusion-no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
+`faithfusion-no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all. `--faithfusion.weighting`
+chooses the arm of the cleaner ablation (fusion/weighting.py: uniform, shuffled, none); `--faithfusion.fused-share`,
+`--faithfusion.freeze-original`, `--faithfusion.fused-lidar` and `--faithfusion.pool replace` are the loop's
+options (fusion/gradient_share.py, anti_drift.py, pool_policy.py); their defaults keep the behaviour above.
 
 `faithfusion+` also fixes the final renders, as Difix3D+ does, but only where EIG is high: the Difix fix of
 a render is blended with it by the calibrated soft mask of its EIG against the final H_train (captured and
@@ -30,12 +33,16 @@ import math
 import torch
 
 from faithfusion.data.scene import SceneData
+from faithfusion.fusion.anti_drift import attach_lidar, freeze_geometry_guard
 from faithfusion.fusion.config import FaithFusionConfig, FuseConfig
 from faithfusion.fusion.fixers import ChosenFixer
 from faithfusion.fixers.windows import ramp_shifts
 from faithfusion.fusion.paths import sequences, windows
+from faithfusion.fusion.gradient_share import pool_loss_weight
+from faithfusion.fusion.pool_policy import insert_round_views
 from faithfusion.fusion.pools import ReferenceImages, fix_frames, make_views, post_render_fixer, render_cameras
 from faithfusion.fusion.rounds import Round
+from faithfusion.fusion.weighting import Weighting
 from faithfusion.train.views import ViewPool
 from faithfusion.utils.timing import NO_TIMER, StageTimer
 
@@ -46,11 +53,12 @@ class FaithFusionMethod:
         self.name = "faithfusion"  # the preset's name, set by the runner
         self.plus = plus
         self.sched = cfg.faithfusion
-        self.use_eig = use_eig
+        self.weighting = Weighting(self.sched.weighting if use_eig else "none", cfg.seed)  # the ablation arm
+        self.use_eig = self.weighting.uses_eig
         self.scene, self.scale = scene, cfg.scale
         self.difix, self.video = difix, video
-        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=self.sched.loss_weight,
-                             paired=self.sched.paired)
+        self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=pool_loss_weight(self.sched),
+                             paired=self.sched.paired, grad_guard=freeze_geometry_guard() if self.sched.freeze_original else None)
         self.pools = [self.pool]
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
         self.acc = None  # FisherAccumulator, built at the first round
@@ -95,6 +103,7 @@ class FaithFusionMethod:
     @torch.no_grad()
     def run_round(self, trainer, rnd: Round) -> dict:
         shift = float(rnd.params["shift"])
+        self.weighting.start_round(rnd.index)
         session = self.eig_session(trainer) if self.use_eig else None
         use_video = self.video is not None and shift <= self.sched.video_until
         length = self.sched.window if use_video else 8
@@ -112,9 +121,8 @@ class FaithFusionMethod:
                 if session is not None:
                     with self.timer.stage("eig"):
                         maps = [session.eig(c.to(trainer.device)) for c in cams]
-                        cal = session.calibration
-                        weight = torch.stack([cal.weight(g, m.covered) for m, g in maps])  # [T, H, W] in [w_min, 1]
-                        cond = torch.stack([g for _, g in maps])  # [T, H, W] calibrated EIG, as in the curated data
+                        arm = self.weighting.maps(session.calibration, maps)  # loss weight, condition, blend mask
+                        weight, cond = arm.weight, arm.cond  # [T, H, W] each
                 else:
                     weight, cond = None, r.rgb.new_ones(len(cams), h, w)
                 if use_video:
@@ -128,13 +136,15 @@ class FaithFusionMethod:
                     with self.timer.stage("fix_difix"):
                         fixed = fix_frames(self.difix.fixer, r.rgb, refs, eig=cond)
                         if session is not None and self.sched.difix_blend:  # repaint where EIG is high, keep the render elsewhere
-                            m = torch.stack([cal.soft_mask(g, mp.covered) for mp, g in maps])[..., None]  # [T, H, W, 1]
+                            m = arm.soft_mask[..., None]  # [T, H, W, 1]
                             fixed = m * fixed + (1 - m) * r.rgb
                 with self.timer.stage("pool_insert"):
                     keep = [k for k, d in enumerate(offsets) if abs(d) > 1e-6]  # shift-0 frames were context only
                     cams, fixed = [cams[k] for k in keep], fixed[keep]
                     weight = weight[keep] if weight is not None else None
                     new = make_views(cams, fixed, weights=weight, device=trainer.device)
+                    if self.sched.fused_lidar:
+                        attach_lidar(new, self.scene, [ids[k] for k in keep])
                     views.extend(new)
                 if weight is not None:
                     with self.timer.stage("h_train"):  # the fused views join H_train
@@ -142,8 +152,7 @@ class FaithFusionMethod:
                         for v in new:
                             self.acc.add_view(v.camera, pixel_weights=v.weight * self.pool.loss_weight, name=f"fused_{shift:+.1f}")
         with self.timer.stage("pool_insert"):
-            self.pool.views.extend(views)
-            self.pool._order = []
+            insert_round_views(self.pool, views, self.sched.pool, self.acc if session is not None else None)
         self.shifts.append(shift)
         return {"views": len(views), "pool": len(self.pool.views), "fixer": "eigent" if use_video else "difix",
                 "eig": self.use_eig, "weight_mean": sum(weights_mean) / len(weights_mean) if weights_mean else 1.0}

@@ -98,7 +98,7 @@ def _cpu(x: Tensor | None) -> Tensor | None:
 
 
 def pool_state(pool: ViewPool) -> dict:
-    """Everything needed to rebuild `pool` (images as uint8, per-pixel maps as stored)."""
+    """Everything needed to rebuild `pool` (images as uint8, per-pixel maps and lidar points as stored)."""
     return {
         "name": pool.name,
         "probability": pool.probability,
@@ -109,6 +109,7 @@ def pool_state(pool: ViewPool) -> dict:
                 "K": v.camera.K.cpu(), "viewmat": v.camera.viewmat.cpu(), "width": v.camera.width,
                 "height": v.camera.height, "camera_name": v.camera.name, "image": _cpu(v.image),
                 "weight": _cpu(v.weight), "mask": _cpu(v.mask), "depth": _cpu(v.depth), "index": v.index,
+                "lidar": _cpu(v.lidar),
             }
             for v in pool.views
         ],
@@ -127,6 +128,7 @@ def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> 
         View(
             camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]).to(device),
             image=dev(v["image"]), weight=dev(v["weight"]), mask=dev(v["mask"]), depth=dev(v["depth"]), index=v["index"],
+            lidar=dev(v.get("lidar")),
         )
         for v in state["views"]
     ]

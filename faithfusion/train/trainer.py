@@ -163,11 +163,13 @@ class Trainer:
 
         # the densification strategy sees the step's own view; paired views only add their gradients
         self.strategy.pre_backward(self.model.params, self.optimizers, self.step, out.info)
-        loss.backward()
+        with pool.guarded_backward(self):
+            loss.backward()
         paired = choose_paired(self.pools, self.generator)
         for extra in paired:
             extra_loss, _, _, _ = self.view_loss(extra.sample(self.generator), extra)
-            extra_loss.backward()
+            with extra.guarded_backward(self):
+                extra_loss.backward()
             loss = loss.detach() + extra_loss.detach()
         for opt in self.optimizers.values():
             opt.step()

@@ -9,7 +9,9 @@ reconstruction loss, as GenFusion's L_rec + lambda L_reg: the captured views kee
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Callable, ContextManager
 
 import torch
 from torch import Tensor
@@ -40,7 +42,14 @@ class ViewPool:
     probability: float = 0.0  # chance that a step draws from this pool (real pool takes the rest)
     loss_weight: float = 1.0
     paired: bool = False  # True: drawn on top of the step's view (an added loss term), not instead of it
+    grad_guard: Callable[[object], ContextManager] | None = field(default=None, repr=False)
+    """trainer -> a context around the backward pass of this pool's view loss, which may edit the gradients it
+    adds (fusion/anti_drift.py: no position or rotation gradient from fused views); None = plain backward."""
     _order: list[int] = field(default_factory=list, repr=False)
+
+    def guarded_backward(self, trainer) -> ContextManager:
+        """The context in which the trainer back-propagates a loss of this pool's view."""
+        return nullcontext() if self.grad_guard is None else self.grad_guard(trainer)
 
     def sample(self, generator: torch.Generator) -> View:
         """Shuffled pass over the views, reshuffled when exhausted."""
