@@ -31,6 +31,8 @@ class SynthConfig:
     progress: bool = True
     overwrite: bool = False
     """Replace the SynthStreet scene already in --out (a folder of anything else is never replaced)."""
+    observation: bool = True
+    """Write the unobserved / disoccluded masks of every view (surface no recorded camera saw)."""
 
     def run(self) -> Path:
         from faithfusion.synth.generate import generate  # numba kernels load only when used
@@ -38,7 +40,7 @@ class SynthConfig:
         return generate(
             self.out, self.seed, frames=self.frames, cameras=self.cameras, width=self.width, height=self.height,
             shifts=self.shifts, dynamic=self.dynamic, supersample=self.supersample, lossless_gt=self.lossless_gt,
-            progress=self.progress, overwrite=self.overwrite,
+            progress=self.progress, overwrite=self.overwrite, observation=self.observation,
         )
 
 
