@@ -33,8 +33,8 @@ centres; it stays well below the depth gap at any occlusion (a car is metres in 
 hides; the thinnest occluders, poles and sign plates, stand decimetres off the wall behind them).
 
 Cost: per pixel the training views are visited nearest first (same frame, same camera; then
-outwards in time) and the search stops at the first view that sees the point, so most pixels test
-one or two views; a pixel no one saw tests all of them (their frustum test first).
+outwards in time) and the search stops at the first view that sees the point; a pixel no one saw
+tests all of them (the frustum test first, which rejects most). Measured in docs/synth/README.md.
 """
 
 from __future__ import annotations
