@@ -35,6 +35,8 @@ class SynthConfig:
     appearance: Literal["classic", "varied"] = "classic"
     """classic: the original look (the demo's); varied: palettes, sun and time of day, overcast, wet roads,
     vehicle types and exposure drawn per seed (the same layout; faithfusion/synth/appearance.py)."""
+    observation: bool = True
+    """Write the unobserved / disoccluded masks of every view (surface no recorded camera saw)."""
 
     def run(self) -> Path:
         from faithfusion.synth.generate import generate  # numba kernels load only when used
@@ -43,6 +45,7 @@ class SynthConfig:
             self.out, self.seed, frames=self.frames, cameras=self.cameras, width=self.width, height=self.height,
             shifts=self.shifts, dynamic=self.dynamic, supersample=self.supersample, lossless_gt=self.lossless_gt,
             progress=self.progress, overwrite=self.overwrite, appearance=self.appearance,
+            observation=self.observation,
         )
 
 

@@ -2,7 +2,8 @@
 
 For every frame the ego's cameras are rendered at the recorded pose and at every lateral shift
 (both signs) in one parallel batch; the recorded views go to DriveStudio's layout, every view to
-`gt_shifted/`. Files are encoded and written by a small thread pool while the next frame renders.
+`gt_shifted/`, with its `unobserved` / `disoccluded` masks against the recorded views of all frames
+(whose depth is rasterized first, see `observation`). Files are encoded and written by a small thread pool while the next frame renders.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from faithfusion.synth import writer as out_
 from faithfusion.synth.annotations import boxes_2d
 from faithfusion.synth.appearance import APPEARANCES, apply_appearance, appearance_record
 from faithfusion.synth.lidar import lidar_scan
+from faithfusion.synth.observation import ABS_TOL, REL_TOL, observation_masks, recorded_views
 from faithfusion.synth.render import render
 from faithfusion.synth.rig import LIDAR_BEAMS, LIDAR_INCLINATION, LIDAR_ORIGIN, LIDAR_RANGE, RigCamera, rig_cameras, shift_ego
 from faithfusion.synth.scene import SynthScene
@@ -106,12 +108,15 @@ def generate(
     progress: bool = False,
     overwrite: bool = False,
     appearance: str = "classic",
+    observation: bool = True,
 ) -> Path:
     """Write scene `seed` to `out` (DriveStudio layout + lanes.json, scene.json, gt_shifted/). Returns `out`.
 
     A non-empty `out` is refused unless `overwrite`, and even then only a SynthStreet scene folder
     (finished or interrupted) is replaced, as a whole: two scenes are never mixed. `appearance`: classic (the
-    original look) or varied (palettes, light, weather and exposure drawn per seed; faithfusion/synth/appearance.py)."""
+    original look) or varied (palettes, light, weather and exposure drawn per seed; faithfusion/synth/appearance.py).
+    With `observation` every view also gets its `unobserved` and `disoccluded` masks
+    (faithfusion.synth.observation)."""
     out = Path(out)
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
@@ -139,6 +144,8 @@ def generate(
     boxes: dict[float, dict[str, list]] = {d: {} for d in offsets}
     poses_by_shift: dict[float, list[np.ndarray]] = {d: [] for d in offsets}
     counts = {"lidar_points": 0}
+    train = recorded_views(scene, cams, Ks, width, height) if observation else None
+    object_poses = np.stack([np.stack(scene.vehicle_poses(t)) for t in range(frames)]) if observation and vehicles else None
     bar = _progress(progress, frames)
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = []
@@ -179,8 +186,13 @@ def generate(
                 ann[i]["obj_to_world"].append(vposes[i].tolist())
                 ann[i]["box_size"].append(list(sizes[i]))
             # every view: lane-shift ground truth
+            if train is not None:
+                unobserved, disoccluded = observation_masks(depth, inst, np.linalg.inv(np.stack(w2c)), np.stack(Kv),
+                                                            np.array([cam for _, cam in keys]), t, train, object_poses)
             for k, (d, cam) in enumerate(keys):
                 futures.append(pool.submit(out_.write_shift_view, out, d, t, cam, rgb[k], depth[k], inst[k], lossless_gt))
+                if train is not None:
+                    futures.append(pool.submit(out_.write_observation_masks, out, d, t, cam, unobserved[k], disoccluded[k]))
                 boxes[d][f"{t:03d}_{cam}"] = boxes_2d(inst[k], vposes, sizes, track_ids, w2c[k], Kv[k])
             _drain(futures, keep=4 * len(keys))
             if bar is not None:
@@ -205,11 +217,16 @@ def generate(
             "instance_masks": "instance_masks/{t:03d}_{cam}.png: uint16 instance id + 1 (instances/instances_info.json), 0 = none",
             "ego_pose": "ego_pose/{t:03d}.txt: 4x4 vehicle-to-world of the shifted ego",
             "boxes_2d": "boxes_2d.json: per view, visible-pixel box and projected 3D box [x0, y0, x1, y1], pixel i spans [i, i+1)",
+            **({"unobserved": "unobserved/{t:03d}_{cam}.png: 255 = surface seen by no recorded camera at any frame (depth test "
+                              f"|dz| <= {REL_TOL:g} z + {ABS_TOL:g} m); sky 0",
+                "disoccluded": "disoccluded/{t:03d}_{cam}.png: 255 = unobserved and, in some recorded view, inside the frustum "
+                               "behind a surface"} if observation else {}),
         })
     out_.save_json(out / "lanes.json", lanes_json(world))
     out_.save_json(out / "scene.json", scene_json(world, cams, offsets, width, height, supersample, lidar_azimuths, lossless_gt, writer_source,
                                                  {**counts, "instances": len(instances_info), "buildings": len(world.buildings),
-                                                  "trees": len(world.trees), "poles": len(world.poles), "triangles_static": len(scene.static)}))
+                                                  "trees": len(world.trees), "poles": len(world.poles), "triangles_static": len(scene.static)},
+                                                 observation))
     (out / INCOMPLETE_MARKER).unlink()
     return out
 
@@ -273,7 +290,8 @@ def lanes_json(world: World, step: float = 2.0) -> dict:
     }
 
 
-def scene_json(world: World, cams: list[RigCamera], offsets, width, height, ss, azimuths, lossless, writer_source, counts) -> dict:
+def scene_json(world: World, cams: list[RigCamera], offsets, width, height, ss, azimuths, lossless, writer_source, counts,
+               observation: bool = True) -> dict:
     road, sky = world.road, world.sky
     look = appearance_record(world)
     return {
@@ -311,4 +329,5 @@ def scene_json(world: World, cams: list[RigCamera], offsets, width, height, ss, 
             "dynamic_masks": "pixel silhouettes of vehicles moving faster than 1 m/s; human masks are empty",
             "shift": "the ego moved along its own left axis, positive = left",
         },
+        "observation_masks": observation,
     }

@@ -10,6 +10,9 @@ Ground truth of a lateral offset d (metres, + = left) lives in `gt_shifted/{d:+.
                                      0 = sky / nothing, 65535 = 255.996 m or farther
     sky_masks/{t:03d}_{cam}.png      255 = sky
     instance_masks/{t:03d}_{cam}.png uint16, instance id + 1 (ids of instances/instances_info.json), 0 = none
+    unobserved/{t:03d}_{cam}.png     255 = surface no training (recorded) camera saw at any frame (sky: 0)
+    disoccluded/{t:03d}_{cam}.png    255 = unobserved and hidden behind a surface in some training view
+                                     (both: faithfusion.synth.observation)
     ego_pose/{t:03d}.txt             4x4 vehicle-to-world of the shifted ego
     boxes_2d.json                    {"{t:03d}_{cam}": [{instance, track_id, class_name, box_visible,
                                      box_projected, visible_pixels}]}, boxes [x0, y0, x1, y1] in pixels
@@ -76,6 +79,14 @@ def write_shift_view(root: Path, d: float, t: int, cam: int, rgb: np.ndarray, de
     save_u16(base / "depth" / f"{name}.png", encode_depth(depth))
     save_mask(base / "sky_masks" / f"{name}.png", depth <= 0)
     save_u16(base / "instance_masks" / f"{name}.png", inst)
+
+
+def write_observation_masks(root: Path, d: float, t: int, cam: int, unobserved: np.ndarray, disoccluded: np.ndarray) -> None:
+    """The observation ground truth of one view: `unobserved` and `disoccluded` [H, W] bool as 0/255 PNGs."""
+    base = root / "gt_shifted" / shift_dir(d)
+    name = f"{t:03d}_{cam}"
+    save_mask(base / "unobserved" / f"{name}.png", unobserved)
+    save_mask(base / "disoccluded" / f"{name}.png", disoccluded)
 
 
 # --- DriveStudio files (fallback writers, same format as faithfusion.data.drivestudio) -------------------
