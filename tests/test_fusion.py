@@ -309,6 +309,30 @@ def test_resume_at_round_boundary_matches(scene_dir, tmp_path):
     assert torch.allclose(tr_a.model.params["means"], tr_c.model.params["means"], atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["difix3d", "genfusion", "faithfusion"])
+def test_fusion_loads_its_fixers_on_the_training_device(scene_dir, tmp_path, monkeypatch, method):
+    import faithfusion.fixers.load as load_module
+    from faithfusion.fusion.fixers import identity_fixer
+    from faithfusion.train.recon import load_scene_for
+
+    for kind in ("difix", "eigent", "genfusion"):
+        identity_fixer(kind).save_pretrained(tmp_path / kind)
+    asked = []
+
+    def loader(directory, map_location="cpu", **overrides):
+        asked.append((Path(directory).name, map_location))
+        return identity_fixer(Path(directory).name)
+
+    monkeypatch.setattr(load_module, "load_fixer", loader)
+    folders = {"difix3d": {"fixer": "difix"}, "genfusion": {"video_fixer": "genfusion"},
+               "faithfusion": {"fixer": "difix", "video_fixer": "eigent"}}[method]
+    cfg = tiny(scene_dir, tmp_path / "run", method, **{k: str(tmp_path / v) for k, v in folders.items()})
+    device = torch.device("cpu", 0)  # an index the default "cpu" lacks: the very device object must arrive
+    PRESETS[method].build(cfg, load_scene_for(cfg), device)
+    assert asked and all(d == device and d.index == 0 for _, d in asked)
+    assert sorted(k for k, _ in asked) == sorted(folders.values())
+
+
 def test_missing_fixer_is_named(tmp_path, monkeypatch):
     import faithfusion.fusion.fixers as fixers_module
 
