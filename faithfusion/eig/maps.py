@@ -238,15 +238,19 @@ def eig_map(
     group_norm: str | Mapping[str, float] | None = None,
     smooth: int = 0,
     backend: str = "auto",
+    vp: ViewPass | None = None,
 ) -> EigMap:
     """EIG map of `camera`: its own Fisher H_view, the acquisition against `H_train`, composited per pixel
     (`acq`, `h_floor`, `group_norm`, `smooth`: the variants of the module docstring; defaults = published).
     `backend` ('auto', 'torch', 'triton'; `fisher.resolve_backend`) runs both pair loops, H_view and the
-    compositing, in torch chunks or in the Triton kernels."""
+    compositing, in torch chunks or in the Triton kernels. `vp`: the camera already prepared at the model's
+    current parameters (`prepare_view` with the same sh_degree and max_pairs), reused instead of preparing it."""
     groups = tuple(groups or H_train.keys())
     backend = resolve_backend(backend, model.device)
-    vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, plan=backend == "torch",
-                      jacobian=any(g in ("means", "scales", "quats", "opacities") for g in groups))
+    needs_J = any(g in GEO_ROWS for g in groups)
+    if vp is None or (needs_J and vp.vq.J is None) or (backend == "torch" and not vp.chunks and vp.tiles is not None):
+        vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, plan=backend == "torch",
+                          jacobian=needs_J)
     H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled, backend=backend)
     I = acquisition(H_view, H_train, lam, acq=acq, h_floor=h_floor, group_norm=group_norm)  # [N]
     return finish_map(composite_scalar(vp, I, backend), form, alpha_min, I if keep_acquisition else None, smooth)
