@@ -3,8 +3,9 @@
 Round k (first at 3000 published steps, then every 2000) works at shift min(6, k m) on each side:
 
 1. H_train is recomputed at the current parameters over the captured views (sky excluded) AND the
-   fused views of earlier rounds (FisherAccumulator), and the EIG scale is re-calibrated on the
-   captured views' own maps (eig/calibrate.py);
+   fused views of earlier rounds (FisherAccumulator; with `h_train_refresh` K > 1 only every K rounds,
+   carried through densification in between), and the EIG scale is re-calibrated on the captured views'
+   own maps (eig/calibrate.py);
 2. for each shifted camera: its calibrated EIG g, the loss weight w = cal.weight(g) in [w_min, 1]
    and the fixer's condition c = g itself, the calibrated map the fixers were trained on (curation writes
    the same `EigSession.eig` output; EIGent clamps it to [0, 1] and derives its own mask);
@@ -13,7 +14,7 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    EIG, is blended with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high,
    left alone where the reconstruction is already constrained;
 4. the repaired views join the fused pool with View.weight = w, and are added to H_train with pixel
-   weights w. A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
+   weights w (each camera projected and planned once, for its EIG map and this Fisher pass). A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
    weighted loss is added to the step, so the captured views keep the whole step budget.
 
 `faithfusion-no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all.
