@@ -1,7 +1,8 @@
 """Where does a FaithFusion round spend its time? Stage seconds of its first rounds, and plain 3DGS steps beside them.
 
     python benchmarks/profile_round.py --out DIR [--size quick|full] [--rounds 2] [--threads 1] [--steps N]
-        [--data SCENE] [--device auto] [--fixer DIR|identity] [--video-fixer DIR|identity] [--result FILE.json]
+        [--data SCENE] [--device auto] [--fixer DIR|identity] [--video-fixer DIR|identity] [--h-train-refresh K]
+        [--result FILE.json]
 
 Trains FaithFusion (the shipped fixers unless --fixer / --video-fixer) on a SynthStreet scene (seed 0,
 generated into DIR/scene at the demo's size unless --data) with the demo's reconstruction settings
@@ -11,7 +12,9 @@ then has fewer steps behind it than in the demo, so its point count differs). Ev
 DIR/faithfusion/rounds.jsonl holds the seconds of its stages: `train` (the steps before the round), `h_train`
 (Fisher of captured and fused views), `eig` (calibration and the EIG maps of the shifted views), `render`
 (novel-view renders), `references`, `fix_video`, `fix_difix`, `pool_insert` and `checkpoint`. A plain 3DGS
-trainer then runs as many steps from the same start, for its seconds per step.
+trainer then runs as many steps from the same start, for its seconds per step. --h-train-refresh K sets
+`faithfusion.h_train_refresh` (1 = H_train recomputed every round, the default; K > 1 = every K rounds, carried
+through densification in between).
 
 The JSON holds the device, commit and command, the rows, the stage totals and their shares of the rounds'
 wall time (with `unaccounted` for what no stage covers) and of the rounds' own work (without `train`).
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fixer", default=None, help="Difix folder (default: the shipped weights)")
     ap.add_argument("--video-fixer", default=None, help="EIGent folder (default: the shipped weights)")
+    ap.add_argument("--h-train-refresh", type=int, default=1,
+                    help="faithfusion.h_train_refresh: recompute H_train every K rounds (1 = every round)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the plain 3DGS steps")
     ap.add_argument("--result", type=Path, default=None, help="JSON path (default OUT/profile_round.json)")
     a = ap.parse_args(argv)
@@ -112,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
                      shifts=sizes["shifts"], progress=False, overwrite=True)
     base = recon_config(sizes, scene, a.out / "faithfusion", steps, str(device))
     cfg = fuse_config(FaithFusionConfig, base, fixer=a.fixer, video_fixer=a.video_fixer, stop_after_rounds=a.rounds,
-                      faithfusion=FaithFusionSchedule(view_stride=sizes["fuse_view_stride"]))
+                      faithfusion=FaithFusionSchedule(view_stride=sizes["fuse_view_stride"],
+                                                      h_train_refresh=a.h_train_refresh))
     t0 = time.perf_counter()
     run = run_method("faithfusion", cfg)
     fusion_seconds = time.perf_counter() - t0
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "device": device_name(device), "commit": git_commit(),
         "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "size": a.size, "sizes": sizes, "steps": steps, "threads": a.threads,
+        "size": a.size, "sizes": sizes, "steps": steps, "threads": a.threads, "h_train_refresh": a.h_train_refresh,
         "steps_note": None if steps == sizes["steps"] else
         f"--steps {steps} instead of the demo's {sizes['steps']}: the schedule is scaled, so rounds come earlier",
         "gaussians_at_stop": len(run.trainer.model), "fusion_command_seconds": fusion_seconds,

@@ -306,6 +306,35 @@ def test_one_session_builder_for_a_fresh_and_a_given_accumulator():
     assert session.calibration.ref != fresh.calibration.ref  # H_train includes the fused view
 
 
+def test_a_prepared_view_serves_its_eig_map_and_its_fisher_unchanged(monkeypatch):
+    """A fused view is projected and planned once (`session.prepare`) for its EIG map and its weighted Fisher:
+    the same numbers as preparing it twice, and no second preparation."""
+    import faithfusion.eig.fisher as fisher_module
+    import faithfusion.eig.maps as maps_module
+    from faithfusion.eig.session import build_session
+
+    trainer = _toy_trainer()
+    session = build_session(trainer, calib_views=2, progress=False)
+    cam = trainer.real.views[1].camera
+    w = torch.rand(10, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    want_map, want_g = session.eig(cam)
+    want_h = session.acc.view_fisher(cam, w)
+    prepared = session.prepare(cam)
+
+    def no_second_preparation(*args, **kwargs):
+        raise AssertionError("prepared twice")
+
+    monkeypatch.setattr(maps_module, "prepare_view", no_second_preparation)
+    monkeypatch.setattr(fisher_module, "prepare_view", no_second_preparation)
+    got_map, got_g = session.eig(cam, prepared)
+    assert torch.equal(got_map.eig, want_map.eig) and torch.equal(got_g, want_g)
+    got_h = session.acc.view_fisher(cam, w, prepared)
+    assert all(torch.equal(got_h[g], want_h[g]) for g in PARAM_GROUPS)
+    n = session.acc.n_added
+    session.acc.add_view(cam, pixel_weights=w, prepared=prepared)
+    assert session.acc.n_added == n + 1
+
+
 def test_unconstrained_fraction_is_the_blend_weight_share_of_gaussians_training_never_saw():
     from faithfusion.eig.unconstrained import UnconstrainedGaussians, training_constraint
 

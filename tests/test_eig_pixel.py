@@ -160,6 +160,7 @@ def test_fusion_rounds_use_the_configured_eig_form():
     assert FaithFusionSchedule().eig_form == "fisherrf"
     for form in ("faithfusion", "pixel"):
         method = SimpleNamespace(acc=None, timer=NO_TIMER, sched=FaithFusionSchedule(eig_form=form, calib_views=2))
+        method.update_h_train = lambda tr, index=None, m=method: FaithFusionMethod.update_h_train(m, tr, index)
         session = FaithFusionMethod.eig_session(method, trainer)
         assert session.form == form and session.calibration.form == form
         m, g = session.eig(cams[1])

@@ -92,6 +92,25 @@ def test_save_load_round_trip_identical(tmp_path):
         assert torch.equal(loaded.fix(x, ref).images, want)
 
 
+def test_from_pretrained_moves_the_module_to_map_location(tmp_path, monkeypatch):
+    """The loaded weights AND the module go to `map_location` (before, the module stayed on the CPU: on the GPU
+    every fixer ran there). Without a second device here, the move itself is watched; test_fusion_gpu checks cuda."""
+    tiny_difix(seed=1).save_pretrained(tmp_path / "fx")
+    moved_to = []
+    original = torch.nn.Module.to
+
+    def spy(self, *args, **kwargs):
+        if isinstance(self, FixerModel):
+            moved_to.append(args[0] if args else kwargs.get("device"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", spy)
+    device = torch.device("cpu")
+    for loaded in (Difix.from_pretrained(tmp_path / "fx", map_location=device), load_fixer(tmp_path / "fx", map_location="cpu")):
+        assert all(p.device == device for p in loaded.parameters()) and not loaded.training
+    assert [torch.device(d) for d in moved_to] == [device, device]
+
+
 def test_registry_rebuilds_the_named_class(tmp_path):
     assert registered_fixers()["Difix"] is Difix
 

@@ -309,6 +309,74 @@ def test_resume_at_round_boundary_matches(scene_dir, tmp_path):
     assert torch.allclose(tr_a.model.params["means"], tr_c.model.params["means"], atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["difix3d", "genfusion", "faithfusion"])
+def test_fusion_loads_its_fixers_on_the_training_device(scene_dir, tmp_path, monkeypatch, method):
+    import faithfusion.fixers.load as load_module
+    from faithfusion.fusion.fixers import identity_fixer
+    from faithfusion.train.recon import load_scene_for
+
+    for kind in ("difix", "eigent", "genfusion"):
+        identity_fixer(kind).save_pretrained(tmp_path / kind)
+    asked = []
+
+    def loader(directory, map_location="cpu", **overrides):
+        asked.append((Path(directory).name, map_location))
+        return identity_fixer(Path(directory).name)
+
+    monkeypatch.setattr(load_module, "load_fixer", loader)
+    folders = {"difix3d": {"fixer": "difix"}, "genfusion": {"video_fixer": "genfusion"},
+               "faithfusion": {"fixer": "difix", "video_fixer": "eigent"}}[method]
+    cfg = tiny(scene_dir, tmp_path / "run", method, **{k: str(tmp_path / v) for k, v in folders.items()})
+    device = torch.device("cpu", 0)  # an index the default "cpu" lacks: the very device object must arrive
+    PRESETS[method].build(cfg, load_scene_for(cfg), device)
+    assert asked and all(d == device and d.index == 0 for _, d in asked)
+    assert sorted(k for k, _ in asked) == sorted(folders.values())
+
+
+def test_h_train_refresh_carries_h_through_densification_between_exact_rounds(scene_dir, tmp_path):
+    from faithfusion.fusion.runner import method_trainer
+    from faithfusion.train.densify import lineage_since_mark
+    from faithfusion.train.recon import load_scene_for
+
+    sched = FaithFusionSchedule(reference_steps=60, first=20, every=20, max_shift=2.0, video_until=0.0, window=3,
+                                calib_views=2, h_train_refresh=2)
+    cfg = tiny(scene_dir, tmp_path / "run", "faithfusion", faithfusion=sched,
+               strategy=StrategyConfig(refine_start=2, refine_every=4, refine_stop=50))
+    scene = load_scene_for(cfg)
+    method, _ = PRESETS["faithfusion"].build(cfg, scene, torch.device("cpu"))
+    trainer = method_trainer(method, cfg, scene, torch.device("cpu"))
+
+    def exact() -> dict:
+        fresh = method._accumulator_empty(trainer)
+        fresh.views = list(method.acc.views)
+        fresh.recompute()
+        return fresh.H
+
+    trainer.fit(5, progress=False)
+    assert method.update_h_train(trainer, 0)  # the first round builds it
+    before = {g: h.clone() for g, h in method.acc.H.items()}
+    n0 = len(trainer.model)
+    trainer.fit(9, progress=False)  # densification at step 8
+    assert len(trainer.model) != n0
+    ancestors = lineage_since_mark(trainer.strategy, len(trainer.model))
+    assert not method.update_h_train(trainer, 1)  # carried
+    for g, h in method.acc.H.items():
+        assert h.shape == trainer.model.params[g].shape and torch.equal(h, before[g][ancestors])
+    assert not torch.equal(method.acc.H["means"], exact()["means"])  # an approximation, not a recompute
+    trainer.fit(13, progress=False)  # densification at step 12
+    assert method.update_h_train(trainer, 2)  # a refresh round: exact again
+    ref = exact()
+    assert all(torch.equal(h, ref[g]) for g, h in method.acc.H.items())
+    method.sched = replace(sched, h_train_refresh=1)  # the default: exact at every round, as before the option
+    trainer.fit(17, progress=False)
+    assert method.update_h_train(trainer, 3)
+    ref = exact()
+    assert all(torch.equal(h, ref[g]) for g, h in method.acc.H.items())
+    with pytest.raises(ValueError, match="h_train_refresh"):
+        method.sched = replace(sched, h_train_refresh=0)
+        method.update_h_train(trainer, 4)
+
+
 def test_missing_fixer_is_named(tmp_path, monkeypatch):
     import faithfusion.fusion.fixers as fixers_module
 

@@ -53,9 +53,13 @@ def test_training_lowers_loss_on_nerfstudio_scene(tmp_path):
     scene = load_scene(tmp_path / "ns", holdout_every=0)
     cfg = tiny_cfg(tmp_path / "ns", tmp_path / "run", steps=60, strategy=StrategyConfig(refine_start=1000))
     trainer = Trainer(scene, cfg, torch.device("cpu"))
-    first = sum(trainer.train_step()["loss"] for _ in range(6)) / 6
+    steps = [trainer.train_step() for _ in range(6)]
+    # the figures stay on the device as 0-dim tensors: no host synchronisation inside the step
+    assert all(isinstance(s[k], torch.Tensor) and s[k].dim() == 0 for s in steps for k in ("loss", "psnr"))
+    assert all(0 < float(s["psnr"]) < 100 for s in steps)
+    first = sum(float(s["loss"]) for s in steps) / 6
     trainer.fit(54, progress=False)
-    last = sum(trainer.train_step()["loss"] for _ in range(6)) / 6
+    last = sum(float(trainer.train_step()["loss"]) for _ in range(6)) / 6
     assert last < 0.8 * first
 
 
@@ -105,3 +109,32 @@ def test_appearance_learns_per_image_exposure_and_resumes(tmp_path):
     again = Trainer(scene, cfg, torch.device("cpu"))
     again.load_state_dict(state)
     assert torch.equal(again.appearance.affine, trainer.appearance.affine)
+
+
+def test_densification_carries_the_lineage_of_every_gaussian():
+    """After a mark, clone / split / prune (gsplat's ops, as the default and sparsity strategies call them) leave
+    each Gaussian the index of its ancestor; mcmc, whose relocation overwrites Gaussians in place, carries none."""
+    from gsplat.strategy.ops import duplicate, remove, split
+
+    from faithfusion.train.densify import GsplatDefault, GsplatMCMC, lineage_since_mark, mark_lineage
+
+    n = 6
+    g = torch.Generator().manual_seed(0)
+    params = torch.nn.ParameterDict({
+        "means": torch.randn(n, 3, generator=g), "scales": torch.full((n, 3), -2.0), "quats": torch.randn(n, 4, generator=g),
+        "opacities": torch.zeros(n), "sh0": torch.arange(n, dtype=torch.float32)[:, None, None].repeat(1, 1, 3),
+        "shN": torch.zeros(n, 3, 3),
+    })  # sh0 = each Gaussian's own index: clone and split copy it, as they should copy the lineage
+    optimizers = {k: torch.optim.Adam([p], lr=0.01) for k, p in params.items()}
+    strategy = GsplatDefault(StrategyConfig())
+    strategy.initialize(params, optimizers, 1.0)
+    assert lineage_since_mark(strategy, n) is None
+    assert mark_lineage(strategy, n, "cpu")
+    duplicate(params=params, optimizers=optimizers, state=strategy.state, mask=torch.arange(n) == 1)  # 7
+    split(params=params, optimizers=optimizers, state=strategy.state, mask=torch.arange(n + 1) == 2)  # 8
+    remove(params=params, optimizers=optimizers, state=strategy.state, mask=torch.arange(n + 2) == 0)  # 7
+    ancestors = lineage_since_mark(strategy, len(params["means"]))
+    assert sorted(ancestors.tolist()) == [1, 1, 2, 2, 3, 4, 5]
+    assert torch.equal(ancestors.float(), params["sh0"][:, 0, 0])
+    assert lineage_since_mark(strategy, 8) is None  # another count: unknown, not guessed
+    assert not mark_lineage(GsplatMCMC(StrategyConfig()), n, "cpu")

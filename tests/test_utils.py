@@ -90,3 +90,6 @@ def test_progress_bar_counts_and_throttles():
         bar.restart(None)
         bar.advance("ignored")
         assert bar.bar.tasks[0].completed == 1
+        assert not bar.due(10)  # disabled: the trainer need not fetch figures for it
+    shown = ProgressBar("t", 20, every=10)
+    assert shown.due(10) and shown.due(0) and not shown.due(5)

@@ -18,6 +18,10 @@ weight). Views are never removed. When densification changes the Gaussians betwe
 caller knows where each new Gaussian came from, `remap(new_to_old)` carries H over without recomputing
 (a new Gaussian without a parent gets H = 0: unobserved, maximal EIG); `sync(model)` recomputes when
 the Gaussian count changed.
+
+A view that is both mapped and added within one round (a fused view: its EIG map, then its weighted
+Fisher) is projected and planned once: `prepare(camera)` gives a `PreparedView` (projection, Jacobian,
+pair chunks, background) that `EigSession.eig` and `add_view` both take, valid while the parameters stay.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.eig.fisher import PARAM_GROUPS, check_groups, view_fisher
+from faithfusion.eig.fisher import PARAM_GROUPS, ViewPass, check_groups, prepare_view, resolve_backend, view_fisher
+from faithfusion.eig.jacobian import GEO_ROWS
 from faithfusion.gaussians.model import GaussianModel
 
 BackgroundFn = Callable[[Camera], Tensor]  # camera -> [H, W, 3] or [3]
@@ -42,6 +47,20 @@ class FisherView:
     camera: Camera
     pixel_weights: Tensor | None = None  # [H, W], on the CPU
     name: str = ""
+
+
+@dataclass
+class PreparedView:
+    """A camera made ready for the pair loops at the model's current parameters: its `ViewPass` (projection,
+    Jacobian, pair chunks) and its background. Shared by the view's EIG map and its Fisher; stale once the
+    parameters move."""
+
+    vp: ViewPass
+    background: Tensor | None  # [H, W, 3] or [3]
+
+    @property
+    def camera(self) -> Camera:
+        return self.vp.camera
 
 
 class FisherAccumulator:
@@ -72,16 +91,32 @@ class FisherAccumulator:
 
     # --- adding views -----------------------------------------------------------------------
 
-    def view_fisher(self, camera: Camera, pixel_weights: Tensor | None = None) -> dict[str, Tensor]:
-        """One view's Fisher at the model's current parameters (not added)."""
+    def prepare(self, camera: Camera) -> PreparedView:
+        """`camera` projected and planned as `view_fisher` would do it (same settings), with its background."""
+        kw = {k: v for k, v in self.fisher_kw.items() if k in ("sh_degree", "eps2d", "near_plane", "far_plane", "max_pairs")}
+        backend = resolve_backend(self.fisher_kw.get("backend", "auto"), self.model.device)
+        vp = prepare_view(self.model, camera, jacobian=any(g in GEO_ROWS for g in self.groups),
+                          plan=backend == "torch", **kw)
         bg = self.background_fn(camera) if self.background_fn is not None else None
-        pw = None if pixel_weights is None else pixel_weights.to(self.model.device)
-        return view_fisher(self.model, camera, groups=self.groups, pixel_weights=pw, background=bg, **self.fisher_kw)
+        return PreparedView(vp, bg)
 
-    def add_view(self, camera: Camera, pixel_weights: Tensor | None = None, name: str = "") -> None:
-        """H += the view's (optionally per-pixel weighted) Fisher."""
+    def view_fisher(self, camera: Camera, pixel_weights: Tensor | None = None,
+                    prepared: PreparedView | None = None) -> dict[str, Tensor]:
+        """One view's Fisher at the model's current parameters (not added); `prepared` = `prepare(camera)`."""
+        if prepared is None:
+            bg = self.background_fn(camera) if self.background_fn is not None else None
+        else:
+            bg = prepared.background
+        pw = None if pixel_weights is None else pixel_weights.to(self.model.device)
+        return view_fisher(self.model, camera, groups=self.groups, pixel_weights=pw, background=bg,
+                           vp=None if prepared is None else prepared.vp, **self.fisher_kw)
+
+    def add_view(self, camera: Camera, pixel_weights: Tensor | None = None, name: str = "",
+                 prepared: PreparedView | None = None) -> None:
+        """H += the view's (optionally per-pixel weighted) Fisher; `prepared` = `prepare(camera)` at the current
+        parameters, when the caller has it already."""
         self._check_aligned()
-        for g, h in self.view_fisher(camera, pixel_weights).items():
+        for g, h in self.view_fisher(camera, pixel_weights, prepared).items():
             self.H[g] += h
         self.n_added += 1
         if self.keep_views:

@@ -175,11 +175,14 @@ def eig_map(
     compiled: bool = False,
     backend: str = "auto",
     prior: PixelPrior | None = None,
+    vp: ViewPass | None = None,
 ) -> EigMap:
     """EIG map of `camera` against `H_train` in one of `FORMS`. Paper forms: its own Fisher H_view, the
     acquisition with `lam`, composited per pixel. "pixel": `pixel.pixel_variance` with `prior` (default
     `PixelPrior()`; `lam` unused). `backend` ('auto', 'torch', 'triton'; `fisher.resolve_backend`) runs the
-    pair loops in torch chunks or in the Triton kernels."""
+    pair loops in torch chunks or in the Triton kernels. `vp`: the camera already prepared at the model's
+    current parameters (`prepare_view` with the same sh_degree and max_pairs), reused instead of preparing it
+    (paper forms)."""
     check_form(form)
     groups = tuple(groups or H_train.keys())
     backend = resolve_backend(backend, model.device)
@@ -188,8 +191,10 @@ def eig_map(
         var = pixel_variance(model, camera, {g: H_train[g] for g in groups}, prior, background=background,
                              sh_degree=sh_degree, max_pairs=max_pairs, backend=backend)
         return EigMap(pixel_form_eig(var, prior), var.alpha >= alpha_min, var.alpha, var.count, form)
-    vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, plan=backend == "torch",
-                      jacobian=any(g in ("means", "scales", "quats", "opacities") for g in groups))
+    needs_J = any(g in ("means", "scales", "quats", "opacities") for g in groups)
+    if vp is None or (needs_J and vp.vq.J is None) or (backend == "torch" and not vp.chunks and vp.tiles is not None):
+        vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, plan=backend == "torch",
+                          jacobian=needs_J)
     H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled, backend=backend)
     I = acquisition(H_view, H_train, lam)  # [N]
     return finish_map(composite_scalar(vp, I, backend), form, alpha_min, I if keep_acquisition else None)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.eig.accumulator import BackgroundFn, FisherAccumulator
+from faithfusion.eig.accumulator import BackgroundFn, FisherAccumulator, PreparedView
 from faithfusion.eig.calibrate import Calibration, fit_calibration
 from faithfusion.eig.fisher import PARAM_GROUPS
 from faithfusion.eig.maps import ALPHA_MIN, LAMBDA, EigMap, Form, eig_map
@@ -76,11 +76,21 @@ class EigSession:
     def background(self, camera: Camera) -> Tensor | None:
         return self.acc.background_fn(camera) if self.acc.background_fn is not None else None
 
-    def eig(self, camera: Camera) -> tuple[EigMap, Tensor]:
-        """EIG map of `camera` and its calibrated value g `[H, W]`."""
+    def prepare(self, camera: Camera) -> PreparedView:
+        """`camera` prepared once for its EIG map and, after, its Fisher (`acc.add_view(..., prepared=)`)."""
+        return self.acc.prepare(camera)
+
+    def eig(self, camera: Camera, prepared: PreparedView | None = None) -> tuple[EigMap, Tensor]:
+        """EIG map of `camera` and its calibrated value g `[H, W]`; `prepared` = `prepare(camera)` at the
+        current parameters, when the caller has it."""
+        kw = self.acc.fisher_kw
+        if prepared is not None and (kw.get("max_pairs") != self.max_pairs
+                                     or any(kw.get(k) is not None for k in ("sh_degree", "eps2d", "near_plane", "far_plane"))):
+            prepared = None  # planned with the accumulator's settings, which are not the map's
+        bg = self.background(camera) if prepared is None else prepared.background
         m = eig_map(self.model, camera, self.acc.H, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
-                    background=self.background(camera), max_pairs=self.max_pairs, compiled=self.compiled,
-                    prior=self.prior)
+                    background=bg, max_pairs=self.max_pairs, compiled=self.compiled, prior=self.prior,
+                    vp=None if prepared is None else prepared.vp)
         return m, self.calibration.calibrate(m.eig)
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:

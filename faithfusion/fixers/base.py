@@ -140,7 +140,8 @@ class FixerModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls: type[M], directory: str | Path, map_location: str | torch.device = "cpu", **overrides: Any) -> M:
-        """Rebuild from a folder written by `save_pretrained`; `overrides` replace config fields."""
+        """Rebuild from a folder written by `save_pretrained` on `map_location` (weights and module both);
+        `overrides` replace config fields."""
         directory = Path(directory)
         data = read_config(directory)
         name = data.get("_class_name")
@@ -153,7 +154,7 @@ class FixerModel(nn.Module):
         own = model.state_dict()
         state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
         model.load_saved_state_dict(state)
-        return model.eval()
+        return model.to(map_location).eval()  # load_state_dict copies into the module's own (CPU) tensors
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

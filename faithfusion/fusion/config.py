@@ -102,6 +102,11 @@ class FaithFusionSchedule(Schedule):
     view_stride: int | None = None
     """Fuse every n-th captured frame of each camera per round (1 = all): fewer fused views, cheaper EIG.
     None = 1 for `fuse`; the demo size's stride for `demo`."""
+    h_train_refresh: int = 1
+    """Recompute H_train over every remembered view every this many rounds (1 = every round: exact). In the
+    rounds between, H_train is carried through densification (a clone or split copies its parent's Fisher, a
+    prune drops it) at the cost of one index per Gaussian; strategies that do not follow their Gaussians'
+    lineage (mcmc) recompute every round."""
     post_fix_floor: float = 0.0
     """FaithFusion+ only: the share of the post-render Difix fix taken everywhere, the EIG gate adding the rest
     (gate = floor + (1 - floor) * soft mask; 0 = the EIG gate alone, 1 = the fix everywhere, as Difix3D+)."""

@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import torch
+from torch import Tensor
 
 from faithfusion.train.config import StrategyConfig
+
+LINEAGE = "lineage"
+"""Key of the lineage index in a strategy's running state (`mark_lineage`)."""
 
 
 class DensifyStrategy(Protocol):
@@ -29,12 +33,37 @@ class DensifyStrategy(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def mark_lineage(strategy: DensifyStrategy, n: int, device: torch.device | str) -> bool:
+    """Start following where the `n` Gaussians of now go: Gaussian i is its own ancestor i. Returns False
+    (nothing marked) for a strategy whose densification does not carry it (`carries_lineage`)."""
+    if not getattr(strategy, "carries_lineage", False):
+        return False
+    strategy.state[LINEAGE] = torch.arange(n, device=device)
+    return True
+
+
+def lineage_since_mark(strategy: DensifyStrategy, n: int) -> Tensor | None:
+    """`[n]` for each of today's `n` Gaussians, the index (at the last `mark_lineage`) of the Gaussian it
+    descends from; None when unknown (never marked, or a strategy that does not carry it)."""
+    if not getattr(strategy, "carries_lineage", False):
+        return None
+    idx = strategy.state.get(LINEAGE)
+    return idx if isinstance(idx, Tensor) and idx.shape[0] == n else None
+
+
 class GsplatDefault:
     """gsplat's DefaultStrategy (ADC: clone, split, prune), with its opacity reset applied.
 
     gsplat 1.5.3 writes the reset test as `step % reset_every == 0 & step > 0`, which Python reads
     as a chained comparison that is never true, so opacities are never reset there. This adapter
-    performs the reset itself every `reset_every` steps while refinement is on."""
+    performs the reset itself every `reset_every` steps while refinement is on.
+
+    It carries the lineage (`mark_lineage`): gsplat's clone, split and prune ops (`gsplat.strategy.ops`
+    duplicate, split, remove) apply to every per-Gaussian tensor of the running state what they apply to the
+    parameters (a clone copies its parent's row, both halves of a split copy it, a prune drops it), so an
+    index kept there names each Gaussian's ancestor."""
+
+    carries_lineage = True
 
     def __init__(self, cfg: StrategyConfig) -> None:
         from gsplat.strategy import DefaultStrategy
@@ -85,7 +114,10 @@ class GsplatDefault:
 class GsplatMCMC:
     """gsplat's MCMCStrategy (relocation of dead Gaussians, growth to cap_max, position noise).
 
-    Its relocation and noise use gsplat CUDA kernels, so it runs on the GPU only."""
+    Its relocation and noise use gsplat CUDA kernels, so it runs on the GPU only. It does not carry the
+    lineage (relocation overwrites dead Gaussians in place)."""
+
+    carries_lineage = False
 
     def __init__(self, cfg: StrategyConfig) -> None:
         from gsplat.strategy import MCMCStrategy

@@ -8,7 +8,6 @@ they never copy this loop.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -147,7 +146,9 @@ class Trainer:
             loss = loss + cfg.sky_lambda * sky_opacity_loss(out.alpha[0], view.sky_mask)
         return loss, out, pred, target
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict:
+        """One optimisation step. "loss" and "psnr" are 0-dim tensors on the device (no host synchronisation
+        in the step: callers convert them when they log); "pool" and "paired" name the pools drawn."""
         cfg = self.cfg
         pool = choose_pool(self.real, self.pools, self.generator)
         view = pool.sample(self.generator)
@@ -182,9 +183,9 @@ class Trainer:
         self.strategy.after_optimizer_step(self.model.params, self.optimizers, self.step, means_lr)
         self.step += 1
         with torch.no_grad():
-            mse = ((pred.detach().clamp(0, 1) - target) ** 2).mean().item()
-        return {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)), "pool": pool.name,
-                "paired": [p.name for p in paired]}
+            mse = ((pred.detach().clamp(0, 1) - target) ** 2).mean()
+            psnr = -10 * torch.log10(mse.clamp_min(1e-10))
+        return {"loss": loss.detach(), "psnr": psnr, "pool": pool.name, "paired": [p.name for p in paired]}
 
     def fit(self, until: int, progress: bool = True, on_step=None) -> None:
         """Train until `self.step == until`; `on_step(trainer, stats)` runs after every step."""
@@ -197,7 +198,8 @@ class Trainer:
                 if self.device.type == "cuda" and self.step % 100 == 0:
                     torch.cuda.synchronize()
                 self.train_seconds += time.perf_counter() - t0
-                bar.update(self.step, loss=stats["loss"], psnr=stats["psnr"], n=len(self.model))
+                if bar.due(self.step):  # the figures reach the host only when they are shown
+                    bar.update(self.step, loss=float(stats["loss"]), psnr=float(stats["psnr"]), n=len(self.model))
                 if on_step is not None:
                     on_step(self, stats)
 

@@ -31,6 +31,10 @@ class ProgressBar:
     def __exit__(self, *exc: Any) -> None:
         self.bar.__exit__(*exc)
 
+    def due(self, step: int) -> bool:
+        """Whether `update(step, ...)` would show anything (enabled, and a multiple of `every`)."""
+        return not self.bar.disable and step % self.every == 0
+
     def update(self, step: int, **figures: Any) -> None:
         """Show `step` done, with new figures."""
         if step % self.every == 0:
