@@ -1,0 +1,43 @@
+"""(e) How long does each fusion method take end to end against plain 3DGS with the same steps?
+
+Each preset runs as `faithfusion demo` runs it (`fuse_config` + `run_method`, the shipped fixers): training in
+rounds, the final checkpoint, the PLY and the held-out evaluation. Wall seconds of the whole run and the trainer's
+own seconds are both reported, each as a ratio to 3DGS.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from faithfusion.bench.timing import ratio
+from faithfusion.train.config import ReconConfig
+
+
+def bench_fusion(base: ReconConfig, methods: tuple[str, ...], work: Path) -> dict:
+    """Run every preset of `methods` on `base` (its data, steps and device) in `work/NAME`; wall and train seconds."""
+    from faithfusion.fusion.config import fuse_config
+    from faithfusion.fusion.presets import preset
+    from faithfusion.fusion.runner import run_method
+
+    rows: dict[str, dict] = {}
+    for name in methods:
+        p = preset(name)
+        cfg = fuse_config(p.config, replace(base, out=Path(work) / name, overwrite=True))
+        t0 = time.perf_counter()
+        run = run_method(name, cfg)
+        wall = time.perf_counter() - t0
+        rows[name] = {"wall_seconds": wall, "train_seconds": float(run.trainer.train_seconds),
+                      "steps": run.trainer.step, "num_gaussians": len(run.trainer.model),
+                      "rounds": int(run.metrics.get("fusion", {}).get("completed_rounds", 0)),
+                      "test": run.metrics.get("test", {})}
+    base_row = rows.get("3dgs")
+    for name, row in rows.items():
+        if base_row is not None:
+            row["wall_over_3dgs"] = ratio(row["wall_seconds"], base_row["wall_seconds"])
+            row["train_seconds_over_3dgs"] = ratio(row["train_seconds"], base_row["train_seconds"])
+    out: dict = {"steps": base.steps, "methods": rows}
+    if base_row is None:
+        out["note"] = "3dgs was not among the methods: no ratios"
+    return out
