@@ -31,6 +31,8 @@ class BenchConfig:
     """SynthStreet cameras, comma-separated."""
     scale: float = 1.0
     """Image scale of a --data scene."""
+    data_cameras: tuple[int, ...] = (0, 1, 2)
+    """DriveStudio camera ids of a --data scene."""
     holdout_every: int = 8
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0

@@ -41,7 +41,7 @@ def bench_scene(cfg: BenchConfig) -> Iterator[BenchScene]:
     with tempfile.TemporaryDirectory(prefix="faithfusion-bench-") as tmp:
         work = Path(tmp)
         if cfg.data is not None:
-            data, camera_ids = Path(cfg.data), ReconConfig().cameras
+            data, camera_ids = Path(cfg.data), tuple(cfg.data_cameras)
             source: dict = {"data": str(data), "scale": cfg.scale}
         else:
             from faithfusion.synth.generate import generate
