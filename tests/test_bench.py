@@ -123,3 +123,16 @@ def test_the_command_is_listed():
     from faithfusion.commands import commands
 
     assert commands()["bench"].config is BenchConfig
+
+
+def test_fusion_end_to_end_against_3dgs(tmp_path, single_thread):
+    from faithfusion.bench.run import run_bench
+
+    cfg = tiny_config(tmp_path, skip=("training", "render", "eig", "fixers"), fusion=True,
+                      fusion_methods=("3dgs", "difix3d"), fusion_steps=8)
+    saved = run_bench(cfg, command="test", say=lambda _: None)
+    rows = saved["fusion"]["methods"]
+    assert set(rows) == {"3dgs", "difix3d"} and rows["3dgs"]["wall_over_3dgs"] == 1.0
+    assert rows["difix3d"]["rounds"] >= 1 and rows["difix3d"]["wall_over_3dgs"] > 0
+    assert all(r["steps"] == 8 for r in rows.values())
+    assert json.loads(cfg.out.read_text())["fusion"] == saved["fusion"]

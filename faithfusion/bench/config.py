@@ -61,7 +61,7 @@ class BenchConfig:
     """Measurements to leave out: training, render, eig, fixers."""
     fusion: bool = False
     """Also run every --fusion-methods preset end to end with --fusion-steps steps (minutes)."""
-    fusion_methods: tuple[str, ...] = ("3dgs", "difix3d", "genfusion", "faithfusion")
+    fusion_methods: tuple[str, ...] = ("3dgs", "faithfusion", "difix3d", "genfusion")
     fusion_steps: int = 300
     overwrite: bool = False
     """Replace an existing --out file."""

@@ -52,16 +52,14 @@ def bench_fixer(kind: str, device: torch.device, width: int, height: int, frames
                  "frames_per_call": frames, "window": kind in VIDEO_FIXERS,
                  "parameters": sum(p.numel() for p in fixer.parameters())}
     for dtype in dtypes_for(device):
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
-
-        def call() -> None:
-            with torch.inference_mode(), autocast:
+        def call(bf16: bool = dtype == "bf16") -> None:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext():
                 fixer.fix(**args)
 
         with peak_memory(device) as mem:
             t = time_calls(call, device, warmup=warmup, repeats=repeats)
         out[dtype] = {**t.to_dict(), "frames_per_second": frames / t.median_s, "ms_per_frame": 1e3 * t.median_s / frames,
-                      "peak_memory_gib": mem.gib}
+                      "peak_memory_gib": mem.gib, "peak_memory_above_start_gib": mem.above_start_gib}
     if device.type != "cuda":
         out["note"] = "bf16 autocast is timed on CUDA only"
     return out

@@ -10,13 +10,17 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from faithfusion.bench.timing import ratio
 from faithfusion.train.config import ReconConfig
 
 
-def bench_fusion(base: ReconConfig, methods: tuple[str, ...], work: Path) -> dict:
-    """Run every preset of `methods` on `base` (its data, steps and device) in `work/NAME`; wall and train seconds."""
+def bench_fusion(base: ReconConfig, methods: tuple[str, ...], work: Path,
+                 on_method: Callable[[dict], None] | None = None) -> dict:
+    """Run every preset of `methods` on `base` (its data, steps and device) in `work/NAME`; wall and train seconds.
+
+    `on_method(figures so far)` runs after each method (a caller saves them, so a killed run keeps them)."""
     from faithfusion.fusion.config import fuse_config
     from faithfusion.fusion.presets import preset
     from faithfusion.fusion.runner import run_method
@@ -32,12 +36,19 @@ def bench_fusion(base: ReconConfig, methods: tuple[str, ...], work: Path) -> dic
                       "steps": run.trainer.step, "num_gaussians": len(run.trainer.model),
                       "rounds": int(run.metrics.get("fusion", {}).get("completed_rounds", 0)),
                       "test": run.metrics.get("test", {})}
+        if on_method is not None:
+            on_method(with_ratios(base.steps, rows))
+    return with_ratios(base.steps, rows)
+
+
+def with_ratios(steps: int, rows: dict[str, dict]) -> dict:
+    """The figures of (e): every method's row with its ratios to 3dgs (when 3dgs ran)."""
     base_row = rows.get("3dgs")
     for name, row in rows.items():
         if base_row is not None:
             row["wall_over_3dgs"] = ratio(row["wall_seconds"], base_row["wall_seconds"])
             row["train_seconds_over_3dgs"] = ratio(row["train_seconds"], base_row["train_seconds"])
-    out: dict = {"steps": base.steps, "methods": rows}
+    out: dict = {"steps": steps, "methods": rows}
     if base_row is None:
         out["note"] = "3dgs was not among the methods: no ratios"
     return out

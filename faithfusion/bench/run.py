@@ -88,7 +88,11 @@ def run_bench(cfg: BenchConfig, command: str | None = None, say: Callable[[str],
             from faithfusion.bench.fusion import bench_fusion
 
             base = fusion_config(cfg, bs.data, bs.camera_ids, device)
-            measure("fusion", lambda: bench_fusion(base, cfg.fusion_methods, bs.work / "fusion"))
+            def partial(figures: dict) -> None:
+                result["fusion"] = figures
+                save()
+
+            measure("fusion", lambda: bench_fusion(base, cfg.fusion_methods, bs.work / "fusion", on_method=partial))
     result["seconds"]["total"] = time.perf_counter() - t0
     save()
     say(f"wrote {out}")

@@ -84,9 +84,16 @@ def time_block(fn: Callable[[], object], device: torch.device | str, *, warmup: 
 
 @dataclass
 class PeakMemory:
-    """The peak allocated memory of a `with peak_memory(device)` block, in GiB (None off CUDA)."""
+    """The peak allocated memory of a `with peak_memory(device)` block, and what was allocated when it began,
+    in GiB (None off CUDA)."""
 
     gib: float | None = None
+    start_gib: float | None = None
+
+    @property
+    def above_start_gib(self) -> float | None:
+        """What the block itself added at its peak."""
+        return None if self.gib is None or self.start_gib is None else self.gib - self.start_gib
 
 
 @contextmanager
@@ -99,6 +106,7 @@ def peak_memory(device: torch.device | str) -> Iterator[PeakMemory]:
         return
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
+    result.start_gib = torch.cuda.memory_allocated(device) / 2**30
     try:
         yield result
     finally:

@@ -71,7 +71,8 @@ def loop_figures(step: Callable[[], object], device: torch.device, warmup: int, 
     with peak_memory(device) as mem:
         seconds = time_block(step, device, warmup=warmup, calls=steps)
     return {"steps": steps, "warmup_steps": warmup, "seconds": seconds, "iterations_per_second": steps / seconds,
-            "ms_per_iteration": 1e3 * seconds / steps, "peak_memory_gib": mem.gib, "num_gaussians": n_gaussians()}
+            "ms_per_iteration": 1e3 * seconds / steps, "peak_memory_gib": mem.gib,
+            "peak_memory_above_start_gib": mem.above_start_gib, "num_gaussians": n_gaussians()}
 
 
 def bench_training(trainer, warmup: int, steps: int) -> dict:
@@ -87,6 +88,8 @@ def bench_training(trainer, warmup: int, steps: int) -> dict:
                        trainer.scene_scale, raster, seed=trainer.cfg.seed)
     plain = loop_figures(loop.step, device, warmup, steps, lambda: len(loop.model))
     del loop
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     ours = loop_figures(trainer.train_step, device, warmup, steps, lambda: len(trainer.model))
     out = {
         "reference": reference, "trainer": ours, "plain_loop": plain,
