@@ -31,7 +31,8 @@ def git_commit(root: Path = ROOT) -> str:
 def device_info(device: torch.device) -> dict:
     """Name, kind and thread count of `device`, and the torch / CUDA versions."""
     info = {"device": str(device), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpu": platform.processor() or platform.machine()}
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "load_average_at_start": load_average()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(name=props.name, memory_gib=props.total_memory / 2**30, cuda=torch.version.cuda,
@@ -39,6 +40,14 @@ def device_info(device: torch.device) -> dict:
     else:
         info["name"] = f"cpu ({info['cpu']}, {info['cpu_threads']} threads)"
     return info
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1, 5 and 15 minute load averages (other work competing for the CPU), where the OS tells."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def gsplat_missing(device: torch.device) -> str | None:
