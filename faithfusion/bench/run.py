@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from faithfusion.bench.config import BenchConfig, check_bench_config
-from faithfusion.bench.info import device_info, git_commit, gsplat_missing, gsplat_version
+from faithfusion.bench.info import device_info, git_commit, gsplat_missing, gsplat_version, load_average
 from faithfusion.bench.scene import bench_scene, fusion_config, recon_config
 from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import save_json_atomic, to_plain
@@ -60,26 +60,23 @@ def run_bench(cfg: BenchConfig, command: str | None = None, say: Callable[[str],
         result["scene"] = bs.source
         result["seconds"]["scene"] = time.perf_counter() - t0
         save()
-        trainer = None
         if not {"training", "render", "eig"} <= set(cfg.skip):
+            from faithfusion.bench.eig import bench_eig
+            from faithfusion.bench.render import bench_render
+            from faithfusion.bench.training import bench_training
             from faithfusion.train.trainer import Trainer
 
             trainer = Trainer(bs.scene, recon_config(cfg, bs.data, bs.camera_ids, device), device)
-        if trainer is not None:
-            from faithfusion.bench.training import bench_training
-
             measure("training", lambda: bench_training(trainer, cfg.warmup_steps, cfg.train_steps))
             if "training" in cfg.skip:  # the render and EIG measure a model trained for a while
                 for _ in range(cfg.warmup_steps):
                     trainer.train_step()
-            from faithfusion.bench.render import bench_render
-
             measure("render", lambda: bench_render(trainer.model, trainer.real.views[0].camera, trainer.cfg.backend,
                                                    device, cfg.warmup, cfg.repeats))
-            from faithfusion.bench.eig import bench_eig
-
             measure("eig", lambda: bench_eig(trainer, cfg.warmup, cfg.repeats, cfg.h_train_repeats))
             del trainer
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         from faithfusion.bench.fixers import bench_fixers
 
         measure("fixers", lambda: bench_fixers(cfg.fixers, device, cfg.fixer_width, cfg.fixer_height, cfg.fixer_frames,
@@ -88,12 +85,14 @@ def run_bench(cfg: BenchConfig, command: str | None = None, say: Callable[[str],
             from faithfusion.bench.fusion import bench_fusion
 
             base = fusion_config(cfg, bs.data, bs.camera_ids, device)
+
             def partial(figures: dict) -> None:
                 result["fusion"] = figures
                 save()
 
             measure("fusion", lambda: bench_fusion(base, cfg.fusion_methods, bs.work / "fusion", on_method=partial))
     result["seconds"]["total"] = time.perf_counter() - t0
+    result["device"]["load_average_at_end"] = load_average()
     save()
     say(f"wrote {out}")
     return result
