@@ -136,3 +136,12 @@ def test_fusion_end_to_end_against_3dgs(tmp_path, single_thread):
     assert rows["difix3d"]["rounds"] >= 1 and rows["difix3d"]["wall_over_3dgs"] > 0
     assert all(r["steps"] == 8 for r in rows.values()) and saved["fusion"]["warmup_seconds"] > 0
     assert json.loads(cfg.out.read_text())["fusion"] == saved["fusion"]
+
+
+def test_time_blocks_splits_the_calls_and_times_each_block():
+    from faithfusion.bench.timing import block_sizes, time_blocks
+
+    assert block_sizes(7, 3) == [3, 2, 2] and sum(block_sizes(100, 5)) == 100
+    clock = FakeClock([9.0] + [1.0, 1.0, 1.0, 5.0, 2.0, 2.0, 2.0])  # one warm-up call, then 7 calls in blocks 3, 2, 2
+    assert time_blocks(clock.work, "cpu", warmup=1, calls=7, blocks=3, clock=clock) == [3.0, 7.0, 4.0]
+    assert clock.calls == 8

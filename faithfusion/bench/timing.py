@@ -82,6 +82,25 @@ def time_block(fn: Callable[[], object], device: torch.device | str, *, warmup: 
     return clock() - t0
 
 
+def block_sizes(calls: int, blocks: int) -> list[int]:
+    """`calls` split into `blocks` consecutive blocks as evenly as possible (the first ones one larger)."""
+    return [calls // blocks + (1 if k < calls % blocks else 0) for k in range(blocks)]
+
+
+def time_blocks(fn: Callable[[], object], device: torch.device | str, *, warmup: int = 0, calls: int = 1,
+                blocks: int = 5, clock: Clock = time.perf_counter) -> list[float]:
+    """Seconds of each of `blocks` consecutive blocks of back-to-back calls (`calls` in all, split as evenly as
+    possible), each block synchronised only at its end, after `warmup` untimed calls. The median block resists
+    bursts of other work on a shared machine better than the total does."""
+    if calls < 1 or blocks < 1:
+        raise ValueError(f"calls and blocks must be at least 1, got {calls} and {blocks}")
+    blocks = min(blocks, calls)
+    sizes = block_sizes(calls, blocks)
+    out = [time_block(fn, device, warmup=warmup, calls=sizes[0], clock=clock)]
+    out += [time_block(fn, device, calls=n, clock=clock) for n in sizes[1:]]
+    return out
+
+
 @dataclass
 class PeakMemory:
     """The peak allocated memory of a `with peak_memory(device)` block, and what was allocated when it began,

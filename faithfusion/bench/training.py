@@ -8,13 +8,14 @@ Off CUDA, gsplat cannot run; the same loop is then timed with the project's torc
 
 from __future__ import annotations
 
+import statistics
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 from faithfusion.bench.info import gsplat_missing
-from faithfusion.bench.timing import peak_memory, ratio, time_block
+from faithfusion.bench.timing import block_sizes, peak_memory, ratio, time_blocks
 from faithfusion.gaussians.model import GaussianModel
 from faithfusion.train.config import ReconConfig
 from faithfusion.train.losses import photometric_loss
@@ -67,11 +68,19 @@ class MinimalLoop:
             opt.zero_grad(set_to_none=True)
 
 
+BLOCKS = 5
+"""The timed steps are timed in this many blocks; the figures are the median block's."""
+
+
 def loop_figures(step: Callable[[], object], device: torch.device, warmup: int, steps: int, n_gaussians: Callable[[], int]) -> dict:
+    """Iterations per second of `step` at the median of `BLOCKS` blocks of its timed steps, and the peak memory."""
     with peak_memory(device) as mem:
-        seconds = time_block(step, device, warmup=warmup, calls=steps)
-    return {"steps": steps, "warmup_steps": warmup, "seconds": seconds, "iterations_per_second": steps / seconds,
-            "ms_per_iteration": 1e3 * seconds / steps, "peak_memory_gib": mem.gib,
+        blocks = time_blocks(step, device, warmup=warmup, calls=steps, blocks=BLOCKS)
+    per_step = [s / n for s, n in zip(blocks, block_sizes(steps, len(blocks)))]
+    median = statistics.median(per_step)
+    return {"steps": steps, "warmup_steps": warmup, "seconds": sum(blocks), "block_seconds": blocks,
+            "iterations_per_second": 1.0 / median, "ms_per_iteration": 1e3 * median,
+            "ms_per_iteration_overall": 1e3 * sum(blocks) / steps, "peak_memory_gib": mem.gib,
             "peak_memory_above_start_gib": mem.above_start_gib, "num_gaussians": n_gaussians()}
 
 
@@ -93,7 +102,7 @@ def bench_training(trainer, warmup: int, steps: int) -> dict:
     ours = loop_figures(trainer.train_step, device, warmup, steps, lambda: len(trainer.model))
     out = {
         "reference": reference, "trainer": ours, "plain_loop": plain,
-        "trainer_time_per_iteration_over_plain": ratio(ours["seconds"], plain["seconds"]),
+        "trainer_time_per_iteration_over_plain": ratio(ours["ms_per_iteration"], plain["ms_per_iteration"]),
         "resolution": [trainer.real.views[0].camera.width, trainer.real.views[0].camera.height],
         "train_views": len(trainer.real.views),
     }
