@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"fixers"},
     {"fusion"},
     {"curation"},
+    {"bench"},
     {"commands", "cli"},
 ]
 """Bottom to top: a module may import its own layer or lower ones (the root `faithfusion` package is free)."""

@@ -48,6 +48,7 @@ def fixer_table() -> dict[str, Command]:
 
 def commands() -> dict[str, Command | Group]:
     """`faithfusion NAME` -> the command (or group of subcommands) it runs."""
+    from faithfusion.commands.bench import BenchConfig, run_bench_command
     from faithfusion.commands.demo import DemoConfig, run_demo
     from faithfusion.commands.eig import EigConfig, run_eig
     from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
@@ -65,5 +66,6 @@ def commands() -> dict[str, Command | Group]:
         "synth": Command(SynthConfig, run_synth, "generate a SynthStreet scene"),
         "fuse": Group(fuse_table, "reconstruct with a fusion method: `faithfusion fuse METHOD --help`"),
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
+        "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
     }
