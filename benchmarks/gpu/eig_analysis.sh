@@ -80,3 +80,6 @@ done
 for f in $W/logs/seed*.txt; do [ -f $f ] && tail -n 15 $f > $R/logs/$(basename $f); done
 [ $complete = 1 ] && echo "complete" | tee -a $R/status.txt || echo "call again to continue" | tee -a $R/status.txt
 echo "total $(( $(date +%s) - t0 )) s"
+# The device returns only a few files: the per-view files and logs go back as one archive
+# (unpack it into .gpu/ to carry them to a fresh machine: tar -C .gpu -xzf eig_analysis_views.tgz).
+(cd $OUT && tar czf eig_analysis_views.tgz eig_analysis/*/views eig_analysis/logs 2>/dev/null && rm -rf eig_analysis/*/views eig_analysis/logs)
