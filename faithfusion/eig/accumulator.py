@@ -81,6 +81,8 @@ class FisherAccumulator:
         self.fisher_kw = fisher_kw  # sh_degree, eps2d, near_plane, far_plane, max_pairs
         self.views: list[FisherView] = []
         self.n_added = 0
+        self.keep_prepared: set[str] = set()  # names of views whose preparation `add_view` keeps for `take_prepared`
+        self._prepared: dict[str, tuple[PreparedView, tuple]] = {}
         self.H: dict[str, Tensor] = self._zeros()
 
     def _zeros(self) -> dict[str, Tensor]:
@@ -116,12 +118,30 @@ class FisherAccumulator:
         """H += the view's (optionally per-pixel weighted) Fisher; `prepared` = `prepare(camera)` at the current
         parameters, when the caller has it already."""
         self._check_aligned()
+        if prepared is None and name in self.keep_prepared:
+            prepared = self.prepare(camera)
+            self._prepared[name] = (prepared, self._param_stamp())
         for g, h in self.view_fisher(camera, pixel_weights, prepared).items():
             self.H[g] += h
         self.n_added += 1
         if self.keep_views:
             pw = None if pixel_weights is None else pixel_weights.detach().cpu()
             self.views.append(FisherView(camera.to("cpu"), pw, name))
+
+    def _param_stamp(self) -> tuple:
+        """The model's parameter tensors and their in-place versions: a preparation is valid while they stay."""
+        return tuple((t, t._version) for t in self.model.params.values())
+
+    def take_prepared(self, name: str) -> PreparedView | None:
+        """The preparation `add_view` kept for the view `name` (see `keep_prepared`), once, if the parameters have
+        not moved since (None otherwise): e.g. a captured view's Fisher pass and then its calibration map."""
+        kept = self._prepared.pop(name, None)
+        if kept is None:
+            return None
+        prepared, stamp = kept
+        now = self._param_stamp()
+        same = len(now) == len(stamp) and all(a is b and va == vb for (a, va), (b, vb) in zip(now, stamp))
+        return prepared if same else None
 
     # --- following the model ----------------------------------------------------------------
 
@@ -150,6 +170,7 @@ class FisherAccumulator:
             self.model = model
         views, self.views = self.views, []
         self.H, self.n_added = self._zeros(), 0
+        self._prepared.clear()
         items = views if progress is None else progress(views)
         for v in items:
             self.add_view(v.camera, v.pixel_weights, v.name)

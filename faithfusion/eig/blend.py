@@ -55,6 +55,18 @@ def blend_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor, always_stop: 
     return PairBlend(alpha, T_front, alpha * T_front, slope, T_incl[..., -1], inv)
 
 
+def blended_pairs(quad: Tensor, m: Tensor, conic: Tensor, o: Tensor, always_stop: bool = False) -> Tensor:
+    """`blend_pairs(...).alpha > 0` `[B, P, K]` without the rest of the blend: the pairs a pixel blends (alpha
+    past the 1/255 cut, in front of the transmittance stop), computed by the same operations."""
+    raw = torch.matmul(quad, log_alpha_coefs(m, conic, o).transpose(1, 2)).exp_()  # [B, P, K] o exp(-sigma)
+    alpha = torch.where(raw >= ALPHA_THRESHOLD, raw.clamp_max(MAX_ALPHA), torch.zeros_like(raw))
+    T_incl = torch.log1p(-alpha).cumsum_(-1).exp_()  # [B, P, K] behind each Gaussian
+    used = alpha > 0
+    if always_stop or alpha.is_cuda or bool((T_incl[..., -1] <= T_STOP).any()):
+        used &= T_incl > T_STOP  # alpha * (T_incl > T_STOP) > 0
+    return used
+
+
 def colour_alpha_grad(bl: PairBlend, f: Tensor, bg: Tensor | None) -> Tensor:
     """dc_k/dalpha_i of one channel: `f [B, K]` the Gaussians' colour, `bg [B, P]` or None -> `[B, P, K]`."""
     acc = torch.cumsum(bl.weight * f[:, None, :], -1)  # [B, P, K] colour blended up to and including i

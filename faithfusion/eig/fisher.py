@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.eig.blend import blend_pairs, colour_alpha_grad, monomials
+from faithfusion.eig.blend import blend_pairs, blended_pairs, colour_alpha_grad, monomials
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, compiled_fn, view_quantities
 from faithfusion.eig.kernel_config import default_config
 from faithfusion.gaussians.model import GaussianModel
@@ -124,8 +124,8 @@ def live_counts(vq: ViewQuantities, lists: BlockLists, chunks: list[Chunk]) -> T
     quad = pixel_quadratics(lists.grid.size, means2d.dtype, means2d.device)
     live = torch.zeros_like(lists.counts)
     for ch in chunks:
-        bl = blend_pairs(quad, means2d[ch.ids] - ch.centres[:, None, :], conics[ch.ids], vq.opacities[ch.ids] * ch.valid)
-        used = (bl.alpha > 0).any(1)  # [B, K]
+        used = blended_pairs(quad, means2d[ch.ids] - ch.centres[:, None, :], conics[ch.ids],
+                             vq.opacities[ch.ids] * ch.valid).any(1)  # [B, K]
         slot = torch.arange(1, used.shape[1] + 1, device=used.device)
         live[ch.lists] = (used * slot).amax(1)
     return live
@@ -151,18 +151,58 @@ def background_blocks(grid: BlockGrid, background: Tensor | None, like: Tensor) 
 _BINOM: dict = {}
 
 
-def _shift(mc: Tensor, n: int) -> Tensor:
-    """A[i, a] = C(i, a) (-mc)^(i - a) for a <= i < n: moments about 0 -> moments about mc `[..., n, n]`."""
-    key = (n, mc.dtype, mc.device)
-    if key not in _BINOM:  # built once per device: no host-to-device copy per chunk
+def _binomials(n: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """C(i, a) `[n, n]` (0 for a > i) and i - a clamped at 0 `[n, n]`, built once per device (no copy per chunk)."""
+    key = (n, dtype, device)
+    if key not in _BINOM:
         e = torch.arange(n)
         _BINOM[key] = (
-            torch.tensor([[comb(i, a) if a <= i else 0 for a in range(n)] for i in range(n)], dtype=mc.dtype).to(mc.device),
-            (e[:, None] - e[None, :]).clamp_min(0).to(mc.device),  # [n, n] i - a
+            torch.tensor([[comb(i, a) if a <= i else 0 for a in range(n)] for i in range(n)], dtype=dtype).to(device),
+            (e[:, None] - e[None, :]).clamp_min(0).to(device),  # [n, n] i - a
         )
-    binom, diff = _BINOM[key]
-    powers = torch.cat([torch.ones_like(mc)[..., None], (-mc)[..., None].expand(*mc.shape, n - 1)], -1).cumprod(-1)
-    return powers[..., diff] * binom  # [..., n, n]
+    return _BINOM[key]
+
+
+def _shift_powers(mc: Tensor, n: int) -> Tensor:
+    """(-mc)^e for e < n `[..., n]` (a cumulative product, as `_shift` builds them)."""
+    return torch.cat([torch.ones_like(mc)[..., None], (-mc)[..., None].expand(*mc.shape, n - 1)], -1).cumprod(-1)
+
+
+def _shift(mc: Tensor, n: int) -> Tensor:
+    """A[i, a] = C(i, a) (-mc)^(i - a) for a <= i < n: moments about 0 -> moments about mc `[..., n, n]`."""
+    binom, diff = _binomials(n, mc.dtype, mc.device)
+    return _shift_powers(mc, n)[..., diff] * binom  # [..., n, n]
+
+
+def shifted_moments(mu: Tensor, px: Tensor, py: Tensor) -> Tensor:
+    """Ax mu Ay^T `[n, n, *batch]` for moments `mu [n, n, *batch]` (batch last), with A[i, a] = C(i, a) p[i - a]
+    the binomial shift (`_shift`) of the powers `px`, `py [>= n, *batch]` (`_shift_powers`, moved to the front).
+
+    Values equal to `_shift(mx) @ mu @ _shift(my)^T` in the [*batch, n, n] layout: torch's CPU bmm computes
+    matrices this small (< 400 multiply-adds) as acc = 0, acc += a_ik b_kj in k order, in float, and so does
+    this, term by term (only the terms with a zero factor of A's upper triangle are skipped, which can
+    change no value but the sign of a zero). With the batch as the last, contiguous axis every step is one
+    vectorised elementwise pass instead of a small matrix product per (block, slot)."""
+    n = mu.shape[0]
+    binom, _ = _binomials(n, mu.dtype, mu.device)
+    tail = (None,) * (mu.dim() - 2)
+    t = None  # t[i, b] = sum_a Ax[i, a] mu[a, b]
+    for a in range(n):
+        col = px[: n - a] * binom[a:, a][(...,) + tail]  # [n - a, *batch] Ax[a:, a]
+        term = col[:, None] * mu[None, a]  # [n - a, n, *batch]
+        if t is None:
+            t = term
+        else:
+            t[a:] += term
+    out = None  # out[i, j] = sum_b t[i, b] Ay[j, b]
+    for b in range(n):
+        col = py[: n - b] * binom[b:, b][(...,) + tail]  # [n - b, *batch] Ay[b:, b]
+        term = t[:, None, b] * col[None]  # [n, n - b, *batch]
+        if out is None:
+            out = term
+        else:
+            out[:, b:] += term
+    return out
 
 
 @dataclass
@@ -192,21 +232,29 @@ def chunk_moments(
     B, K = m.shape[:2]
     bl = blend_pairs(quad, m, conic, o, always_stop)
     q = torch.zeros_like(bl.alpha)
-    w2d = []
+    W2 = bl.alpha.new_empty(B, 3, *bl.alpha.shape[1:])  # [B, 3, P, K]
     for k in range(3):
         D = colour_alpha_grad(bl, f[..., k], None if bgc is None else bgc[..., k])  # [B, P, K]
         q.addcmul_(D, D)
-        w2d.append(D.mul_(bl.weight))
+        torch.mul(D, bl.weight, out=W2[:, k])
     sw = bl.slope * om  # [B, P, K] omega s
     W1 = q.mul_(sw).mul_(bl.slope)  # omega s^2 sum_k D_k^2
-    W2 = torch.stack(w2d, 1).mul_(sw[:, None])  # [B, 3, P, K] omega s w D_k
+    W2.mul_(sw[:, None])  # [B, 3, P, K] omega s w D_k
     W3 = (bl.weight * bl.weight * om).sum(1)  # [B, K]
-    mu1 = torch.matmul(W1.transpose(1, 2), mono5).view(B, K, 5, 5)
-    mu2 = torch.matmul(W2.transpose(-1, -2), mono3).view(B, 3, K, 3, 3)
-    Ax, Ay = _shift(m[..., 0], 5), _shift(m[..., 1], 5)  # [B, K, 5, 5]
-    nu1 = Ax @ mu1 @ Ay.transpose(-1, -2)  # [B, K, 5, 5] sum W dx^i dy^j
-    nu2 = Ax[:, None, :, :3, :3] @ mu2 @ Ay[:, None, :, :3, :3].transpose(-1, -2)  # [B, 3, K, 3, 3]
-    return torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
+    mu1 = torch.matmul(W1.transpose(1, 2), mono5)  # [B, K, 25]
+    mu2 = torch.matmul(W2.transpose(-1, -2), mono3)  # [B, 3, K, 9]
+    if mu1.is_cuda:  # small batched matrix products (one fused kernel each on the GPU)
+        Ax, Ay = _shift(m[..., 0], 5), _shift(m[..., 1], 5)  # [B, K, 5, 5]
+        nu1 = Ax @ mu1.view(B, K, 5, 5) @ Ay.transpose(-1, -2)  # [B, K, 5, 5] sum W dx^i dy^j
+        nu2 = Ax[:, None, :, :3, :3] @ mu2.view(B, 3, K, 3, 3) @ Ay[:, None, :, :3, :3].transpose(-1, -2)  # [B, 3, K, 3, 3]
+        return torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
+    # CPU: the same products with the (block, slot) batch last (`shifted_moments`: equal values, 2x faster)
+    px = _shift_powers(m[..., 0], 5).movedim(-1, 0).contiguous()  # [5, B, K]
+    py = _shift_powers(m[..., 1], 5).movedim(-1, 0).contiguous()
+    nu1 = shifted_moments(mu1.permute(2, 0, 1).reshape(5, 5, B, K), px, py)  # [5, 5, B, K]
+    nu2 = shifted_moments(mu2.permute(3, 0, 1, 2).reshape(3, 3, B, 3, K), px[:, :, None], py[:, :, None])  # [3, 3, B, 3, K]
+    return torch.cat([nu1.permute(2, 3, 0, 1).reshape(B, K, -1), nu2.permute(2, 4, 3, 0, 1).reshape(B, K, -1),
+                      W3[..., None]], -1)
 
 
 def _chunk_fn(compiled: bool):

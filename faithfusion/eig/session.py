@@ -100,6 +100,19 @@ class EigSession:
         return rgb.clamp(0, 1), out.alpha[0, ..., 0]
 
 
+def view_name(view) -> str:
+    """The name a captured view's Fisher pass carries in H_train."""
+    return f"train_{view.index}"
+
+
+def calibration_names(trainer, calib_views: int) -> set[str]:
+    """Names of the captured views `build_session` calibrates on: keep their preparations where it pays
+    (CPU: a preparation is a few MB at the quick size; on a GPU at 3M Gaussians it would be a GB each)."""
+    if trainer.device.type != "cpu":
+        return set()
+    return {view_name(v) for v in evenly_spaced(trainer.real.views, calib_views)}
+
+
 def train_accumulator(
     trainer,
     *,
@@ -108,14 +121,17 @@ def train_accumulator(
     max_pairs: int | None = None,
     compiled: bool = False,
     progress: bool = False,
+    keep_prepared: set[str] | None = None,
 ) -> FisherAccumulator:
     """H_train: the Fisher of every captured view of `trainer`, over its sky background, with the sky-mask
-    pixels weighted 0 (when `exclude_sky`)."""
+    pixels weighted 0 (when `exclude_sky`); `keep_prepared`: names (`train_<index>`) of the views whose
+    preparation to keep for their calibration maps (`FisherAccumulator.take_prepared`)."""
     acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs,
                             compiled=compiled)
+    acc.keep_prepared = set(keep_prepared or ())
     for v in track(trainer.real.views, "H_train", progress):
         w = (~v.sky_mask).float() if exclude_sky and v.sky_mask is not None else None
-        acc.add_view(v.camera, pixel_weights=w, name=f"train_{v.index}")
+        acc.add_view(v.camera, pixel_weights=w, name=view_name(v))
     return acc
 
 
@@ -148,7 +164,7 @@ def build_session(
     session = EigSession(trainer, acc, Calibration(ref=1.0), form, lam, alpha_min, max_pairs, compiled,
                          prior=prior or PixelPrior())
     views = evenly_spaced(trainer.real.views, calib_views)
-    maps = [session.eig(v.camera)[0] for v in track(views, "calibration", progress)]
+    maps = [session.eig(v.camera, acc.take_prepared(view_name(v)))[0] for v in track(views, "calibration", progress)]
     session.calibration = fit_calibration(maps, form=form, lam=lam, alpha_min=alpha_min, groups=list(acc.groups),
                                           **calib_opts)
     sync()

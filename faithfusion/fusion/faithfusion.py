@@ -123,7 +123,7 @@ class FaithFusionMethod:
         Exact (recomputed over every remembered view at the current parameters) at the first round, at the
         final renders (`round_index` None) and every `h_train_refresh` rounds; in between, carried through
         densification by the lineage the strategy keeps since the last round (`train.densify.mark_lineage`)."""
-        from faithfusion.eig.session import train_accumulator
+        from faithfusion.eig.session import calibration_names, train_accumulator
         from faithfusion.train.densify import lineage_since_mark, mark_lineage
 
         every = self.sched.h_train_refresh
@@ -131,9 +131,11 @@ class FaithFusionMethod:
             raise ValueError(f"faithfusion.h_train_refresh must be at least 1, got {every}")
         with self.timer.stage("h_train"):
             carried = None
+            keep = calibration_names(trainer, self.sched.calib_views)  # their passes serve the calibration maps too
             if self.acc is None:
-                self.acc = train_accumulator(trainer)
+                self.acc = train_accumulator(trainer, keep_prepared=keep)
             else:
+                self.acc.keep_prepared = keep
                 if round_index is not None and round_index % every != 0:
                     carried = lineage_since_mark(trainer.strategy, len(trainer.model))
                 if carried is None:
