@@ -243,18 +243,26 @@ def chunk_moments(
     W3 = (bl.weight * bl.weight * om).sum(1)  # [B, K]
     mu1 = torch.matmul(W1.transpose(1, 2), mono5)  # [B, K, 25]
     mu2 = torch.matmul(W2.transpose(-1, -2), mono3)  # [B, 3, K, 9]
-    if mu1.is_cuda:  # small batched matrix products (one fused kernel each on the GPU)
+    nu = centre_moments(mu1, mu2, m, batch_last=not mu1.is_cuda)  # [B, K, 52]
+    return torch.cat([nu, W3[..., None]], -1)
+
+
+def centre_moments(mu1: Tensor, mu2: Tensor, m: Tensor, batch_last: bool) -> Tensor:
+    """Block-centred moments `mu1 [B, K, 25]`, `mu2 [B, 3, K, 9]` moved to each Gaussian's centre `m [B, K, 2]`
+    -> `[B, K, 25 + 27]`: Ax mu Ay^T with the binomial shifts of `_shift`. `batch_last` (the CPU path) computes
+    the same values by `shifted_moments` with the (block, slot) batch as the last axis, 2x faster on the CPU
+    than torch's small batched matrix products (which the GPU path keeps: one kernel each)."""
+    B, K = m.shape[:2]
+    if not batch_last:
         Ax, Ay = _shift(m[..., 0], 5), _shift(m[..., 1], 5)  # [B, K, 5, 5]
         nu1 = Ax @ mu1.view(B, K, 5, 5) @ Ay.transpose(-1, -2)  # [B, K, 5, 5] sum W dx^i dy^j
         nu2 = Ax[:, None, :, :3, :3] @ mu2.view(B, 3, K, 3, 3) @ Ay[:, None, :, :3, :3].transpose(-1, -2)  # [B, 3, K, 3, 3]
-        return torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1), W3[..., None]], -1)
-    # CPU: the same products with the (block, slot) batch last (`shifted_moments`: equal values, 2x faster)
+        return torch.cat([nu1.reshape(B, K, -1), nu2.permute(0, 2, 1, 3, 4).reshape(B, K, -1)], -1)
     px = _shift_powers(m[..., 0], 5).movedim(-1, 0).contiguous()  # [5, B, K]
     py = _shift_powers(m[..., 1], 5).movedim(-1, 0).contiguous()
     nu1 = shifted_moments(mu1.permute(2, 0, 1).reshape(5, 5, B, K), px, py)  # [5, 5, B, K]
     nu2 = shifted_moments(mu2.permute(3, 0, 1, 2).reshape(3, 3, B, 3, K), px[:, :, None], py[:, :, None])  # [3, 3, B, 3, K]
-    return torch.cat([nu1.permute(2, 3, 0, 1).reshape(B, K, -1), nu2.permute(2, 4, 3, 0, 1).reshape(B, K, -1),
-                      W3[..., None]], -1)
+    return torch.cat([nu1.permute(2, 3, 0, 1).reshape(B, K, -1), nu2.permute(2, 4, 3, 0, 1).reshape(B, K, -1)], -1)
 
 
 def _chunk_fn(compiled: bool):
