@@ -84,3 +84,30 @@ def test_calibration_reuses_the_captured_views_preparation_only_while_the_parame
     acc.recompute()
     assert "train_0" in acc._prepared  # recompute prepared it afresh, at the current parameters
     assert acc.take_prepared("train_0") is not None
+
+
+def test_composite_over_the_fisher_pass_blends_equals_blending_again():
+    """An EIG map composites over the blends its own Fisher pass kept: the same sums as blending each chunk
+    again, and the Fisher itself unchanged by keeping them."""
+    from faithfusion.eig.fisher import pair_sums, prepare_view, view_fisher
+    from faithfusion.eig.maps import composite_scalar
+    from faithfusion.eig.toy import toy_scene
+
+    model, cams = toy_scene(dtype=torch.float32)
+    vp = prepare_view(model, cams[0], max_pairs=64 * 3)  # several chunks
+    assert len(vp.chunks) > 1
+    blends = []
+    kept = pair_sums(vp, backend="torch", keep_blends=blends)
+    plain = pair_sums(vp, backend="torch")
+    assert len(blends) == len(vp.chunks)
+    assert torch.equal(kept.geo, plain.geo) and torch.equal(kept.cross, plain.cross) and torch.equal(kept.w2, plain.w2)
+    values = torch.rand(len(model), 2, generator=torch.Generator().manual_seed(0))
+    want = composite_scalar(vp, values, "torch")
+    got = composite_scalar(vp, values, "torch", blends)
+    for field in ("wI", "w2I", "count", "alpha"):
+        assert torch.equal(getattr(got, field), getattr(want, field)), field
+    assert float(want.count.max()) > 1
+    with pytest.raises(ValueError, match="kept blends"):
+        composite_scalar(vp, values, "torch", blends[:-1])
+    h = view_fisher(model, cams[0], vp=vp, backend="torch", keep_blends=[])
+    assert all(torch.equal(h[g], v) for g, v in view_fisher(model, cams[0], vp=vp, backend="torch").items())

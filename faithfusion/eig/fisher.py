@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
-from faithfusion.eig.blend import blend_pairs, blended_pairs, colour_alpha_grad, monomials
+from faithfusion.eig.blend import PairBlend, blend_pairs, blended_pairs, colour_alpha_grad, monomials
 from faithfusion.eig.jacobian import GEO_ROWS, ViewQuantities, compiled_fn, view_quantities
 from faithfusion.eig.kernel_config import default_config
 from faithfusion.gaussians.model import GaussianModel
@@ -226,11 +226,12 @@ def chunk_moments(
     om: Tensor,  # [B, P, 1] pixel weight (0 outside the image)
     bgc: Tensor | None,  # [B, P, 3] background
     always_stop: bool = False,
+    blend: PairBlend | None = None,  # blend_pairs(quad, m, conic, o, always_stop), when the caller has it
 ) -> Tensor:
     """One chunk's per-slot moments `[B, K, 53]`: sum_p W dx^i dy^j for W = omega s^2 sum_k D_k^2 (i, j <= 4),
     for W = omega s w D_k (i, j <= 2, each channel), and sum_p omega w^2 -- about the Gaussian's own centre."""
     B, K = m.shape[:2]
-    bl = blend_pairs(quad, m, conic, o, always_stop)
+    bl = blend_pairs(quad, m, conic, o, always_stop) if blend is None else blend
     q = torch.zeros_like(bl.alpha)
     W2 = bl.alpha.new_empty(B, 3, *bl.alpha.shape[1:])  # [B, 3, P, K]
     for k in range(3):
@@ -306,12 +307,23 @@ def _pair_sums_triton(vp: ViewPass, pixel_weights: Tensor | None, background: Te
         return PairSums(vis, *unpack(out[vis]))
 
 
+@dataclass
+class ChunkBlend:
+    """What compositing a chunk needs of its blend (`maps.composite_scalar`), kept from the Fisher pass."""
+
+    weight: Tensor  # [B, P, K] alpha T
+    count: Tensor  # [B, P] Gaussians blended per pixel
+    T_final: Tensor  # [B, P]
+
+
 def pair_sums(
     vp: ViewPass, pixel_weights: Tensor | None = None, background: Tensor | None = None, compiled: bool = False,
-    backend: str = "auto",
+    backend: str = "auto", keep_blends: list[ChunkBlend] | None = None,
 ) -> PairSums:
     """Accumulate M for every Gaussian over the view's blended pairs (chunk by chunk; or, `backend`
-    'triton' / 'auto' on CUDA, in one Triton kernel over the tile lists: `compiled` is then ignored)."""
+    'triton' / 'auto' on CUDA, in one Triton kernel over the tile lists: `compiled` is then ignored).
+    `keep_blends` (torch backend, not compiled): a list that receives each chunk's `ChunkBlend`, so that an EIG
+    map composites over the same blend instead of blending every chunk again (~20 MB a view at the quick size)."""
     if resolve_backend(backend, vp.vq.proj.means2d.device) == "triton":
         return _pair_sums_triton(vp, pixel_weights, background)
     vq, grid = vp.vq, vp.grid
@@ -325,17 +337,24 @@ def pair_sums(
     mono5, mono3 = monomials(xy, 4), monomials(xy, 2)  # [P, 25], [P, 9]
     acc = like.new_zeros(N, _PACK)
     fn = _chunk_fn(compiled)
+    keep = keep_blends is not None and not compiled
     with torch.no_grad():
         for ch in vp.chunks:
+            m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2]
+            o = vq.opacities[ch.ids] * ch.valid  # [B, K]
+            bl = None
+            if keep:
+                bl = blend_pairs(quad, m, conics[ch.ids], o)
+                keep_blends.append(ChunkBlend(bl.weight, (bl.alpha > 0).sum(-1), bl.T_final))
             packed = fn(
-                quad, mono5, mono3,
-                means2d[ch.ids] - ch.centres[:, None, :],
+                quad, mono5, mono3, m,
                 conics[ch.ids],
-                vq.opacities[ch.ids] * ch.valid,
+                o,
                 vq.colors[ch.ids],
                 omega[ch.blocks][..., None],
                 bg[ch.blocks] if bg is not None else None,
                 compiled,
+                bl,
             )
             acc.index_add_(0, ch.ids.reshape(-1), (packed * ch.valid[..., None]).reshape(-1, _PACK))
     vis = vq.proj.visible[0].nonzero().squeeze(-1)  # [V] only they have pairs
@@ -410,6 +429,7 @@ def view_fisher(
     vp: ViewPass | None = None,
     compiled: bool = False,
     backend: str = "auto",
+    keep_blends: list | None = None,
 ) -> dict[str, Tensor]:
     """The Fisher diagonal of one view, per group (shapes as the model's parameters); `compiled` runs the
     per-chunk pair loop through torch.compile (GPU: fused Triton kernels; first call compiles). `backend`:
@@ -420,7 +440,7 @@ def view_fisher(
     if vp is None or (needs_J and vp.vq.J is None) or (backend == "torch" and not vp.chunks and vp.tiles is not None):
         vp = prepare_view(model, camera, sh_degree=sh_degree, jacobian=needs_J, eps2d=eps2d,
                           near_plane=near_plane, far_plane=far_plane, max_pairs=max_pairs, plan=backend == "torch")
-    sums = pair_sums(vp, pixel_weights, background, compiled, backend)
+    sums = pair_sums(vp, pixel_weights, background, compiled, backend, keep_blends)
     return fisher_from_sums(vp, sums, groups, model.params["shN"].shape[1] + 1)
 
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from faithfusion.cameras import Camera
 from faithfusion.eig.blend import blend_pairs
-from faithfusion.eig.fisher import ViewPass, prepare_view, resolve_backend, view_fisher
+from faithfusion.eig.fisher import ChunkBlend, ViewPass, prepare_view, resolve_backend, view_fisher
 from faithfusion.eig.pixel import PixelPrior, pixel_eig as pixel_form_eig, pixel_variance
 from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render.raster import pixel_quadratics, tile_lists
@@ -72,9 +72,10 @@ class PixelSums:
     alpha: Tensor  # accumulated opacity 1 - T_final
 
 
-def composite_scalar(vp: ViewPass, values: Tensor, backend: str = "auto") -> PixelSums:
+def composite_scalar(vp: ViewPass, values: Tensor, backend: str = "auto", blends: list[ChunkBlend] | None = None) -> PixelSums:
     """Blend a per-Gaussian scalar `values [N]` (or `V` of them at once, `[N, V]`) over the view's pairs (same
-    pairs and weights as the render); `backend` as `fisher.resolve_backend` (triton: `triton_composite.py`)."""
+    pairs and weights as the render); `backend` as `fisher.resolve_backend` (triton: `triton_composite.py`);
+    `blends`: the chunks' blends kept by the view's Fisher pass (`fisher.pair_sums(keep_blends=)`), torch only."""
     if resolve_backend(backend, vp.vq.proj.means2d.device) == "triton":
         return _composite_triton(vp, values)
     if not vp.chunks and vp.tiles is not None:
@@ -86,17 +87,23 @@ def composite_scalar(vp: ViewPass, values: Tensor, backend: str = "auto") -> Pix
     V = vals.shape[1]
     out = means2d.new_zeros(grid.n_blocks, grid.n_pixels, 2 * V + 2)  # wI (V), w2I (V), count, alpha
     with torch.no_grad():
-        for ch in vp.chunks:
-            m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2]
-            o = vq.opacities[ch.ids] * ch.valid
-            bl = blend_pairs(quad, m, conics[ch.ids], o)
+        if blends is not None and len(blends) != len(vp.chunks):
+            raise ValueError(f"composite_scalar: {len(blends)} kept blends for {len(vp.chunks)} chunks")
+        for i, ch in enumerate(vp.chunks):
+            if blends is None:
+                m = means2d[ch.ids] - ch.centres[:, None, :]  # [B, K, 2]
+                o = vq.opacities[ch.ids] * ch.valid
+                bl = blend_pairs(quad, m, conics[ch.ids], o)
+                cb = ChunkBlend(bl.weight, (bl.alpha > 0).sum(-1), bl.T_final)
+            else:
+                cb = blends[i]
             v = vals[ch.ids].to(out.dtype)  # [B, K, V]
             out[ch.blocks] = torch.cat(
                 [
-                    torch.matmul(bl.weight, v),
-                    torch.matmul(bl.weight * bl.weight, v),
-                    (bl.alpha > 0).sum(-1, keepdim=True).to(out.dtype),
-                    1.0 - bl.T_final[..., None],
+                    torch.matmul(cb.weight, v),
+                    torch.matmul(cb.weight * cb.weight, v),
+                    cb.count[..., None].to(out.dtype),
+                    1.0 - cb.T_final[..., None],
                 ],
                 -1,
             )
@@ -195,6 +202,9 @@ def eig_map(
     if vp is None or (needs_J and vp.vq.J is None) or (backend == "torch" and not vp.chunks and vp.tiles is not None):
         vp = prepare_view(model, camera, sh_degree=sh_degree, max_pairs=max_pairs, plan=backend == "torch",
                           jacobian=needs_J)
-    H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled, backend=backend)
+    # CPU: the Fisher pass keeps its chunks' blends for the compositing below (the same blends, not recomputed)
+    blends = [] if backend == "torch" and not compiled and model.device.type == "cpu" else None
+    H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled, backend=backend,
+                         keep_blends=blends)
     I = acquisition(H_view, H_train, lam)  # [N]
-    return finish_map(composite_scalar(vp, I, backend), form, alpha_min, I if keep_acquisition else None)
+    return finish_map(composite_scalar(vp, I, backend, blends), form, alpha_min, I if keep_acquisition else None)
