@@ -106,23 +106,34 @@ def _gather(chunk: Chunk, packed: Tensor) -> tuple[Tensor, Tensor, Tensor, Tenso
     return m, g[..., 2:5], o, g[..., 6:]
 
 
+KEEP_BLEND_PAIRS = 1 << 24  # CPU: pair entries ([B, P, K] elements) of forward blends kept for backward (4 floats each)
+
+
 class _Composite(torch.autograd.Function):
-    """Alpha blending of projected Gaussians over tile lists; hand-written, chunk-recomputing backward."""
+    """Alpha blending of projected Gaussians over tile lists; hand-written backward that recomputes each chunk's
+    blend, except (CPU, `keep_pairs` > 0) the first chunks' blends up to `keep_pairs` pair entries, kept from
+    the forward pass (the same values: backward no longer blends them twice)."""
 
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, feats, grid, chunks, height, width, absgrad):
+    def forward(ctx, means2d, conics, opacities, feats, grid, chunks, height, width, absgrad, keep_pairs=0):
         C, N, D = feats.shape
         packed = _pack(means2d, conics, opacities, feats)
         mom = pixel_quadratics(grid.size, feats.dtype, feats.device)
         out = feats.new_zeros(grid.n_blocks, mom.shape[0], D)
         T_out = feats.new_ones(grid.n_blocks, mom.shape[0])
+        kept: list[_Blend] = []
         for ch in chunks:
             m, conic, o, f = _gather(ch, packed)
             bl = _blend(mom, m, conic, o)
             out[ch.blocks] = torch.matmul(bl.weight, f)  # [B, P, D]
             T_out[ch.blocks] = bl.T_final
+            if bl.alpha.numel() > keep_pairs:
+                keep_pairs = 0  # budget spent: the rest are recomputed in backward
+            else:
+                kept.append(bl)
+                keep_pairs -= bl.alpha.numel()
         ctx.save_for_backward(means2d, conics, opacities, feats)
-        ctx.grid, ctx.chunks, ctx.absgrad = grid, chunks, absgrad
+        ctx.grid, ctx.chunks, ctx.absgrad, ctx.kept = grid, chunks, absgrad, kept
         ctx.means2d_obj = means2d if absgrad else None  # gsplat stores `.absgrad` on this tensor
         image = grid.from_blocks(out)
         alpha = 1.0 - grid.from_blocks(T_out[..., None])
@@ -139,9 +150,12 @@ class _Composite(torch.autograd.Function):
         gA_blocks = grid.to_blocks(g_alpha)[..., 0]  # [n_blocks, P]
         mom = pixel_quadratics(grid.size, feats.dtype, feats.device)
         g_abs = means2d.new_zeros(C * N, 2) if ctx.absgrad else None
-        for ch in chunks:
+        kept = ctx.kept
+        for i, ch in enumerate(chunks):
             m, conic, o, f = _gather(ch, packed)
-            gm, gc, go, gf, gabs = _blend_backward(mom, m, conic, o, f, gC_blocks[ch.blocks], gA_blocks[ch.blocks], ctx.absgrad)
+            bl = kept[i] if i < len(kept) else None
+            gm, gc, go, gf, gabs = _blend_backward(mom, m, conic, o, f, gC_blocks[ch.blocks], gA_blocks[ch.blocks], ctx.absgrad,
+                                                   bl)
             go = go * ch.valid  # padding slots carry real ids but must add nothing
             g = torch.cat([gm, gc, go[..., None], gf], -1)  # [B, K, 6 + D]
             ids = ch.ids.reshape(-1)
@@ -151,12 +165,15 @@ class _Composite(torch.autograd.Function):
         if ctx.absgrad:
             ctx.means2d_obj.absgrad = g_abs.reshape(C, N, 2)
         grads = grads.reshape(C, N, 6 + D)
-        return grads[..., :2], grads[..., 2:5], grads[..., 5], grads[..., 6:], None, None, None, None, None
+        return grads[..., :2], grads[..., 2:5], grads[..., 5], grads[..., 6:], None, None, None, None, None, None
 
 
-def _blend_backward(mom, m, conic, o, f, gC, gA, absgrad: bool):
-    """Vector-Jacobian product of one chunk -> grads of (m [B,K,2], conic [B,K,3], o [B,K], f [B,K,D], |dm|)."""
-    bl = _blend(mom, m, conic, o)
+def _blend_backward(mom, m, conic, o, f, gC, gA, absgrad: bool, bl: _Blend | None = None):
+    """Vector-Jacobian product of one chunk -> grads of (m [B,K,2], conic [B,K,3], o [B,K], f [B,K,D], |dm|);
+    `bl` the chunk's blend kept from the forward pass (read only), else recomputed."""
+    own = bl is None
+    if own:
+        bl = _blend(mom, m, conic, o)
     g_f = torch.matmul(bl.weight.transpose(1, 2), gC)  # [B, K, D]
     fg = torch.matmul(gC, f.transpose(1, 2))  # [B, P, K] dL/dcolour . f_k
     # dL/dalpha_k = T_k (f_k.g) - (sum_{j>k} w_j f_j.g - T_final gA) / (1 - alpha_k)
@@ -167,7 +184,7 @@ def _blend_backward(mom, m, conic, o, f, gC, gA, absgrad: bool):
     fg[..., 1:].mul_(bl.T_incl[..., :-1])
     g_alpha = fg.sub_(behind)
     # dalpha/dsigma = -alpha where blended and not clamped at 0.999, else 0
-    neg_alpha = torch.nn.functional.threshold_(bl.alpha.neg_(), -MAX_ALPHA, 0.0)
+    neg_alpha = torch.nn.functional.threshold_(bl.alpha.neg_() if own else bl.alpha.neg(), -MAX_ALPHA, 0.0)
     g_sigma = g_alpha.mul_(neg_alpha)  # [B, P, K]
     G = torch.matmul(mom.t(), g_sigma).transpose(1, 2)  # [B, K, 6] dL/dcoefs of sigma
     g_o = -G[..., 0] / o.clamp_min(1e-30)  # log(o) sits in the constant coefficient
@@ -220,7 +237,9 @@ def composite(
         block = tl.tile_size  # blocks must tile the tiles
     lists, chunks = plan_chunks(tl, means2d, radii, width, height, block, CHUNK_PAIRS if max_pairs is None else max_pairs)
     grid = lists.grid
-    return _Composite.apply(means2d, conics, opacities, feats, grid, chunks, height, width, absgrad)
+    backward = torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, opacities, feats))
+    keep = KEEP_BLEND_PAIRS if backward and feats.device.type == "cpu" else 0  # GPU: memory bounded by one chunk
+    return _Composite.apply(means2d, conics, opacities, feats, grid, chunks, height, width, absgrad, keep)
 
 
 # --- the backend ---------------------------------------------------------------------------------
