@@ -330,3 +330,27 @@ def test_block_grid_round_trip_and_block_centres():
     assert torch.equal(one.to_blocks(img[1]), blocks[6:])
     centres = grid.block_centres(torch.tensor([0, 4, 11]), torch.float32)
     assert centres.tolist() == [[2.0, 2.0], [6.0, 6.0], [10.0, 6.0]]
+
+
+@pytest.mark.parametrize("keep", [0, 64 * 24 * 3, 1 << 24])  # recompute every chunk / the first chunks only / all
+def test_forward_blends_kept_for_backward_give_the_same_gradients(monkeypatch, keep):
+    """CPU training keeps the forward pass's chunk blends (up to KEEP_BLEND_PAIRS pair entries) for backward:
+    the same gradients (absgrad included), bit for bit, as recomputing every blend; a second backward through
+    the same graph (retain_graph) finds the kept blends unchanged."""
+    monkeypatch.setattr(tb, "CHUNK_PAIRS", 64 * 4)  # many chunks
+    params, cams = tiny_scene(torch.float32)
+
+    def grads(budget: int):
+        monkeypatch.setattr(tb, "KEEP_BLEND_PAIRS", budget)
+        out = rasterize(**params, **cams, absgrad=True)
+        loss = (out.rgb * out.rgb).sum() + out.depth.sum() + out.alpha.sum()
+        g = torch.autograd.grad(loss, [params[k] for k in PARAMS], retain_graph=True)
+        again = torch.autograd.grad(loss, [params[k] for k in PARAMS])
+        return g, again, out.info["means2d"].absgrad
+
+    want, _, want_abs = grads(0)
+    got, again, got_abs = grads(keep)
+    for k, a, b, c in zip(PARAMS, want, got, again):
+        assert a.abs().max() > 0, k
+        assert torch.equal(a, b) and torch.equal(a, c), k
+    assert torch.equal(want_abs, got_abs)
