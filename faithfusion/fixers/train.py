@@ -126,9 +126,16 @@ def trimmed(path: Path) -> Path:
     return path
 
 
-def build_model(cfg: FixerTrainConfig) -> Any:
+def check_options(cfg: FixerTrainConfig) -> None:
+    """Raise ValueError for options that do not go together (before any data is read)."""
     if cfg.difix_eig and cfg.model != "difix":
         raise ValueError(f"--difix-eig conditions Difix on EIG: it needs --model difix, not {cfg.model!r}")
+    if cfg.difix_eig and cfg.backbone != "compact":
+        raise ValueError(f"--difix-eig needs the compact backbone; {cfg.backbone!r} takes no EIG channel")
+
+
+def build_model(cfg: FixerTrainConfig) -> Any:
+    check_options(cfg)
     if cfg.eigent_on_difix is not None and (cfg.model != "eigent" or cfg.init is not None):
         raise ValueError("--eigent-on-difix builds a fresh EIGent: it needs --model eigent and no --init")
     if cfg.init is not None:
@@ -348,6 +355,7 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
 
 def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     """Run (or resume) a fixer training; returns a summary (steps, last loss terms, last validation)."""
+    check_options(cfg)
     out = Path(cfg.out)
     make_output_folder(out, "fixer run folder")
     remove_stale_temps(out)  # left by a killed run
