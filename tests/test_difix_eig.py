@@ -182,3 +182,28 @@ def test_train_difix_eig_refuses_a_dataset_without_eig_maps(tmp_path):
         train_fixer(_cfg(index, tmp_path / "run", "--difix-eig"))
     with pytest.raises(ValueError, match="needs --model difix"):
         train_fixer(_cfg(index, tmp_path / "run2", "--difix-eig", "--model", "eigent"))
+
+
+def test_faithfusion_difix_branch_feeds_the_condition_map_to_the_model():
+    """`FaithFusionMethod.fix_window` (Difix rounds): the window's condition c reaches a conditioned Difix."""
+    from types import SimpleNamespace
+
+    from faithfusion.fusion.faithfusion import FaithFusionMethod, WindowEig
+    from faithfusion.fusion.fixers import ChosenFixer
+    from faithfusion.utils.timing import NO_TIMER
+
+    m = tiny_difix(seed=11, config=TINY_EIG_DIFIX)
+    with torch.no_grad():
+        stem_eig_weights(m).normal_(std=0.5)
+    x, ref, eig = frames(12)
+    rgb, refs = x[0], ref.expand(3, -1, -1, -1)  # [T, H, W, 3]
+    method = object.__new__(FaithFusionMethod)  # only what fix_window reads
+    method.timer, method.video = NO_TIMER, None
+    method.difix = ChosenFixer(m, "difix", "test")
+    method.refs = SimpleNamespace(for_cameras=lambda cameras, ids=None: refs)
+    method.sched = SimpleNamespace(difix_blend=False)
+    window = SimpleNamespace(renders=SimpleNamespace(rgb=rgb), cameras=[None] * 3, ids=[0, 1, 2])
+    got = method.fix_window(window, WindowEig(weight=None, cond=eig[0]), use_video=False)
+    assert torch.allclose(got, m(rgb, refs, eig[0]), atol=1e-6)
+    ones = method.fix_window(window, WindowEig(weight=None, cond=torch.ones_like(eig[0])), use_video=False)
+    assert not torch.allclose(got, ones, atol=1e-3)  # the `none` arm's c = 1 is a different condition

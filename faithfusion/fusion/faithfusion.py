@@ -91,7 +91,8 @@ class FaithFusionMethod:
         self.scene, self.scale = scene, cfg.scale
         self.difix, self.video = difix, video
         self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=pool_loss_weight(self.sched),
-                             paired=self.sched.paired, grad_guard=freeze_geometry_guard() if self.sched.freeze_original else None)
+                             paired=self.sched.paired, draws=self.sched.share_views,
+                             grad_guard=freeze_geometry_guard() if self.sched.freeze_original else None)
         self.pools = [self.pool]
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
         self.acc = None  # FisherAccumulator, built at the first round
