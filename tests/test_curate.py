@@ -129,6 +129,38 @@ def test_workers_curate_every_scene_into_one_index(curated, tmp_path):
                               np.asarray(Image.open(cfg.out / seq[key(s)]["target"])))
     with pytest.raises(ValueError, match="synth_7"):
         curate(tiny_config(tmp_path / "par", only=("synth_7",)))
+    # curated without EIG maps: a Difix conditioned on EIG cannot train on it, and the error names the dataset
+    from faithfusion.fixers.dataset import FixerDataError
+    from faithfusion.fixers.train import train_fixer
+
+    with pytest.raises(FixerDataError, match=r"par/index\.json: --difix-eig needs an 'eig' map per sample"):
+        train_fixer(difix_eig_train_config(tmp_path / "par" / "index.json", tmp_path / "run", tmp_path / "init"))
+
+
+def difix_eig_train_config(index: Path, out: Path, init: Path):
+    """`fixer train --difix-eig` for 2 steps, starting from a tiny saved unconditioned Difix written to `init`."""
+    from faithfusion.fixers.train import FixerTrainConfig
+    from tests.fixer_fixtures import tiny_difix
+
+    tiny_difix(seed=1).save_pretrained(init)
+    return FixerTrainConfig(index=index, out=out, init=init, difix_eig=True, steps=2, batch_size=2, crop=32, lr=1e-2,
+                            warmup=0, gram_warmup=0, num_workers=0, progress=False, log_every=1, val_samples=1,
+                            val_grid=1, device="cpu", w_lpips=0.0, w_gram=0.0, lpips_weights=out.parent / "no_lpips.npz")
+
+
+def test_difix_eig_trains_and_evaluates_on_curated_eig_maps(curated, tmp_path):
+    from faithfusion.fixers.evaluate import evaluate_fixer_on_index
+    from faithfusion.fixers.load import load_fixer
+    from faithfusion.fixers.train import train_fixer
+
+    cfg, _ = curated
+    with pytest.warns(UserWarning, match="L2 only"):
+        summary = train_fixer(difix_eig_train_config(cfg.out / "index.json", tmp_path / "run", tmp_path / "init"))
+    assert summary["steps"] == 2 and np.isfinite(summary["last"]["loss"])
+    model = load_fixer(tmp_path / "run" / "model")
+    assert model.eig_conditioned and float(model.net.stem[1].weight[:, 12:].abs().max()) > 0  # the EIG channel trained
+    res = evaluate_fixer_on_index(model, cfg.out / "index.json", split="test", kinds=("lane_shift",), shifts=(2.0,))
+    assert res["samples"] == 4 and np.isfinite(res["fixed_ref_psnr"])
 
 
 def test_video_windows_record_cameras_that_explain_the_ground_truth(curated):

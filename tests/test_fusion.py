@@ -595,9 +595,10 @@ def test_faithfusion_loop_options_uniform_weights_replace_pool_frozen_geometry_l
 
     sched = FaithFusionSchedule(reference_steps=60, first=20, every=20, max_shift=2.0, video_until=1.0, window=3,
                                 calib_views=2, weighting="uniform", pool="replace", freeze_original=True,
-                                fused_lidar=True, fused_share=0.5)
+                                fused_lidar=True, fused_share=0.5, share_views=2)
     _, scene, method, _ = run_fusion("faithfusion", tiny(scene_dir, tmp_path / "run", "faithfusion", faithfusion=sched))
-    assert method.pool.loss_weight == pytest.approx(loss_weight_for_share(0.5, 0.4, True))
+    assert method.pool.loss_weight == pytest.approx(loss_weight_for_share(0.5, 0.4, True, views=2))
+    assert method.pool.draws == 2
     assert method.pool.grad_guard is not None
     # replace: only the last round's views (2 m, every training frame, both sides), and only they are in H_train
     assert len(method.pool.views) == 2 * len(scene.train_ids)

@@ -100,6 +100,44 @@ def test_fused_share_is_the_fraction_of_loss_mass_the_trainer_draws(paired):
     assert mass_fused / mass_all == pytest.approx(0.3, abs=0.02)
 
 
+def test_share_views_multiplies_the_fused_mass_and_needs_a_paired_pool():
+    assert fused_share(0.4, 0.1, paired=True, views=3) == pytest.approx(0.12 / 1.12)
+    lam = loss_weight_for_share(0.3, 0.4, True, views=3)
+    assert fused_share(0.4, lam, True, views=3) == pytest.approx(0.3)
+    assert lam == pytest.approx(loss_weight_for_share(0.3, 0.4, True) / 3)
+    sched = FaithFusionSchedule()
+    assert pool_loss_weight(replace(sched, share_views=3)) == sched.loss_weight  # K alone leaves lambda as given
+    assert pool_loss_weight(replace(sched, share_views=2, fused_share=0.5)) == pytest.approx(2.5 / 2)
+    for bad, match in ((0, "integer >= 1"), (1.5, "integer >= 1")):
+        with pytest.raises(FusedShareError, match=match):
+            pool_loss_weight(replace(sched, share_views=bad))
+    with pytest.raises(FusedShareError, match="needs a paired pool"):
+        pool_loss_weight(replace(sched, share_views=2, paired=False))
+
+
+def test_a_paired_pool_with_share_views_adds_k_views_to_a_step(trainer_and_scene):
+    from faithfusion.train.trainer import Trainer
+
+    base, scene = trainer_and_scene
+    state = base.state_dict()
+    for k in (1, 3):
+        t = Trainer(scene, base.cfg, base.device)
+        t.load_state_dict(state)
+        views = [fused_view(t, scene) for _ in range(4)]
+        t.pools = [ViewPool("fused", views, probability=1.0, loss_weight=0.5, paired=True, draws=k)]
+        seen = []
+        original = t.view_loss
+        t.view_loss = lambda view, pool: (seen.append((pool.name, id(view))), original(view, pool))[1]
+        stats = t.train_step()
+        assert stats["pool"] == "real" and stats["paired"] == ["fused"]
+        fused = [v for name, v in seen if name == "fused"]
+        assert len(fused) == k and len(set(fused)) == k  # K distinct views of the pool, one loss each
+        assert [name for name, _ in seen].count("real") == 1
+    back = ViewPool("fused", [])
+    load_pool_state(back, pool_state(ViewPool("fused", [], paired=True, draws=3)), "cpu")
+    assert back.draws == 3
+
+
 # --- anti-drift ------------------------------------------------------------------------------------
 
 

@@ -90,6 +90,16 @@ def read_index(index: str | Path) -> list[FixerSample]:
     return out
 
 
+def require_map(data: "FixerDataset", name: str, why: str) -> None:
+    """Raise FixerDataError naming the index unless every sample of `data` has the per-pixel map `name`."""
+    lacking = [s for s in data.samples if name not in s.maps]
+    if lacking:
+        raise FixerDataError(
+            f"{data.index}: {why} needs an {name!r} map per sample, but {len(lacking)} of {len(data.samples)} "
+            f"{data.split or 'all'} samples have none (e.g. {lacking[0].degraded}); curate the dataset with "
+            f"EIG maps (`faithfusion fixer curate`, --with-eig, the default)")
+
+
 def load_image(path: Path) -> Tensor:  # -> [H, W, 3] float in [0, 1]
     arr = np.asarray(decoded_rgb(path), dtype=np.float32) / 255.0
     return torch.from_numpy(arr.copy())

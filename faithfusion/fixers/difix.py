@@ -6,11 +6,17 @@
 
 Both follow Difix: one step at timestep 199 with no noise added, the reference view mixed in by
 joint self-attention over both views' tokens, skip connections from the encoder into the decoder.
-EIG and depth inputs are accepted (the `Fixer` protocol) and ignored; no depth is returned.
+Depth inputs are accepted (the `Fixer` protocol) and ignored; no depth is returned. EIG is ignored too
+unless `eig_condition` is on (compact backbone only): then the calibrated EIG map (clamped to [0, 1]) is one
+more input channel of the encoder's stem, as FaithFusion's fixers are conditioned on the map, its weights
+zero-initialised so that an untrained conditioned model equals the unconditioned one; a missing map reads
+as 1 everywhere (repaint anywhere, EIGent's convention). `condition_on_eig` turns a trained unconditioned
+compact Difix into a conditioned one that starts from its weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +39,7 @@ class DifixConfig:
     depth: int = 4  # transformer blocks
     heads: int = 3
     mlp_ratio: float = 3.0
+    eig_condition: bool = False  # the calibrated EIG map as an extra input channel (compact backbone)
     # sd-turbo backbone
     pretrained: str = "stabilityai/sd-turbo"  # local folder (hub layout) or hub id
     prompt: str = "remove degradation"
@@ -60,6 +67,12 @@ def from_model_space(x: Tensor, size: tuple[int, int]) -> Tensor:
     return ((x[:, :, :h, :w] + 1) * 0.5).clamp(0, 1).permute(0, 2, 3, 1)
 
 
+def map_to_model_space(maps: Tensor, multiple: int) -> Tensor:
+    """Per-pixel maps `[N, H, W]` -> `[N, 1, H', W']`, replicate-padded up to multiples of `multiple`."""
+    h, w = maps.shape[-2:]
+    return F.pad(maps[:, None], (0, (-w) % multiple, 0, (-h) % multiple), mode="replicate")
+
+
 def match_reference(ref: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize a reference `[N, h, w, 3]` to the render's `size` (bilinear, antialiased) if it differs."""
     if tuple(ref.shape[1:3]) == tuple(size):
@@ -83,20 +96,30 @@ class Difix(FixerModel):
     def multiple(self) -> int:
         return int(self.net.multiple)
 
-    def forward(self, images: Tensor, ref: Tensor | None = None) -> Tensor:
-        """Fix frames `[N, H, W, 3]` in [0, 1] with references `[N, h, w, 3]` (or None) -> `[N, H, W, 3]`."""
+    @property
+    def eig_conditioned(self) -> bool:
+        return bool(self.config.eig_condition)
+
+    def forward(self, images: Tensor, ref: Tensor | None = None, eig: Tensor | None = None) -> Tensor:
+        """Fix frames `[N, H, W, 3]` in [0, 1] with references `[N, h, w, 3]` (or None) and, for a conditioned
+        model, calibrated EIG `[N, H, W]` (None: 1 everywhere; ignored when unconditioned) -> `[N, H, W, 3]`."""
         x, size = to_model_space(images, self.multiple)
         r = None
         if ref is not None:
             r, _ = to_model_space(match_reference(ref, size), self.multiple)
-        return from_model_space(self.net(x, r), size)
+        if not self.eig_conditioned:
+            return from_model_space(self.net(x, r), size)
+        if eig is not None and tuple(eig.shape) != tuple(images.shape[:3]):
+            raise ValueError(f"Difix: eig must be [N, H, W] = {tuple(images.shape[:3])}, got {tuple(eig.shape)}")
+        e = None if eig is None else map_to_model_space(eig.to(x.dtype), self.multiple)  # [N, 1, H', W']
+        return from_model_space(self.net(x, r, e), size)
 
     @torch.no_grad()
     def fix(
         self,
         images: Tensor,  # [B, T, H, W, 3]
         ref: Tensor | None = None,  # [B, H, W, 3]
-        eig: Tensor | None = None,  # [B, T, H, W], ignored by Difix
+        eig: Tensor | None = None,  # [B, T, H, W] calibrated EIG, used when `eig_condition` is on
         depth: Tensor | None = None,  # [B, T, H, W], ignored by Difix
         ref_depth: Tensor | None = None,  # [B, H, W], ignored by Difix
     ) -> FixerOutput:
@@ -109,10 +132,13 @@ class Difix(FixerModel):
         refs = None
         if ref is not None:
             refs = ref.to(param.device, param.dtype)[:, None].expand(b, t, *ref.shape[1:]).reshape(b * t, *ref.shape[1:])
+        maps = None
+        if eig is not None and self.eig_conditioned:
+            maps = eig.reshape(b * t, h, w).to(param.device, param.dtype)  # [B*T, H, W]
         out = []
         for i in range(0, b * t, max(1, self.config.chunk)):
             sl = slice(i, i + max(1, self.config.chunk))
-            out.append(self(frames[sl], None if refs is None else refs[sl]))
+            out.append(self(frames[sl], None if refs is None else refs[sl], None if maps is None else maps[sl]))
         self.train(was_training)
         fixed = torch.cat(out).reshape(b, t, h, w, 3).to(images.device, images.dtype)
         return FixerOutput(images=fixed, depth=None)
@@ -128,13 +154,28 @@ class Difix(FixerModel):
         return sum(p.numel() for p in params)
 
 
+def condition_on_eig(difix: Difix) -> Difix:
+    """A compact Difix conditioned on EIG that starts from `difix`'s weights (the EIG channel's at zero, so it
+    fixes exactly as `difix` does until trained with EIG maps); `difix` itself if it is conditioned already."""
+    if difix.eig_conditioned:
+        return difix
+    if difix.config.backbone != "compact":
+        raise ValueError(f"condition_on_eig: the EIG condition needs the compact backbone, not {difix.config.backbone!r}")
+    model = Difix(dataclasses.replace(difix.config, eig_condition=True))
+    model.net.load_unconditioned(difix.net.state_dict())
+    param = next(difix.parameters())
+    return model.to(param.device, param.dtype).train(difix.training)
+
+
 def build_backbone(config: DifixConfig) -> nn.Module:
+    if config.eig_condition and config.backbone != "compact":
+        raise ValueError(f"Difix: eig_condition needs the compact backbone; {config.backbone!r} takes no EIG channel")
     if config.backbone == "compact":
         from faithfusion.fixers.difix_compact import CompactDifixNet
 
         return CompactDifixNet(
             channels=tuple(config.channels), dim=config.dim, depth=config.depth, heads=config.heads,
-            mlp_ratio=config.mlp_ratio, timestep=config.timestep,
+            mlp_ratio=config.mlp_ratio, timestep=config.timestep, eig_channels=int(config.eig_condition),
         )
     if config.backbone == "sd-turbo":
         from faithfusion.fixers.difix_sdturbo import SDTurboDifixNet

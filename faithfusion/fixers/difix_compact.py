@@ -13,7 +13,11 @@ self-attention, VAE skip connections):
   without a reference only the render's tokens take part;
 - a U-Net-like decoder that upsamples the render's tokens and adds 1x1-projected skip features
   from the render's encoder (the analogue of Difix's VAE skip connections);
-- output = input + predicted residual (zero-initialised head: an untrained model is the identity).
+- output = input + predicted residual (zero-initialised head: an untrained model is the identity);
+- optionally (`eig_channels=1`) the calibrated EIG map as one more input channel of the stem, as
+  FaithFusion's fixers take the map: the stem conv's weights for it start at zero, so a conditioned
+  model at initialisation computes exactly what the unconditioned one does. The reference view's
+  EIG channel is 0 (a captured image: fully constrained).
 
 Tensors here are NCHW in [-1, 1], as in Difix.
 """
@@ -95,13 +99,21 @@ class CompactDifixNet(nn.Module):
         timestep: int = 199,
         temb_dim: int = 128,
         temb_width: int = 64,
+        eig_channels: int = 0,
     ) -> None:
         super().__init__()
+        if eig_channels not in (0, 1):
+            raise ValueError(f"CompactDifixNet: eig_channels must be 0 or 1, got {eig_channels}")
         c0, c1 = channels
         self.timestep = timestep
         self.temb_dim = temb_dim
-        # encoder: 1/2 (pixel-unshuffle) -> 1/4 -> 1/8 tokens
-        self.stem = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, c0, 3, padding=1), ResBlock(c0))  # [N, c0, H/2, W/2]
+        self.eig_channels = eig_channels
+        # encoder: 1/2 (pixel-unshuffle) -> 1/4 -> 1/8 tokens; RGB (+ EIG) -> 4 * (3 + eig_channels) channels at 1/2
+        self.stem = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * (3 + eig_channels), c0, 3, padding=1),
+                                  ResBlock(c0))  # [N, c0, H/2, W/2]
+        if eig_channels:  # the EIG channel's weights start at zero: at init the map changes nothing
+            with torch.no_grad():
+                zero_eig_weights(self.stem[1])
         self.down1 = nn.Sequential(nn.Conv2d(c0, c1, 3, stride=2, padding=1), ResBlock(c1))  # [N, c1, H/4, W/4]
         self.down2 = nn.Conv2d(c1, dim, 3, stride=2, padding=1)  # [N, dim, H/8, W/8]
         # timestep (fixed at t=199) and view embeddings
@@ -120,7 +132,7 @@ class CompactDifixNet(nn.Module):
         nn.init.zeros_(self.head[1].weight)
         nn.init.zeros_(self.head[1].bias)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # [M, 3, H, W] -> e1, e2, tokens-as-map
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # [M, 3 + eig_channels, H, W] -> e1, e2, tokens-as-map
         e1 = self.stem(x)
         e2 = self.down1(e1)
         return e1, e2, self.down2(e2)
@@ -130,12 +142,26 @@ class CompactDifixNet(nn.Module):
         emb = self.time_mlp(sinusoidal_embedding(t, self.temb_dim).to(dtype))
         return emb.expand(n, -1)
 
-    def forward(self, x: Tensor, ref: Tensor | None = None) -> Tensor:
+    def with_eig(self, x: Tensor, eig: Tensor | None, fill: float) -> Tensor:
+        """`x [M, 3, H, W]` with the EIG channel appended (`eig [M, 1, H, W]`, clamped to [0, 1]; None: `fill`)
+        where the net is conditioned; `x` itself otherwise."""
+        if not self.eig_channels:
+            return x
+        if eig is None:
+            eig = x.new_full((x.shape[0], 1, *x.shape[2:]), fill)
+        if eig.shape != (x.shape[0], 1, *x.shape[2:]):
+            raise ValueError(f"CompactDifixNet: eig must be {(x.shape[0], 1, *x.shape[2:])}, got {tuple(eig.shape)}")
+        return torch.cat([x, eig.clamp(0, 1).to(x.dtype)], dim=1)  # [M, 4, H, W]
+
+    def forward(self, x: Tensor, ref: Tensor | None = None, eig: Tensor | None = None) -> Tensor:
+        """`eig [N, 1, H, W]` (calibrated, in [0, 1]) is used only by a conditioned net; None means 1 everywhere
+        (repaint anywhere, as EIGent reads a missing map)."""
         n, _, hh, ww = x.shape
         if hh % self.multiple or ww % self.multiple:
             raise ValueError(f"CompactDifixNet: H, W must be multiples of {self.multiple}, got {hh}x{ww}")
         views = 1 if ref is None else 2
-        inp = x if ref is None else torch.cat([x, ref], dim=0)  # [V*N, 3, H, W] (render first)
+        xin = self.with_eig(x, eig, 1.0)  # [N, 3 (+1), H, W]
+        inp = xin if ref is None else torch.cat([xin, self.with_eig(ref, None, 0.0)], dim=0)  # [V*N, C, H, W] (render first)
         e1, e2, z = self.encode(inp)
         d, h, w = z.shape[1:]
         tok = z.flatten(2).transpose(1, 2).reshape(views, n, h * w, d)  # [V, N, L, D]
@@ -155,3 +181,24 @@ class CompactDifixNet(nn.Module):
 
     def saved_state_dict(self) -> dict[str, Tensor]:
         return self.state_dict()
+
+    def load_unconditioned(self, state: dict[str, Tensor]) -> None:
+        """Load an unconditioned net's state into this conditioned one: every tensor as saved, the stem's EIG
+        weights zero (so the result computes what the saved net does until it is trained with EIG)."""
+        if not self.eig_channels:
+            raise ValueError("CompactDifixNet.load_unconditioned: this net takes no EIG channel")
+        key = "stem.1.weight"
+        w = state[key]  # [c0, 12, 3, 3]
+        if tuple(w.shape[1:]) != (RGB_STEM_CHANNELS, *self.stem[1].weight.shape[2:]):
+            raise ValueError(f"CompactDifixNet.load_unconditioned: {key} has shape {tuple(w.shape)}, not an unconditioned stem")
+        grown = torch.zeros_like(self.stem[1].weight)  # [c0, 16, 3, 3]
+        grown[:, :RGB_STEM_CHANNELS] = w.to(grown.dtype)
+        self.load_state_dict({**state, key: grown}, strict=True)
+
+
+RGB_STEM_CHANNELS = 12  # pixel-unshuffle puts channel c's four sub-pixels at 4c .. 4c + 3: RGB is 0 .. 11, EIG after
+
+
+def zero_eig_weights(conv: nn.Conv2d) -> None:
+    """Zero the stem conv's weights on the EIG sub-pixel channels (the inputs after RGB's twelve)."""
+    conv.weight[:, RGB_STEM_CHANNELS:].zero_()

@@ -165,6 +165,9 @@ class DifixBranch(nn.Module):
         net = getattr(difix, "net", difix)
         if not isinstance(net, CompactDifixNet):
             raise ValueError(f"DifixBranch: needs a compact Difix, got {type(net).__name__}")
+        if net.eig_channels:
+            raise ValueError("DifixBranch: needs an unconditioned compact Difix (EIGent brings EIG in its own way), "
+                             "got one trained with eig_condition")
         state = net.state_dict()
         if not self.keep_decoder:
             state = {k: v for k, v in state.items() if k.split(".")[0] not in DIFIX_DECODER}

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from faithfusion.eval.metrics import psnr
-from faithfusion.fixers.dataset import FixerDataset
+from faithfusion.fixers.dataset import FixerDataset, require_map
 
 
 def _lpips_net(weights: str | Path | None) -> Any:
@@ -39,8 +39,12 @@ def evaluate_fixer_on_index(fixer: Any, index: str | Path, split: str = "test", 
                             shifts: tuple[float, ...] | None = (3.0,), device: str | torch.device = "cpu",
                             lpips_weights: str | Path | None = None, max_samples: int = 0) -> dict[str, Any]:
     """Mean PSNR / LPIPS (vs target) of the degraded renders and of the fixer's output with and without
-    the reference view, over the image samples of `split`, `kinds` and |shift| in `shifts`."""
+    the reference view, over the image samples of `split`, `kinds` and |shift| in `shifts`. A Difix conditioned on
+    EIG gets each sample's calibrated EIG map (the index must carry them)."""
     data = FixerDataset(index, split, crop=None)
+    conditioned = bool(getattr(fixer, "eig_conditioned", False))
+    if conditioned:
+        require_map(data, "eig", "a Difix conditioned on EIG")
     ids = _select(data, kinds, shifts)
     if max_samples > 0:
         ids = ids[:max_samples]
@@ -58,10 +62,11 @@ def evaluate_fixer_on_index(fixer: Any, index: str | Path, split: str = "test", 
     for i in ids:
         item = data[i]
         deg, tgt = item["degraded"][None].to(device), item["target"][None].to(device)  # [1, H, W, 3]
+        eig = {"eig": item["eig"][None].to(device)} if conditioned else {}  # [1, H, W]
         add("degraded", deg, tgt)
-        add("fixed_noref", fixer(deg, None).float(), tgt)
+        add("fixed_noref", fixer(deg, None, **eig).float(), tgt)
         if item["has_ref"]:
-            add("fixed_ref", fixer(deg, item["reference"][None].to(device)).float(), tgt)
+            add("fixed_ref", fixer(deg, item["reference"][None].to(device), **eig).float(), tgt)
     out: dict[str, Any] = {"split": split, "kinds": list(kinds) if kinds else None,
                            "shifts": list(shifts) if shifts else None, "samples": len(ids)}
     out.update({k: float(np.mean(v)) for k, v in rec.items()})

@@ -38,7 +38,8 @@ def _outputs(fixer: Any, item: dict, difix: Any | None, device: str | torch.devi
     outs = {"render": deg, "fixer": res.images[0].float().clamp(0, 1)}
     if difix is not None:
         refs = None if ref is None else ref.expand(deg.shape[0], -1, -1, -1)  # [T, H, W, 3]
-        outs["difix"] = difix.fix(deg[:, None], ref=refs).images[:, 0].float().clamp(0, 1)
+        eig_frames = None if eig is None else eig[0][:, None]  # [T, 1, H, W]: used by a Difix conditioned on EIG
+        outs["difix"] = difix.fix(deg[:, None], ref=refs, eig=eig_frames).images[:, 0].float().clamp(0, 1)
     return outs, (None if res.depth is None else res.depth[0].float())
 
 

@@ -15,6 +15,11 @@ end), `train_log.jsonl` (loss terms), and `val/`: per epoch an `epoch_XXX.png` g
 input | fixed | target) and a line of `metrics.jsonl` (PSNR / LPIPS of input and of fixed frames; for
 GenFusion both depth terms and the depth abs rel of the render and of the fixed depth).
 
+`difix_eig` (`--difix-eig`): the compact Difix is conditioned on the calibrated EIG map of each sample (one
+more input channel, `DifixConfig.eig_condition`); every sample of the index must carry an `eig` map (curation
+writes them by default), else a FixerDataError names the index. With `--init` of an unconditioned compact
+Difix (e.g. the shipped weights) it starts from those weights, the EIG channel at zero (`difix.condition_on_eig`).
+
 Recipe (Difix): AdamW (weight decay 1e-2), grad-norm clip 1.0, loss L2 + LPIPS + 0.5 Gram with the
 Gram term switched on after `gram_warmup` steps, bf16 autocast on CUDA. Learning rate 2e-5 for
 `sd-turbo` (Difix's README); 3e-4 with warm-up and cosine decay for the `compact` backbone,
@@ -38,8 +43,8 @@ from torch import Tensor
 
 from faithfusion.eval.metrics import psnr
 from faithfusion.fixers.load import load_fixer
-from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate
-from faithfusion.fixers.difix import Difix, DifixConfig
+from faithfusion.fixers.dataset import FixerDataset, StepBatches, VideoFixerDataset, collate, require_map
+from faithfusion.fixers.difix import Difix, DifixConfig, condition_on_eig
 from faithfusion.fixers.losses import FixerLoss, lpips_from_taps, temporal_difference_l1
 from faithfusion.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from faithfusion.utils.atomic import append_line, atomic_write, make_output_folder, remove_stale_temps, trim_partial_line
@@ -64,6 +69,7 @@ class FixerTrainConfig:
     depth_loss: Literal["log_depth", "disparity"] = "log_depth"  # GenFusion, where target_depth is given: log_depth = mean |log depth error| of the fixed depth; disparity = L1 on normalised disparity
     w_depth: float = 1.0  # GenFusion: weight of the depth term (0: none)
     init: Path | None = None  # start from a saved fixer folder instead of a fresh model
+    difix_eig: bool = False  # Difix: condition on the calibrated EIG map of each sample (an extra input channel; the index must carry EIG maps)
     eigent_on_difix: Path | None = None  # EIGent: build on this saved compact Difix (its per-frame fix is the base the video branch corrects; the Difix branch is frozen)
     steps: int = 20000
     epochs: int | None = None  # when set: steps = epochs * (training samples // batch_size)
@@ -120,13 +126,26 @@ def trimmed(path: Path) -> Path:
     return path
 
 
+def check_options(cfg: FixerTrainConfig) -> None:
+    """Raise ValueError for options that do not go together (before any data is read)."""
+    if cfg.difix_eig and cfg.model != "difix":
+        raise ValueError(f"--difix-eig conditions Difix on EIG: it needs --model difix, not {cfg.model!r}")
+    if cfg.difix_eig and cfg.backbone != "compact":
+        raise ValueError(f"--difix-eig needs the compact backbone; {cfg.backbone!r} takes no EIG channel")
+
+
 def build_model(cfg: FixerTrainConfig) -> Any:
+    check_options(cfg)
     if cfg.eigent_on_difix is not None and (cfg.model != "eigent" or cfg.init is not None):
         raise ValueError("--eigent-on-difix builds a fresh EIGent: it needs --model eigent and no --init")
     if cfg.init is not None:
         model = load_fixer(cfg.init)
         if type(model).__name__ != MODEL_CLASSES[cfg.model]:
             raise ValueError(f"{cfg.init}: holds a {type(model).__name__}, not a {MODEL_CLASSES[cfg.model]}")
+        if isinstance(model, Difix) and model.eig_conditioned != cfg.difix_eig:
+            if not cfg.difix_eig:
+                raise ValueError(f"{cfg.init}: holds a Difix conditioned on EIG; pass --difix-eig to train it")
+            model = condition_on_eig(model)  # its weights, the EIG channel at zero
         return model.train()
     if cfg.model == "eigent":
         from faithfusion.fixers.eigent import EIGent
@@ -140,12 +159,25 @@ def build_model(cfg: FixerTrainConfig) -> Any:
         from faithfusion.fixers.genfusion import GenFusion
 
         return GenFusion()
-    return Difix(DifixConfig(backbone=cfg.backbone, pretrained=cfg.pretrained, local_files_only=cfg.local_files_only))
+    return Difix(DifixConfig(backbone=cfg.backbone, pretrained=cfg.pretrained, local_files_only=cfg.local_files_only,
+                             eig_condition=cfg.difix_eig))
 
 
 def model_tag(model: Any) -> str:
-    """What a checkpoint records of its model: Difix's backbone, or the video fixer's class name."""
-    return model.config.backbone if isinstance(model, Difix) else type(model).__name__
+    """What a checkpoint records of its model: Difix's backbone (`+eig` when conditioned on EIG), or the video
+    fixer's class name."""
+    if isinstance(model, Difix):
+        return model.config.backbone + ("+eig" if model.eig_conditioned else "")
+    return type(model).__name__
+
+
+def difix_eig(model: Any, item_eig: Tensor | None, device: torch.device) -> Tensor | None:
+    """The EIG maps `[N, H, W]` a Difix step feeds its model: the batch's for a conditioned Difix, else None."""
+    if not getattr(model, "eig_conditioned", False):
+        return None
+    if item_eig is None:
+        raise ValueError("a Difix conditioned on EIG got a batch without EIG maps")
+    return item_eig.to(device)
 
 
 def lr_lambda(schedule: str, warmup: int, total: int):
@@ -175,8 +207,9 @@ def validate(model: Difix, data: FixerDataset, loss: FixerLoss, cfg: FixerTrainC
         item = data[i]
         deg, tgt = item["degraded"][None].to(device), item["target"][None].to(device)  # [1, H, W, 3]
         ref = item["reference"][None].to(device) if cfg.use_reference and item["has_ref"] else None
+        eig = difix_eig(model, item["eig"][None] if "eig" in item else None, device)  # [1, H, W] or None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"):
-            fixed = model(deg, ref).float()
+            fixed = model(deg, ref, eig).float()
         rec["psnr_input"].append(float(psnr(deg, tgt)))
         rec["psnr"].append(float(psnr(fixed, tgt)))
         if loss.net is not None:
@@ -322,6 +355,7 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
 
 def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
     """Run (or resume) a fixer training; returns a summary (steps, last loss terms, last validation)."""
+    check_options(cfg)
     out = Path(cfg.out)
     make_output_folder(out, "fixer run folder")
     remove_stale_temps(out)  # left by a killed run
@@ -338,6 +372,9 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
         val_data = FixerDataset(cfg.index, "test", crop=None, size=cfg.val_size)
         if len(val_data) == 0:
             val_data = FixerDataset(cfg.index, "train", crop=None, size=cfg.val_size)
+        if cfg.difix_eig:
+            for data in (train_data, val_data):
+                require_map(data, "eig", "--difix-eig")
     per_epoch = len(train_data) // cfg.batch_size
     if per_epoch == 0:
         raise ValueError(f"{cfg.index}: {len(train_data)} training samples, fewer than a batch of {cfg.batch_size}")
@@ -389,8 +426,9 @@ def train_fixer(cfg: FixerTrainConfig) -> dict[str, Any]:
                 ref = None
                 if cfg.use_reference and bool(batch["has_ref"].all()):
                     ref = batch["reference"].to(device)
+                eig = difix_eig(model, batch.get("eig"), device)  # [N, c, c] for a conditioned Difix, else None
                 with torch.autocast(**autocast):
-                    pred = model(deg, ref)
+                    pred = model(deg, ref, eig)
                 loss, terms = loss_fn(pred.float(), tgt, gram=step >= cfg.gram_warmup)
             opt.zero_grad(set_to_none=True)
             loss.backward()

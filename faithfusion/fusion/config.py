@@ -118,6 +118,9 @@ class FaithFusionSchedule(Schedule):
     fused_share: float | None = None
     """Fraction of each step's expected photometric loss mass that comes from fused views (fusion/gradient_share.py):
     the pool's loss weight is set from it and `probability`; None = `loss_weight` as given (share about 0.04)."""
+    share_views: int = 1
+    """Fused views added to a step that draws the (paired) pool, each its own loss term with the pool's loss weight
+    (1 = one, as before); `fused_share` accounts for it."""
     freeze_original: bool = False
     """Fused views' losses give no gradient to the Gaussians' positions and rotations (fusion/anti_drift.py)."""
     fused_lidar: bool = False

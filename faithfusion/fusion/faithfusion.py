@@ -10,16 +10,17 @@ Round k (first at 3000 published steps, then every 2000) works at shift min(6, k
    and the fixer's condition c = g itself, the calibrated map the fixers were trained on (curation writes
    the same `EigSession.eig` output; EIGent clamps it to [0, 1] and derives its own mask);
 3. the renders are repaired: by EIGent (video, windows along the path, conditioned on c) while the
-   shift is <= 3 m, by Difix (per frame, its own captured image as reference) after; Difix, which takes no
-   EIG, is blended with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high,
-   left alone where the reconstruction is already constrained;
+   shift is <= 3 m, by Difix (per frame, its own captured image as reference, and c as well: a Difix trained
+   with `--difix-eig` takes it as an input channel, the shipped one ignores it) after; Difix's output is blended
+   with the render by the calibrated soft mask (`difix_blend`): repainted where EIG is high, left alone where
+   the reconstruction is already constrained;
 4. the repaired views join the fused pool with View.weight = w, and are added to H_train with pixel
    weights w (each camera projected and planned once, for its EIG map and this Fisher pass). A fused view is drawn with probability 0.4 on top of the step's captured view (`paired`): its
    weighted loss is added to the step, so the captured views keep the whole step budget.
 
 `faithfusion-no-eig` (the ablation): w = 1 and c = 1 everywhere, no Fisher at all. `--faithfusion.weighting`
 chooses the arm of the cleaner ablation (fusion/weighting.py: uniform, shuffled, none); `--faithfusion.fused-share`,
-`--faithfusion.freeze-original`, `--faithfusion.fused-lidar` and `--faithfusion.pool replace` are the loop's
+`--faithfusion.share-views K`, `--faithfusion.freeze-original`, `--faithfusion.fused-lidar` and `--faithfusion.pool replace` are the loop's
 options (fusion/gradient_share.py, anti_drift.py, pool_policy.py); their defaults keep the behaviour above.
 
 `faithfusion+` also fixes the final renders, as Difix3D+ does, but only where EIG is high: the Difix fix of
@@ -91,7 +92,8 @@ class FaithFusionMethod:
         self.scene, self.scale = scene, cfg.scale
         self.difix, self.video = difix, video
         self.pool = ViewPool("faithfusion_fused", [], probability=self.sched.probability, loss_weight=pool_loss_weight(self.sched),
-                             paired=self.sched.paired, grad_guard=freeze_geometry_guard() if self.sched.freeze_original else None)
+                             paired=self.sched.paired, draws=self.sched.share_views,
+                             grad_guard=freeze_geometry_guard() if self.sched.freeze_original else None)
         self.pools = [self.pool]
         self.refs = ReferenceImages(scene, scene.train_ids, cfg.scale)
         self.acc = None  # FisherAccumulator, built at the first round

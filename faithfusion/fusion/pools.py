@@ -104,6 +104,7 @@ def pool_state(pool: ViewPool) -> dict:
         "probability": pool.probability,
         "loss_weight": pool.loss_weight,
         "paired": pool.paired,
+        "draws": pool.draws,
         "views": [
             {
                 "K": v.camera.K.cpu(), "viewmat": v.camera.viewmat.cpu(), "width": v.camera.width,
@@ -124,6 +125,7 @@ def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> 
     pool.probability = float(state["probability"])
     pool.loss_weight = float(state["loss_weight"])
     pool.paired = bool(state.get("paired", False))
+    pool.draws = int(state.get("draws", 1))
     pool.views = [
         View(
             camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]).to(device),

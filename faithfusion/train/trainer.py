@@ -168,10 +168,11 @@ class Trainer:
             loss.backward()
         paired = choose_paired(self.pools, self.generator)
         for extra in paired:
-            extra_loss, _, _, _ = self.view_loss(extra.sample(self.generator), extra)
-            with extra.guarded_backward(self):
-                extra_loss.backward()
-            loss = loss.detach() + extra_loss.detach()
+            for _ in range(max(1, extra.draws)):  # K views of the pool, each its own backward (memory stays one view's)
+                extra_loss, _, _, _ = self.view_loss(extra.sample(self.generator), extra)
+                with extra.guarded_backward(self):
+                    extra_loss.backward()
+                loss = loss.detach() + extra_loss.detach()
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)

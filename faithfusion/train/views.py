@@ -5,7 +5,8 @@ sampling probability and a loss weight. Each step the trainer draws one of the c
 alternating pool (`paired=False`: the pool takes that share of the steps from the captured views, as
 Difix3D's 0.7 real / 0.3 novel), and then, for every paired pool (`paired=True`), with the pool's
 probability one of its views whose loss is added to the same step (a regulariser on top of the
-reconstruction loss, as GenFusion's L_rec + lambda L_reg: the captured views keep every step)."""
+reconstruction loss, as GenFusion's L_rec + lambda L_reg: the captured views keep every step). A paired pool
+with `draws` K > 1 adds K of its views (K losses, each with the pool's loss weight) when it is drawn."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class ViewPool:
     probability: float = 0.0  # chance that a step draws from this pool (real pool takes the rest)
     loss_weight: float = 1.0
     paired: bool = False  # True: drawn on top of the step's view (an added loss term), not instead of it
+    draws: int = 1  # paired pools: views added to a step that draws this pool (each its own loss term)
     grad_guard: Callable[[object], ContextManager] | None = field(default=None, repr=False)
     """trainer -> a context around the backward pass of this pool's view loss, which may edit the gradients it
     adds (fusion/anti_drift.py: no position or rotation gradient from fused views); None = plain backward."""
