@@ -108,6 +108,38 @@ def _block_setup(gd_ptr, offsets_ptr, consts_ptr, width, height, tiles_x, TILE: 
 
 
 @triton.jit
+def _final_colour(ids_ptr, gd_ptr, bg_ptr, pix, inside, fx, fy, start, end, n_batches, G: tl.constexpr, T_STOP_C,
+                  ALPHA_MIN, ALPHA_MAX, HAS_BG: tl.constexpr, COUNT: tl.constexpr):
+    """Pass 1 of the pair kernels: each pixel's final colour sum_i w_i f_i (+ T_final bg) `[BS]` x 3, the number
+    of Gaussians with alpha > 0 (only with COUNT, else 0), the batches the block needs and T_final."""
+    zero = fx * 0.0
+    logT = zero
+    stopped = tl.where(inside, 0, 1)
+    c0 = zero
+    c1 = zero
+    c2 = zero
+    count = zero
+    b = n_batches * 0
+    go = n_batches > 0
+    while go:
+        (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped) = _walk_batch(
+            ids_ptr, gd_ptr, start + b * G, end, fx, fy, logT, stopped, G, T_STOP_C, ALPHA_MIN, ALPHA_MAX)
+        c0 += tl.sum(w * f0[None, :], axis=1)
+        c1 += tl.sum(w * f1[None, :], axis=1)
+        c2 += tl.sum(w * f2[None, :], axis=1)
+        if COUNT:
+            count += tl.sum(tl.where(alpha > 0.0, 1.0, 0.0), axis=1)
+        b += 1
+        go = (b < n_batches) & (tl.min(stopped, axis=0) == 0)
+    T_final = tl.exp(logT)
+    if HAS_BG:
+        c0 += T_final * tl.load(bg_ptr + pix * 3 + 0, mask=inside, other=0.0)
+        c1 += T_final * tl.load(bg_ptr + pix * 3 + 1, mask=inside, other=0.0)
+        c2 += T_final * tl.load(bg_ptr + pix * 3 + 2, mask=inside, other=0.0)
+    return c0, c1, c2, count, b, T_final
+
+
+@triton.jit
 def _pair_sums_kernel(
     gd_ptr,  # [N, 9] mean2d (2), conic (3), opacity, colour (3)
     offsets_ptr,  # [n_tiles + 1] int32
@@ -124,27 +156,8 @@ def _pair_sums_kernel(
 
     zero = fx * 0.0
     # --- pass 1: final colour and transmittance per pixel ---
-    logT = zero
-    stopped = tl.where(inside, 0, 1)
-    c0 = zero
-    c1 = zero
-    c2 = zero
-    b = n_batches * 0
-    go = n_batches > 0
-    while go:
-        (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped) = _walk_batch(
-            ids_ptr, gd_ptr, start + b * G, end, fx, fy, logT, stopped, G, T_STOP_C, ALPHA_MIN, ALPHA_MAX)
-        c0 += tl.sum(w * f0[None, :], axis=1)
-        c1 += tl.sum(w * f1[None, :], axis=1)
-        c2 += tl.sum(w * f2[None, :], axis=1)
-        b += 1
-        go = (b < n_batches) & (tl.min(stopped, axis=0) == 0)
-    n_used = b
-    T_final = tl.exp(logT)
-    if HAS_BG:
-        c0 += T_final * tl.load(bg_ptr + pix * 3 + 0, mask=inside, other=0.0)
-        c1 += T_final * tl.load(bg_ptr + pix * 3 + 1, mask=inside, other=0.0)
-        c2 += T_final * tl.load(bg_ptr + pix * 3 + 2, mask=inside, other=0.0)
+    c0, c1, c2, count, n_used, T_final = _final_colour(ids_ptr, gd_ptr, bg_ptr, pix, inside, fx, fy, start, end, n_batches,
+                                                      G, T_STOP_C, ALPHA_MIN, ALPHA_MAX, HAS_BG, False)
     om = tl.load(omega_ptr + pix, mask=inside, other=0.0)
 
     # --- pass 2: per pair, the gradient blocks, reduced over the block's pixels ---

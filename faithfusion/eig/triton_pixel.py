@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from faithfusion.eig.kernel_config import KernelConfig
-from faithfusion.eig.triton_pairs import _TRI, _block_setup, _per_pixel, _walk_batch, prepare_launch
+from faithfusion.eig.triton_pairs import _TRI, _block_setup, _final_colour, _per_pixel, _walk_batch, prepare_launch
 from faithfusion.render.raster import TileLists
 
 N_P = 40  # P_gg upper triangle (21, `triton_pairs._TRI` order), P_gc (18, row u * 3 + k), tr P_cc (1)
@@ -57,29 +57,8 @@ def _pixel_variance_kernel(
         gd_ptr, offsets_ptr, consts_ptr, width, height, tiles_x, TILE, BS, G)
     zero = fx * 0.0
     # --- pass 1: final colour per pixel ---
-    logT = zero
-    stopped = tl.where(inside, 0, 1)
-    c0 = zero
-    c1 = zero
-    c2 = zero
-    count = zero
-    b = n_batches * 0
-    go = n_batches > 0
-    while go:
-        (gid, kv, dx, dy, raw, alpha, T_front, w, ca, cb, cc, op, f0, f1, f2, logT, stopped) = _walk_batch(
-            ids_ptr, gd_ptr, start + b * G, end, fx, fy, logT, stopped, G, T_STOP_C, ALPHA_MIN, ALPHA_MAX)
-        c0 += tl.sum(w * f0[None, :], axis=1)
-        c1 += tl.sum(w * f1[None, :], axis=1)
-        c2 += tl.sum(w * f2[None, :], axis=1)
-        count += tl.sum(tl.where(alpha > 0.0, 1.0, 0.0), axis=1)
-        b += 1
-        go = (b < n_batches) & (tl.min(stopped, axis=0) == 0)
-    n_used = b
-    T_final = tl.exp(logT)
-    if HAS_BG:
-        c0 += T_final * tl.load(bg_ptr + pix * 3 + 0, mask=inside, other=0.0)
-        c1 += T_final * tl.load(bg_ptr + pix * 3 + 1, mask=inside, other=0.0)
-        c2 += T_final * tl.load(bg_ptr + pix * 3 + 2, mask=inside, other=0.0)
+    c0, c1, c2, count, n_used, T_final = _final_colour(ids_ptr, gd_ptr, bg_ptr, pix, inside, fx, fy, start, end, n_batches,
+                                                      G, T_STOP_C, ALPHA_MIN, ALPHA_MAX, HAS_BG, True)
 
     # --- pass 2: per pair, the variance the Gaussian's posterior puts on the pixel ---
     logT = zero
