@@ -12,9 +12,11 @@ source benchmarks/gpu/setup.sh > /dev/null 2>&1
 #   --faithfusion.pool replace --faithfusion.freeze-original --faithfusion.fused-lidar"), SEEDS ("8 9 10 11 12"),
 #   ARMS ("eig uniform shuffled none eig_repeat 3dgs"), PAR (6), THREADS (2), STEPS (the quick size's 1000),
 #   RESULT (eig_ablation_h200.json; with DEMO_ARGS eig_ablation_<hash>_h200.json), CALL_SECONDS (530)
-# Carry $OUT/ablation/<hash>/arms back as .gpu/ablation/<hash>/arms to continue on a fresh machine.
+# The device returns at most 8 files, 2 folders down, so arm results and log tails come back packed:
+# unpack $OUT/ablation/arms_logs.tgz into .gpu/ablation/ (it holds <hash>/arms/seedS_ARM.json and logs/) to continue
+# on a fresh machine.
 # Results: $OUT/ablation/$RESULT (means per arm, paired differences with 95 % intervals, run-to-run noise),
-#          $OUT/ablation/<hash>/arms/seedS_ARM.json, $OUT/ablation/logs/*.txt (tails), $OUT/ablation/status.txt
+#          $OUT/ablation/arms_logs.tgz, $OUT/ablation/status.txt
 set -o pipefail
 t0=$(( $(date +%s) - SECONDS )); deadline=$(( t0 + ${CALL_SECONDS:-530} - 70 ))  # from the shell's start (setup.sh included); 70 s kept for the aggregation
 TAG=$(printf '%s' "${DEMO_ARGS:-}" | md5sum | cut -c1-8)
@@ -57,3 +59,4 @@ done; done
 timeout 40 "${B[@]}" --no-run --result $R/${RESULT:-$NAME} 2>&1 | tail -8 | tee -a $R/status.txt
 for f in $W/logs/*.txt; do [ -f $f ] && tail -n 15 $f > $R/logs/$(basename $f); done
 echo "$(ls $R/$TAG/arms | wc -l) arm results; total $(( $(date +%s) - t0 )) s" | tee -a $R/status.txt
+tar -czf $W/arms_logs.tgz -C $R $TAG logs && rm -rf $R/$TAG $R/logs && mv $W/arms_logs.tgz $R/
