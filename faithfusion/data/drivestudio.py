@@ -1,6 +1,7 @@
-"""DriveStudio processed-Waymo scenes: reader (into SceneData) and writer (for SynthStreet).
+"""DriveStudio processed scenes (all six datasets): reader (into SceneData) and Waymo writer (for SynthStreet).
 
-Layout of one scene folder (DriveStudio's `datasets/waymo/waymo_preprocess.py`):
+Layout of one scene folder (DriveStudio's `datasets/waymo/waymo_preprocess.py`; the other datasets'
+differences are in `faithfusion.data.ds_layouts` and docs/data_layouts.md):
 
     images/{t:03d}_{cam}.jpg          raw camera images (cam 0-4: front, front-left, front-right, left, right)
     extrinsics/{cam}.txt              4x4 camera-to-vehicle, camera axes in *Waymo's* camera frame
@@ -9,6 +10,7 @@ Layout of one scene folder (DriveStudio's `datasets/waymo/waymo_preprocess.py`):
     lidar/{t:03d}.bin                 float32 [M, 14], see LIDAR_COLUMNS; points in the *vehicle* frame of t
     sky_masks/{t:03d}_{cam}.png       255 = sky
     dynamic_masks/{all,human,vehicle}/{t:03d}_{cam}.png
+    fine_dynamic_masks/{all,human,vehicle}/{t:03d}_{cam}.png   optional; used instead of dynamic_masks/ when present
     instances/instances_info.json     {id: {id, class_name, frame_annotations: {frame_idx, obj_to_world, box_size}}}
     instances/frame_instances.json    {frame: [instance ids]}
 
@@ -39,6 +41,7 @@ from faithfusion.data.common import (
     checked_pose,
     distortion_tensor,
     find_image,
+    invert_rigid_np,
     intrinsics_matrix,
     make_camera,
     pose_to_scene_np,
@@ -51,14 +54,8 @@ from faithfusion.utils.atomic import atomic_write
 from faithfusion.utils.jsonio import read_json, save_json_atomic
 from faithfusion.data.scene import Frame, SceneData, SceneError, SceneTransform, holdout_split
 
-# Point in OpenCV camera axes (x right, y down, z forward) -> Waymo camera axes (x forward, y left, z up).
-OPENCV_TO_WAYMO_CAM = np.array(
-    [[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-)
-LIDAR_COLUMNS = (
-    "origin_x", "origin_y", "origin_z", "x", "y", "z", "flow_x", "flow_y", "flow_z",
-    "flow_class", "ground", "intensity", "elongation", "laser_id",
-)  # fmt: skip
+from faithfusion.data.ds_layouts import OPENCV_TO_WAYMO_CAM, Layout, camera_to_opencv, detect_layout, get_layout, level_vehicle_frame
+from faithfusion.data.ds_layouts import WAYMO_LIDAR_COLUMNS as LIDAR_COLUMNS
 DYNAMIC_CLASSES = ("all", "human", "vehicle")
 
 
@@ -88,33 +85,58 @@ def read_intrinsics(path: Path) -> tuple[np.ndarray, np.ndarray]:  # K [3, 3], d
     return intrinsics_matrix(*values[:4]), dist
 
 
-def read_lidar_bin(path: Path) -> np.ndarray:  # [M, 14] float32
-    """One DriveStudio lidar sweep; SceneError if missing, empty or not [M, 14] float32."""
+def read_lidar_bin(path: Path, columns: Sequence[str] = LIDAR_COLUMNS) -> np.ndarray:  # [M, C] float32
+    """One DriveStudio lidar sweep of `columns` (Waymo's 14 by default); SceneError if missing,
+    empty or not [M, len(columns)] float32."""
     path = Path(path)
     if not path.is_file():
         raise SceneError(f"{path}: lidar file is missing")
     raw = np.fromfile(path, dtype=np.float32)
     if raw.size == 0:
         raise SceneError(f"{path}: no points in the lidar file (it is empty)")
-    if raw.size % len(LIDAR_COLUMNS) != 0:
-        raise SceneError(f"{path}: lidar file size is not a multiple of {len(LIDAR_COLUMNS)} float32 columns")
-    return raw.reshape(-1, len(LIDAR_COLUMNS))
+    if raw.size % len(columns) != 0:
+        raise SceneError(
+            f"{path}: lidar file size is not a multiple of {len(columns)} float32 columns ({' '.join(columns)})"
+        )
+    return raw.reshape(-1, len(columns))
 
 
-def _timesteps(root: Path, start: int, end: int | None) -> list[int]:
-    pose_dir = root / "ego_pose"
-    if not pose_dir.is_dir():
-        raise SceneError(f"{pose_dir}: not a DriveStudio scene (no ego_pose/ folder)")
-    steps = sorted(int(p.stem) for p in pose_dir.glob("*.txt") if p.stem.isdigit())
+def _timesteps(root: Path, start: int, end: int | None, pose_dir: str = "ego_pose") -> list[int]:
+    pose_dir_path = root / pose_dir
+    what = pose_dir.replace("_", " ")  # "ego pose" or "lidar pose"
+    if not pose_dir_path.is_dir():
+        raise SceneError(f"{pose_dir_path}: not a DriveStudio scene (no {pose_dir}/ folder)")
+    steps = sorted(int(p.stem) for p in pose_dir_path.glob("*.txt") if p.stem.isdigit())
     steps = [t for t in steps if t >= start and (end is None or t < end)]
     if not steps:
-        raise SceneError(f"{pose_dir}: no ego poses in the timestep range [{start}, {end})")
+        raise SceneError(f"{pose_dir_path}: no {what}s in the timestep range [{start}, {end})")
     stems = (p.stem.split("_")[0] for p in (root / "images").glob("*_*") if p.suffix in IMAGE_SUFFIXES)
     image_steps = {int(x) for x in stems if x.isdigit()}
     orphans = sorted(t for t in image_steps - set(steps) if steps[0] <= t <= steps[-1])
     if orphans:
-        raise SceneError(f"{pose_dir / f'{orphans[0]:03d}.txt'}: ego pose is missing (timestep {orphans[0]} has images)")
+        raise SceneError(f"{pose_dir_path / f'{orphans[0]:03d}.txt'}: {what} is missing (timestep {orphans[0]} has images)")
     return steps
+
+
+def _resolve_layout(root: Path, layout: str | Layout | None) -> Layout:
+    if isinstance(layout, Layout):
+        return layout
+    return detect_layout(root) if layout is None else get_layout(layout)
+
+
+def _read_camera_intrinsics(root: Path, cam: int, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    path = root / "intrinsics" / f"{cam}.txt"
+    if not path.is_file() and not 0 <= cam < len(layout.cameras):
+        raise SceneError(f"{path}: intrinsics file is missing ({layout.title} cameras are {layout.camera_list()})")
+    return read_intrinsics(path)
+
+
+def _dynamic_mask_dir(root: Path) -> str | None:
+    """DriveStudio's choice: fine_dynamic_masks/ when that folder exists, else dynamic_masks/."""
+    for name in ("fine_dynamic_masks", "dynamic_masks"):
+        if (root / name).is_dir():
+            return name
+    return None
 
 
 def _read_instances(root: Path, tf: SceneTransform, center: np.ndarray) -> dict | None:
@@ -192,7 +214,7 @@ def _color_points(points: np.ndarray, point_t: np.ndarray, frames: list[Frame], 
 def read_drivestudio(
     path: str | Path,
     holdout_every: int = 8,
-    cameras: Sequence[int] = (0, 1, 2),
+    cameras: Sequence[int] | None = None,
     start: int = 0,
     end: int | None = None,
     max_points: int | None = 500_000,
@@ -204,46 +226,75 @@ def read_drivestudio(
     color_max_width: int = 480,
     seed: int = 0,
     max_lidar_range: float = 1000.0,
+    layout: str | Layout | None = None,
 ) -> SceneData:
-    """Read a DriveStudio processed-Waymo scene folder into a driving SceneData.
+    """Read a DriveStudio processed scene folder (any of its six datasets) into a driving SceneData.
 
-    Timesteps `start <= t < end` (those with an ego pose); every `holdout_every`-th timestep
-    (all of its cameras) is held out for testing. `SceneData.points` are the lidar points of all
-    timesteps (as DriveStudio uses them; `points_from_test=False` keeps the training ones only),
-    at most `max_points`, coloured from the *training* images only (a held-out timestep's points
-    from the nearest training timestep) where they project, else grey. Each Frame carries its
+    `layout` ("waymo", "nuscenes", "pandaset", "kitti", "argoverse", "nuplan") is detected from the
+    folder when None (see `ds_layouts.detect_layout`). `cameras` defaults to the layout's first three
+    (KITTI: both). Timesteps `start <= t < end` (those with a pose); every `holdout_every`-th
+    timestep (all of its cameras) is held out for testing. `SceneData.points` are the lidar points
+    of all timesteps (as DriveStudio uses them; `points_from_test=False` keeps the training ones
+    only), at most `max_points`, coloured from the *training* images only (a held-out timestep's
+    points from the nearest training timestep) where they project, else grey. Each Frame carries its
     timestep's whole sweep in `lidar_points` (scene coordinates). Lidar returns that are not
-    finite or lie farther than `max_lidar_range` metres from the vehicle along any axis are
+    finite or lie farther than `max_lidar_range` metres from the sensor along any axis are
     dropped (sensor outliers such as 1e30 would otherwise overflow the Gaussians' initial scales).
     """
     root = Path(path)
-    steps = _timesteps(root, start, end)
-    ego_world = {t: read_pose_txt(root / "ego_pose" / f"{t:03d}.txt", "ego pose") for t in steps}  # [4, 4] each
+    layout = _resolve_layout(root, layout)
+    cameras = tuple(layout.default_cameras if cameras is None else cameras)
+    steps = _timesteps(root, start, end, layout.pose_dir)
+    what = layout.pose_dir.replace("_", " ")
+    pose_world = {t: read_pose_txt(root / layout.pose_dir / f"{t:03d}.txt", what) for t in steps}  # [4, 4] each
+
+    cam_world: dict[tuple[int, int], np.ndarray] = {}  # (t, cam) -> OpenCV camera-to-world, per-frame layouts
+    if layout.per_frame_extrinsics:
+        for t in steps:
+            for cam in sorted({0, *cameras} if layout.level_vehicle else set(cameras)):
+                ext = read_pose_txt(root / "extrinsics" / f"{t:03d}_{cam}.txt", "extrinsics")
+                cam_world[(t, cam)] = camera_to_opencv(ext, layout)
+    if layout.level_vehicle:
+        ego_world = {
+            t: level_vehicle_frame(pose_world[t], cam_world[(t, 0)], str(root / "extrinsics" / f"{t:03d}_0.txt"))
+            for t in steps
+        }
+    else:
+        ego_world = pose_world
 
     first = ego_world[steps[0]]
     center = first[:3, 3].copy()
     rotation = first[:3, :3].T if rotate_to_first_ego else np.eye(3)
     tf = SceneTransform(torch.from_numpy(center).float(), torch.from_numpy(rotation.copy()).float(), 1.0)
     ego_scene = {t: pose_to_scene_np(ego_world[t], tf, center) for t in steps}
+    sensor_scene = {t: pose_to_scene_np(pose_world[t], tf, center) for t in steps} if layout.level_vehicle else ego_scene
 
     calib = {}
     for cam in cameras:
-        K, dist = read_intrinsics(root / "intrinsics" / f"{cam}.txt")
-        extrinsic = read_pose_txt(root / "extrinsics" / f"{cam}.txt", "extrinsics")
-        calib[cam] = (K, dist, opencv_cam_to_ego(extrinsic))
+        K, dist = _read_camera_intrinsics(root, cam, layout)
+        if layout.per_frame_extrinsics:
+            t0 = steps[0]
+            cam_to_ego = invert_rigid_np(ego_world[t0]) @ cam_world[(t0, cam)]  # at the first timestep
+        else:
+            extrinsic = read_pose_txt(root / "extrinsics" / f"{cam}.txt", "extrinsics")
+            cam_to_ego = camera_to_opencv(extrinsic, layout)
+        calib[cam] = (K, dist, cam_to_ego)
 
     lidar_scene: dict[int, np.ndarray] = {}
     lidar_dir = root / "lidar"
+    xyz = layout.xyz_column
     if load_lidar and lidar_dir.is_dir():
         for t in steps:
-            sweep = read_lidar_bin(lidar_dir / f"{t:03d}.bin")
-            pts = sweep[:, 3:6].astype(np.float64)
+            sweep = read_lidar_bin(lidar_dir / f"{t:03d}.bin", layout.lidar_columns)
+            pts = sweep[:, xyz : xyz + 3].astype(np.float64)
             pts = pts[np.isfinite(pts).all(axis=1) & (np.abs(pts).max(axis=1, initial=0.0) <= max_lidar_range)]
             if len(pts) == 0:
                 raise SceneError(f"{lidar_dir / f'{t:03d}.bin'}: no finite points within {max_lidar_range:g} m in the lidar file")
-            E = ego_scene[t]
-            lidar_scene[t] = (pts @ E[:3, :3].T + E[:3, 3]).astype(np.float32)  # [M, 3] vehicle -> scene
+            E = sensor_scene[t]
+            lidar_scene[t] = (pts @ E[:3, :3].T + E[:3, 3]).astype(np.float32)  # [M, 3] sensor -> scene
 
+    mask_dir = _dynamic_mask_dir(root)
+    class_masks: dict[str, list[Path | None]] = {"human": [], "vehicle": []}
     frames: list[Frame] = []
     sizes: dict[int, tuple[int, int]] = {}
     for t in steps:
@@ -256,10 +307,18 @@ def read_drivestudio(
             if cam not in sizes:
                 sizes[cam] = image_size(image_path)
             K, dist, cam_to_ego = calib[cam]
-            c2w = ego_scene[t] @ cam_to_ego
+            if layout.per_frame_extrinsics:
+                c2w = pose_to_scene_np(cam_world[(t, cam)], tf, center)
+            else:
+                c2w = ego_scene[t] @ cam_to_ego
             camera = make_camera(K, c2w, *sizes[cam], name=f"{t:03d}_{cam}", cam_id=cam, timestep=t)
             sky = root / "sky_masks" / f"{t:03d}_{cam}.png"
-            dyn = root / "dynamic_masks" / "all" / f"{t:03d}_{cam}.png"
+            masks = {
+                cls: root / mask_dir / cls / f"{t:03d}_{cam}.png" if mask_dir else None for cls in ("all", "human", "vehicle")
+            }
+            masks = {cls: m if m is not None and m.is_file() else None for cls, m in masks.items()}
+            for cls in class_masks:
+                class_masks[cls].append(masks[cls])
             frames.append(
                 Frame(
                     image_path=image_path,
@@ -268,7 +327,7 @@ def read_drivestudio(
                     cam_name=str(cam),
                     distortion=distortion_tensor(*dist) if undistort else None,
                     sky_mask_path=sky if sky.is_file() else None,
-                    dynamic_mask_path=dyn if dyn.is_file() else None,
+                    dynamic_mask_path=masks["all"],
                     ego_to_world=torch.from_numpy(ego_scene[t]).float(),
                     lidar_points=lidar_t,
                 )
@@ -309,10 +368,14 @@ def read_drivestudio(
         instances=_read_instances(root, tf, center),
         extra={
             "format": "drivestudio",
+            "layout": layout.name,
+            "dynamic_mask_dir": mask_dir,  # "fine_dynamic_masks" when present (DriveStudio's choice), else "dynamic_masks"
+            "class_mask_paths": class_masks,  # {"human"|"vehicle": [path or None per frame]}
             "timesteps": steps,
             "test_timesteps": sorted(test_steps),
             "cameras": list(cameras),
-            "cam_to_ego": {cam: torch.from_numpy(calib[cam][2]).float() for cam in cameras},  # OpenCV axes
+            # OpenCV axes; per-frame layouts (nuScenes, PandaSet): at the first timestep
+            "cam_to_ego": {cam: torch.from_numpy(calib[cam][2]).float() for cam in cameras},
         },
     )
 

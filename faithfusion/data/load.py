@@ -8,7 +8,7 @@ from faithfusion.data.scene import SceneData, SceneError
 
 
 def detect_format(path: str | Path) -> str:
-    """'drivestudio' (ego_pose/), 'nerfstudio' (transforms.json), 'colmap' (sparse/0, sparse/ or a
+    """'drivestudio' (ego_pose/ or nuScenes' lidar_pose/; which of its six datasets: `ds_layouts.detect_layout`), 'nerfstudio' (transforms.json), 'colmap' (sparse/0, sparse/ or a
     model folder) or 'llff' (poses_bounds.npy), checked in that order; SceneError if none."""
     path = Path(path)
     if not path.exists():
@@ -19,7 +19,7 @@ def detect_format(path: str | Path) -> str:
         if path.name == "poses_bounds.npy":
             return "llff"
         raise SceneError(f"{path}: not a scene file (expected a folder, transforms.json or poses_bounds.npy)")
-    if (path / "ego_pose").is_dir():
+    if (path / "ego_pose").is_dir() or (path / "lidar_pose").is_dir():
         return "drivestudio"
     if (path / "transforms.json").is_file():
         return "nerfstudio"
@@ -29,7 +29,7 @@ def detect_format(path: str | Path) -> str:
     if (path / "poses_bounds.npy").is_file():
         return "llff"
     raise SceneError(
-        f"{path}: no known scene format (looked for ego_pose/, transforms.json, sparse/0, sparse/, poses_bounds.npy)"
+        f"{path}: no known scene format (looked for ego_pose/, lidar_pose/, transforms.json, sparse/0, sparse/, poses_bounds.npy)"
     )
 
 
