@@ -124,11 +124,11 @@ def _resolve_layout(root: Path, layout: str | Layout | None) -> Layout:
     return detect_layout(root) if layout is None else get_layout(layout)
 
 
-def _read_camera_intrinsics(root: Path, cam: int, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+def _check_camera(root: Path, cam: int, layout: Layout) -> None:
+    """A camera id the layout does not have and that has no intrinsics: name the layout's cameras."""
     path = root / "intrinsics" / f"{cam}.txt"
     if not path.is_file() and not 0 <= cam < len(layout.cameras):
         raise SceneError(f"{path}: intrinsics file is missing ({layout.title} cameras are {layout.camera_list()})")
-    return read_intrinsics(path)
 
 
 def _dynamic_mask_dir(root: Path) -> str | None:
@@ -244,6 +244,8 @@ def read_drivestudio(
     root = Path(path)
     layout = _resolve_layout(root, layout)
     cameras = tuple(layout.default_cameras if cameras is None else cameras)
+    for cam in cameras:
+        _check_camera(root, cam, layout)
     steps = _timesteps(root, start, end, layout.pose_dir)
     what = layout.pose_dir.replace("_", " ")
     pose_world = {t: read_pose_txt(root / layout.pose_dir / f"{t:03d}.txt", what) for t in steps}  # [4, 4] each
@@ -271,7 +273,7 @@ def read_drivestudio(
 
     calib = {}
     for cam in cameras:
-        K, dist = _read_camera_intrinsics(root, cam, layout)
+        K, dist = read_intrinsics(root / "intrinsics" / f"{cam}.txt")
         if layout.per_frame_extrinsics:
             t0 = steps[0]
             cam_to_ego = invert_rigid_np(ego_world[t0]) @ cam_world[(t0, cam)]  # at the first timestep
