@@ -4,7 +4,7 @@
 # load_fixer as real weights are: bf16 `fix` of 4 frames (seconds per frame, peak memory) and one training step (fp32
 # weights, bf16 autocast, AdamW); then the CogVideoX-2b and -5b-I2V transformers on one 49-frame 480x720 window (bf16).
 #   git rev-parse HEAD > .gpu/COMMIT; then, carrying .whl and .gpu:  bash benchmarks/gpu/published_arch.sh
-#   COGVIDEOX ("2b 5b-i2v"; "" for none), DTYPES ("bf16"; e.g. "bf16 fp32"), FRAMES (4), SECONDS (500)
+#   COGVIDEOX ("2b 5b-i2v"; "" for none), DTYPES ("bf16"; e.g. "bf16 fp32"), FRAMES (4), SECONDS_LIMIT (500)
 # Results: $OUT/published_arch.json (device, commit, command, figures), $OUT/published_arch.log
 set -o pipefail
 source benchmarks/gpu/setup.sh > $OUT/setup.log 2>&1 || { tail -5 $OUT/setup.log; exit 1; }
