@@ -36,7 +36,7 @@ def test_loads_offline_from_a_hub_layout(model, tiny_repo, monkeypatch):
     assert net.prompt_embeds.shape == (1, 16, 16)
     assert all(isinstance(p, JointViewsAttnProcessor) for n, p in net.unet.attn_processors.items() if ".attn1." in n)
     assert not any(isinstance(p, JointViewsAttnProcessor) for n, p in net.unet.attn_processors.items() if ".attn2." in n)
-    assert len(net.vae.decoder.skip_convs) == 3 and any(t.startswith("decoder.skip_convs.") for t in net.lora_targets)
+    assert len(net.skip_convs) == 3 and {"decoder.skip_conv_1", "decoder.skip_conv_3"} <= set(net.lora_targets)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     Difix(DifixConfig(backbone="sd-turbo", pretrained=str(tiny_repo)))  # the env var alone keeps it offline
 
@@ -89,9 +89,9 @@ def test_training_step_reaches_lora_skips_and_unet_only(tiny_repo):
         assert losses[-1] < losses[0]
         trainable = {n for n, p in m.named_parameters() if p.requires_grad}
         for n in trainable:
-            assert "lora_" in n or "skip_convs" in n or (train_unet and n.startswith("net.unet.")), n
+            assert "lora_" in n or "skip_conv" in n or (train_unet and n.startswith("net.unet.")), n
         assert not any(n.startswith("net.vae.encoder.") for n in trainable)
-        assert any("lora_B" in n for n in grads) and any("skip_convs" in n and "lora" not in n for n in grads)
+        assert any("lora_B" in n for n in grads) and any("skip_conv" in n and "lora" not in n for n in grads)
         assert any(n.startswith("net.unet.") for n in grads) == train_unet
 
 
@@ -99,7 +99,7 @@ def test_save_load_round_trip(tiny_repo, tmp_path):
     m = Difix(DifixConfig(backbone="sd-turbo", pretrained=str(tiny_repo), local_files_only=True)).eval()
     with torch.no_grad():  # make the trained parts non-trivial
         for n, p in m.named_parameters():
-            if "lora_B" in n or "skip_convs" in n:
+            if "lora_B" in n or "skip_conv" in n:
                 p.normal_(0, 0.02)
     m.save_pretrained(tmp_path / "fx")
     from safetensors.torch import load_file

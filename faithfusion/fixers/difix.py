@@ -17,6 +17,7 @@ compact Difix into a conditioned one that starts from its weights.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,11 +42,13 @@ class DifixConfig:
     mlp_ratio: float = 3.0
     eig_condition: bool = False  # the calibrated EIG map as an extra input channel (compact backbone)
     # sd-turbo backbone
-    pretrained: str = "stabilityai/sd-turbo"  # local folder (hub layout) or hub id
+    pretrained: str = "stabilityai/sd-turbo"  # SD-Turbo or published Difix pipeline: local folder or hub id (cached)
+    checkpoint: str | None = None  # a Difix3D training .pkl laid over `pretrained` (SD-Turbo), as Difix3D loads it
+    joint_attention: bool = True  # render + reference attend jointly in attn1 (difix_ref, Difix3D's mv_unet); False: nvidia/difix's stock UNet
     prompt: str = "remove degradation"
     lora_rank: int = 4  # LoRA rank on the VAE decoder
     train_unet: bool = True  # Difix trains the whole UNet; False trains only the decoder LoRA + skips
-    local_files_only: bool | None = None  # None: follow $HF_HUB_OFFLINE
+    local_files_only: bool | None = None  # None or True: local files only; False allows hub downloads
     # inference
     chunk: int = 8  # frames per forward pass in `fix`
 
@@ -149,6 +152,13 @@ class Difix(FixerModel):
     def saved_state_dict(self) -> dict[str, Tensor]:
         return {f"net.{k}": v for k, v in self.net.saved_state_dict().items()}
 
+    def load_saved_state_dict(self, state: dict[str, Tensor]) -> None:
+        """As `FixerModel`'s, reading SD-Turbo checkpoints saved before the skips took Difix's names
+        (`decoder.skip_convs.I` -> `decoder.skip_conv_{I+1}`)."""
+        renamed = {re.sub(r"\.decoder\.skip_convs\.(\d+)\.", lambda m: f".decoder.skip_conv_{int(m[1]) + 1}.", k): v
+                   for k, v in state.items()}
+        super().load_saved_state_dict(renamed)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         params = self.trainable_parameters() if trainable_only else list(self.parameters())
         return sum(p.numel() for p in params)
@@ -183,5 +193,6 @@ def build_backbone(config: DifixConfig) -> nn.Module:
         return SDTurboDifixNet(
             config.pretrained, prompt=config.prompt, timestep=config.timestep, lora_rank=config.lora_rank,
             train_unet=config.train_unet, local_files_only=config.local_files_only,
+            joint_attention=config.joint_attention, checkpoint=config.checkpoint,
         )
     raise ValueError(f"Difix: unknown backbone {config.backbone!r} (compact | sd-turbo)")

@@ -25,14 +25,15 @@ The steps (facts from Difix3D's `src/model.py`, `src/mv_unet.py`, `src/train_dif
 Training (Difix): the whole UNet is trained, plus the VAE decoder's LoRA and the skip convs; the
 VAE encoder and the text encoder are frozen. `train_unet=False` freezes the UNet too.
 
-Weights are read with `from_pretrained(path_or_id, subfolder=...)`: a local folder laid out like
-the hub repo (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or a hub id from the cache;
-`local_files_only` (default: $HF_HUB_OFFLINE) forbids downloads.
+Weights come from a local folder laid out like the hub repo (unet/, vae/, text_encoder/, tokenizer/,
+scheduler/) or a hub id from the local cache; nothing is downloaded unless `local_files_only=False`. The
+UNet and VAE tensors are read from their files and loaded strictly (`published.load_strictly`): SD-Turbo's
+(the skips and LoRA then start fresh) or a published Difix pipeline's (skips `decoder.skip_conv_1..N` and
+the `vae_skip` LoRA included; docs/weights.md).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -45,9 +46,8 @@ SKIP_INIT = 1e-5
 
 
 def offline_default(local_files_only: bool | None) -> bool:
-    if local_files_only is not None:
-        return local_files_only
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    """Whether hub downloads are forbidden: yes unless `local_files_only` is explicitly False."""
+    return True if local_files_only is None else bool(local_files_only)
 
 
 def one_step_x0(model_output: Tensor, sample: Tensor, alpha_prod_t: float, prediction_type: str, clip: float | None) -> Tensor:
@@ -103,6 +103,17 @@ def install_joint_attention(unet: nn.Module, state: ViewState) -> int:
     return count
 
 
+def _is_difix_vae_tensor(name: str) -> bool:
+    """The VAE tensors Difix trains and saves (`"lora" in k or "skip" in k`, as Difix3D's save_ckpt selects)."""
+    return "lora" in name or "skip" in name
+
+
+def difix_lora_targets(vae: nn.Module) -> list[str]:
+    """Difix's decoder LoRA targets: decoder modules whose names end with one of its suffixes or a skip conv."""
+    suffixes = (*LORA_TARGET_SUFFIXES, *(f"skip_conv_{i}" for i in range(1, 9)))
+    return [name for name, _ in vae.named_modules() if "decoder" in name and any(name.endswith(s) for s in suffixes)]
+
+
 def _encoder_down_inputs(block_out_channels: tuple[int, ...]) -> list[int]:
     """Channels of the input of each VAE encoder down block (conv_in output, then each block's output)."""
     return [block_out_channels[0], *block_out_channels[:-1]]
@@ -114,7 +125,13 @@ def _decoder_up_inputs(block_out_channels: tuple[int, ...]) -> list[int]:
 
 
 class SDTurboDifixNet(nn.Module):
-    """`forward(x [N, 3, H, W], ref [N, 3, H, W] | None) -> [N, 3, H, W]`, all in [-1, 1]."""
+    """`forward(x [N, 3, H, W], ref [N, 3, H, W] | None) -> [N, 3, H, W]`, all in [-1, 1].
+
+    `pretrained` is a folder (or hub id) of one of two kinds (`published.detect_fixer_source`): a plain SD-Turbo
+    (skips at 1e-5 and fresh LoRA: a Difix to train) or a published Difix pipeline (every tensor of its UNet
+    and VAE, skips and LoRA included, loaded strictly). `checkpoint`, a Difix3D training `.pkl`, is laid over
+    SD-Turbo as Difix3D's own loader does (its LoRA rank and targets, its UNet and VAE tensors).
+    """
 
     def __init__(
         self,
@@ -125,55 +142,90 @@ class SDTurboDifixNet(nn.Module):
         train_unet: bool = True,
         local_files_only: bool | None = None,
         sample_posterior: bool = False,
+        joint_attention: bool = True,
+        checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from peft import LoraConfig
         from transformers import AutoTokenizer, CLIPTextModel
 
-        offline = offline_default(local_files_only)
-        kw = {"local_files_only": offline}
+        from faithfusion.fixers import published as pub
+
+        source = pub.detect_fixer_source(pretrained, allow_download=not offline_default(local_files_only))
+        if source.kind not in ("sd-turbo", "difix-pipeline"):
+            raise pub.FixerSourceError(f"{pretrained}: a {source.kind}, not an SD-Turbo or Difix pipeline folder")
+        root = source.path
+        self.source_kind = source.kind
+        pkl = pub.read_difix_pkl(checkpoint) if checkpoint else None
+        if pkl is not None and source.kind != "sd-turbo":
+            raise pub.FixerSourceError(f"{checkpoint}: a Difix3D .pkl is laid over SD-Turbo, not over a {source.kind}")
         self.timestep = timestep
         self.train_unet = train_unet
         self.sample_posterior = sample_posterior
 
         # the fixed prompt, encoded once; the text encoder is then dropped (it is frozen in Difix)
-        tokenizer = AutoTokenizer.from_pretrained(pretrained, subfolder="tokenizer", **kw)
-        text_encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder", **kw).eval()
+        tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+        text_encoder, info = CLIPTextModel.from_pretrained(root / "text_encoder", output_loading_info=True)
+        bad = [*info["missing_keys"], *(k for k in info["unexpected_keys"] if not k.endswith("position_ids")),
+               *(str(m) for m in info["mismatched_keys"])]
+        if bad:
+            raise pub.CheckpointKeysError(f"{root / 'text_encoder'}: tensors missing, unexpected or mismatched: {bad[:4]}")
         ids = tokenizer(prompt, max_length=tokenizer.model_max_length, padding="max_length", truncation=True,
                         return_tensors="pt").input_ids
         with torch.no_grad():
-            self.register_buffer("prompt_embeds", text_encoder(ids)[0].float(), persistent=False)  # [1, 77, D]
+            self.register_buffer("prompt_embeds", text_encoder.eval()(ids)[0].float(), persistent=False)  # [1, 77, D]
         del text_encoder
 
-        sched = DDPMScheduler.from_pretrained(pretrained, subfolder="scheduler", **kw)
+        sched = DDPMScheduler.from_pretrained(root / "scheduler")
         if sched.config.thresholding:
             raise ValueError("SD-Turbo Difix: dynamic thresholding is not supported (a pixel-space option)")
         self.alpha_prod_t = float(sched.alphas_cumprod[timestep])
         self.prediction_type = sched.config.prediction_type
         self.clip = float(sched.config.clip_sample_range) if sched.config.clip_sample else None
 
-        self.unet = UNet2DConditionModel.from_pretrained(pretrained, subfolder="unet", **kw)
+        # UNet: built without weights (meta), then every tensor from the file (and the .pkl over it)
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(root / "unet"))
+        state = pub.read_component_state(root / "unet")
+        where = root / "unet"
+        if pkl is not None:  # Difix3D's loader: the .pkl's tensors over the base's
+            state, where = {**state, **pkl.unet}, f"{root / 'unet'} + {pkl.path} state_dict_unet"
+        pub.load_strictly(unet, state, where, assign=True)
+        self.unet = unet.float()
         self.views = ViewState()
-        self.num_joint = install_joint_attention(self.unet, self.views)
+        self.num_joint = install_joint_attention(self.unet, self.views) if joint_attention else 0
 
-        vae = AutoencoderKL.from_pretrained(pretrained, subfolder="vae", **kw)
+        vae_cfg = AutoencoderKL.load_config(root / "vae")
+        vae = AutoencoderKL.from_config({k: v for k, v in vae_cfg.items() if k not in pub.DIFIX_VAE_KEYS})
+        self.skip_gamma = float(vae_cfg.get("gamma", 1.0))
+        self.use_skips = not bool(vae_cfg.get("ignore_skip", False))
         boc = tuple(vae.config.block_out_channels)
-        skips = nn.ModuleList(
-            nn.Conv2d(cin, cout, 1, bias=False)
-            for cin, cout in zip(reversed(_encoder_down_inputs(boc)), _decoder_up_inputs(boc))
-        )
-        for conv in skips:
+        for i, (cin, cout) in enumerate(zip(reversed(_encoder_down_inputs(boc)), _decoder_up_inputs(boc)), start=1):
+            conv = nn.Conv2d(cin, cout, 1, bias=False)  # Difix's names: decoder.skip_conv_1 (deepest) .. _N
             nn.init.constant_(conv.weight, SKIP_INIT)
-        vae.decoder.skip_convs = skips
-        targets = [
-            name for name, mod in vae.named_modules()
-            if name.startswith("decoder.") and isinstance(mod, (nn.Conv2d, nn.Linear))
-            and (any(name.endswith("." + s) for s in LORA_TARGET_SUFFIXES) or name.startswith("decoder.skip_convs."))
-        ]
+            setattr(vae.decoder, f"skip_conv_{i}", conv)
+        self.num_skips = len(boc)
+        if pkl is not None:
+            lora_rank, targets = pkl.rank, pkl.targets
+        else:
+            if source.kind == "difix-pipeline" and "lora_rank" in vae_cfg:
+                lora_rank = int(vae_cfg["lora_rank"])
+            targets = difix_lora_targets(vae)
         vae.add_adapter(LoraConfig(r=lora_rank, init_lora_weights="gaussian", target_modules=targets), adapter_name=LORA_ADAPTER)
+        own = vae.state_dict()
+        trained = {k for k in own if _is_difix_vae_tensor(k)}
+        state = pub.normalise_lora_keys(pub.read_component_state(root / "vae"), set(own))
+        if source.kind == "difix-pipeline":
+            pub.load_strictly(vae, state, root / "vae")  # skips and LoRA included
+        else:
+            pub.load_strictly(vae, state, root / "vae", may_miss=trained)  # skips and LoRA keep their init
+        if pkl is not None:
+            extra = pub.normalise_lora_keys(pkl.vae, set(own))
+            pub.load_strictly(vae, extra, f"{pkl.path} state_dict_vae", may_miss=set(own) - trained)
         self.vae = vae
-        self.lora_targets = targets
+        self.lora_rank = lora_rank
+        self.lora_targets = list(targets)
         self.scaling = float(vae.config.scaling_factor)
         self.shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
         factor_vae = 2 ** (len(boc) - 1)
@@ -181,10 +233,15 @@ class SDTurboDifixNet(nn.Module):
         self.multiple = factor_vae * factor_unet
         self.set_trainable()
 
+    @property
+    def skip_convs(self) -> list[nn.Module]:
+        """The decoder's skip convolutions, deepest first (Difix's skip_conv_1 .. skip_conv_N)."""
+        return [getattr(self.vae.decoder, f"skip_conv_{i}") for i in range(1, self.num_skips + 1)]
+
     # --- which tensors train ----------------------------------------------------------------
 
     def _is_vae_trainable(self, name: str) -> bool:
-        return "lora_" in name or "skip_convs" in name
+        return _is_difix_vae_tensor(name)
 
     def set_trainable(self) -> None:
         self.unet.requires_grad_(self.train_unet)
@@ -236,8 +293,8 @@ class SDTurboDifixNet(nn.Module):
         h = dec.mid_block(dec.conv_in(z), None)
         dtype = next(iter(dec.up_blocks.parameters())).dtype
         h = h.to(dtype)
-        for conv, skip, block in zip(dec.skip_convs, reversed(skips), dec.up_blocks):
-            h = block(h + conv(skip.to(dtype)), None)
+        for conv, skip, block in zip(self.skip_convs, reversed(skips), dec.up_blocks):
+            h = block(h + conv(skip.to(dtype) * self.skip_gamma) if self.use_skips else h, None)
         h = dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
         return h.clamp(-1, 1)
 
@@ -245,6 +302,8 @@ class SDTurboDifixNet(nn.Module):
         n, _, hh, ww = x.shape
         if hh % self.multiple or ww % self.multiple:
             raise ValueError(f"SDTurboDifixNet: H, W must be multiples of {self.multiple}, got {hh}x{ww}")
+        if self.num_joint == 0:
+            ref = None  # a stock UNet (nvidia/difix) sees each view alone: the reference cannot change the render
         views = 1 if ref is None else 2
         inp = x if ref is None else torch.stack([x, ref], dim=1).flatten(0, 1)  # [(N V), 3, H, W]: pairs adjacent
         z, skips = self.encode(inp)

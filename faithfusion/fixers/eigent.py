@@ -373,7 +373,7 @@ def pad_front(x: Tensor, n: int) -> Tensor:
 @dataclass
 class EIGentCogVideoXConfig:
     pretrained: str = "THUDM/CogVideoX-2b"  # local folder (hub layout: transformer/, vae/, scheduler/) or hub id
-    local_files_only: bool | None = None  # None: follow $HF_HUB_OFFLINE
+    local_files_only: bool | None = None  # None or True: local files only (False allows hub downloads)
     timestep: int = 199  # the single step; the render latent goes in unnoised (Difix's habit)
     noise_std: float = 0.0
     context_width: int = 64

@@ -101,7 +101,7 @@ class FixerTrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
-    local_files_only: bool | None = None  # sd-turbo: None follows $HF_HUB_OFFLINE
+    local_files_only: bool | None = None  # pretrained weights: None or True = local files only; False allows hub downloads
 
     @property
     def is_video(self) -> bool:

@@ -1,6 +1,8 @@
 """Which fixer a fusion run uses: a saved folder, the project's shipped weights, or an identity model.
 
-    --fixer DIR / --video-fixer DIR   load_fixer(DIR)
+    --fixer PATH / --video-fixer PATH load_fixer(PATH): a saved fixer folder, a published Difix pipeline folder
+                                      (nvidia/difix, nvidia/difix_ref), a Difix3D .pkl, an SD-Turbo folder, or
+                                      such a hub id from the local cache (docs/weights.md)
     (not given)                       faithfusion/fixers/weights/<name>/ if it is there, else an error
     --fixer identity                  an UNTRAINED, identity-initialised small model of the right class
                                       (zero-initialised output heads: it returns its input). For tests
@@ -57,16 +59,23 @@ def identity_fixer(kind: str) -> Fixer:
 def choose_fixer(spec: str | Path | None, kind: str, device: torch.device | str = "cpu", flag: str = "--fixer") -> ChosenFixer:
     """Resolve a `--fixer` / `--video-fixer` value for a fixer of `kind`."""
     from faithfusion.fixers.load import load_fixer
+    from faithfusion.fixers.published import FixerSourceError
 
     if spec is not None and str(spec) == IDENTITY:
         print(f"WARNING: {flag} identity: using an UNTRAINED identity-initialised {kind} model; "
               "the fused views are plain renders and results say nothing about the fixer")
         return ChosenFixer(identity_fixer(kind).to(device), kind, IDENTITY)
-    path = Path(spec) if spec is not None else WEIGHTS_ROOT / kind
-    if not (path / "config.json").is_file():
-        where = f"{flag} {path}" if spec is not None else f"the shipped default {path}"
-        raise MissingFixerError(
-            f"no {kind} fixer at {where} (config.json + model.safetensors missing); train one with "
-            f"`faithfusion fixer train`, pass {flag} DIR, or pass {flag} identity for an untrained identity model"
-        )
-    return ChosenFixer(load_fixer(path, map_location=device).eval(), kind, str(path))
+    if spec is None:
+        path = WEIGHTS_ROOT / kind
+        if not (path / "config.json").is_file():
+            raise MissingFixerError(
+                f"no {kind} fixer at the shipped default {path} (config.json + model.safetensors missing); train one "
+                f"with `faithfusion fixer train`, pass {flag} PATH, or pass {flag} identity for an untrained identity model"
+            )
+        return ChosenFixer(load_fixer(path, map_location=device).eval(), kind, str(path))
+    # a saved fixer, a published Difix pipeline folder, a Difix3D .pkl or an SD-Turbo folder; path or cached hub id
+    try:
+        fixer = load_fixer(spec, map_location=device)
+    except FixerSourceError as err:
+        raise MissingFixerError(f"no {kind} fixer at {flag} {spec}: {err}") from err
+    return ChosenFixer(fixer.eval(), kind, str(spec))
