@@ -125,7 +125,8 @@ def _frame_bytes(t: int, jpegs: dict[int, bytes], lidar: bool = True) -> bytes:
         ri1 = _len(2, zlib.compress(_matrix_float(_range_image(t, 2, 6))))
         out += _len(5, _int(1, 2) + _len(2, ri1))  # Laser FRONT
     car = _dbl(1, 10.0 + 2 * t) + _dbl(2, 2.0) + _dbl(3, 0.8) + _dbl(4, 2.0) + _dbl(5, 4.5) + _dbl(6, 1.6) + _dbl(7, 0.3)
-    out += _len(6, _len(1, car) + _int(3, 1) + _len(4, "car-1"))  # Label: box, type VEHICLE, id
+    speed = _dbl(1, 5.0 if t == 0 else 0.5)  # Metadata.speed_x: moving in frame 0, not in frame 1
+    out += _len(6, _len(1, car) + _len(2, speed) + _int(3, 1) + _len(4, "car-1") + _int(7, 50))  # Label, 50 lidar points
     sign = _dbl(1, 5.0) + _dbl(4, 0.1) + _dbl(5, 0.6) + _dbl(6, 0.6)
     out += _len(6, _len(1, sign) + _int(3, 3) + _len(4, "sign-1"))  # a sign: not an instance
     return out
@@ -257,6 +258,13 @@ def test_synthetic_segment_converts_and_loads(synthetic, tmp_path):
     assert np.allclose(np.array(ann["obj_to_world"][1])[:3, 3], (pose1 @ [12.0, 2.0, 0.8, 1.0])[:3])
     assert frames == {"0": [0], "1": [0]}
 
+    def mask(group, t, cam):
+        return np.array(Image.open(out / "dynamic_masks" / group / f"{t:03d}_{cam}.png")) > 0
+
+    # the moving car's centre (8.5 m ahead, 2 m left, 1.2 m below FRONT) projects near pixel (8.5, 38)
+    assert mask("all", 0, 0)[38, 8] and mask("vehicle", 0, 0)[38, 8] and not mask("all", 0, 0)[5, 60]
+    assert not mask("human", 0, 0).any() and not mask("all", 1, 0).any()  # no person; 0.5 m/s is not dynamic
+
     scene = read_drivestudio(out, cameras=(0, 3), holdout_every=0, color_points=False)
     assert len(scene.frames) == 4 and scene.points.shape[0] == 2 * len(cloud)
     for frame in scene.frames:  # a point 20 m along the camera's optical axis lands on its principal point
@@ -352,6 +360,10 @@ def test_real_frame_matches_the_documented_cameras(real):
     assert all(1.5 < z < 2.5 for z in heights)  # roof-mounted, about 2 m above the vehicle origin
     info = json.loads((out / "frame_info.json").read_text())
     assert (info["time_of_day"], info["weather"]) == ("Day", "sunny")
+    for cam, (w, h) in s.image_sizes.items():  # the class groups: all = human + vehicle
+        m = {g: np.array(Image.open(out / "dynamic_masks" / g / f"000_{cam}.png")) > 0 for g in ("all", "human", "vehicle")}
+        assert m["all"].shape == (h, w) and np.array_equal(m["all"], m["human"] | m["vehicle"])
+    assert (np.array(Image.open(out / "dynamic_masks" / "human" / "000_0.png")) > 0).any()  # people cross in front
 
 
 @needs_real

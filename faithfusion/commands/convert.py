@@ -23,13 +23,15 @@ class ConvertWaymoConfig:
     """Write lidar/{t}.bin from the range images (--no-lidar: skip; camera-only records have none)."""
     instances: bool = True
     """Write instances/ from the 3D labels of vehicles, pedestrians and cyclists."""
+    dynamic_masks: bool = True
+    """Write dynamic_masks/{all,human,vehicle}/ from the labelled boxes moving faster than 1 m/s."""
     overwrite: bool = False
     """Replace a converted scene already in OUT."""
 
 
 def run_convert_waymo(cfg: ConvertWaymoConfig) -> ConvertSummary:
     s = convert_waymo(cfg.tfrecord, cfg.out, max_frames=cfg.max_frames, lidar=cfg.lidar, instances=cfg.instances,
-                      overwrite=cfg.overwrite)
+                      dynamic_masks=cfg.dynamic_masks, overwrite=cfg.overwrite)
     cams = ", ".join(f"{cam} {name} {s.image_sizes[cam][0]}x{s.image_sizes[cam][1]}" for cam, name in s.cameras.items())
     lidar = f"{sum(s.lidar_points)} lidar points" if s.lidar_points else "no lidar (no range images in the records)"
     print(f"done: segment {s.context}, {s.frames} frames, cameras [{cams}], {lidar}, {s.instances} instances, "

@@ -9,11 +9,12 @@ What DriveStudio's `datasets/waymo/waymo_preprocess.py` writes, from the same fi
     lidar/{t:03d}.bin              float32 [N, 14], first returns of every lidar (see `lidar.frame_lidar`)
     instances/instances_info.json  vehicles, pedestrians, cyclists: obj_to_world = pose @ box, box_size l w h
     instances/frame_instances.json {t: [instance index]}
+    dynamic_masks/{all,human,vehicle}/{t:03d}_{cam}.png   255 on labelled boxes moving > 1 m/s (`masks`)
     frame_info.json                time of day, location, weather, camera object counts (first frame)
 
 t is the record's index in the file. Calibrations are taken by camera name (DriveStudio takes them in
 record order, which is the same in the dataset's files). Not written: sky masks (DriveStudio makes them
-with a segmentation model) and dynamic masks.
+with a segmentation model).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from PIL import Image
 from faithfusion.data.common import checked_pose
 from faithfusion.data.drivestudio import write_drivestudio_calib, write_drivestudio_instances
 from faithfusion.data.waymo_raw.lidar import WaymoRecordError, frame_lidar
+from faithfusion.data.waymo_raw.masks import MASK_CLASSES, dynamic_mask
 from faithfusion.data.waymo_raw.proto import CAMERA_NAMES, LABEL_TYPES, messages
 from faithfusion.data.waymo_raw.tfrecord import read_records
 from faithfusion.utils.atomic import atomic_write
@@ -55,6 +57,8 @@ class ConvertSummary:
     """Points per frame (empty: the records hold no range images)."""
     instances: int = 0
     seconds: float = 0.0
+    calibration: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Camera id -> (intrinsic [9], extrinsic [4, 4]) as written."""
 
 
 def _matrix(values, source: str) -> np.ndarray:  # [4, 4]
@@ -85,7 +89,7 @@ def _frame_info(frame) -> dict:
     return info
 
 
-def _write_calibration(out: Path, frame, source: str) -> tuple[dict[int, str], dict[int, tuple[int, int]]]:
+def _write_calibration(out: Path, frame, source: str) -> tuple[dict[int, str], dict[int, tuple[int, int]], dict]:
     intrinsics, extrinsics, names, sizes = {}, {}, {}, {}
     for calib in frame.context.camera_calibrations:
         where = f"{source}, camera {CAMERA_NAMES.get(calib.name, calib.name)}"
@@ -101,7 +105,18 @@ def _write_calibration(out: Path, frame, source: str) -> tuple[dict[int, str], d
     if not intrinsics:
         raise WaymoRecordError(f"{source}: the first frame has no camera calibrations (Frame.context.camera_calibrations)")
     write_drivestudio_calib(out, intrinsics, extrinsics)
-    return names, sizes
+    return names, sizes, {cam: (intrinsics[cam], extrinsics[cam]) for cam in intrinsics}
+
+
+def _write_dynamic_masks(out: Path, frame, t: int, summary: "ConvertSummary") -> None:
+    for image in frame.images:
+        cam = image.name - 1
+        K, E = summary.calibration[cam]
+        w, h = summary.image_sizes[cam]
+        for group in MASK_CLASSES:
+            mask = (dynamic_mask(frame.laser_labels, K, E, w, h, group) * 255).astype(np.uint8)
+            atomic_write(out / "dynamic_masks" / group / f"{t:03d}_{cam}.png",
+                         save=lambda tmp: Image.fromarray(mask, "L").save(tmp, format="PNG"), what="dynamic mask")
 
 
 def _write_images(out: Path, frame, t: int, sizes: dict[int, tuple[int, int]], source: str) -> None:
@@ -150,13 +165,14 @@ def convert_waymo(
     max_frames: int = 0,
     lidar: bool = True,
     instances: bool = True,
+    dynamic_masks: bool = True,
     overwrite: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> ConvertSummary:
     """Convert the frames of one Waymo v1 TFRecord file (one driving segment) into a DriveStudio scene folder.
 
     `max_frames` > 0 stops after that many records. Lidar is written when the records hold range
-    images (all frames or none); labels become instance tracks. Raises a UserError naming the file,
+    images (all frames or none); labels become instance tracks and dynamic masks. Raises a UserError naming the file,
     the record index and the problem for bad input (corrupt framing, CRC mismatch, not a Frame, ...).
     """
     start = time.perf_counter()
@@ -180,9 +196,9 @@ def convert_waymo(
         if summary is None:
             if not frame.context.name:
                 raise WaymoRecordError(f"{source}: no context name: not a Waymo Open Dataset Frame")
-            names, sizes = _write_calibration(out, frame, source)
+            names, sizes, calibration = _write_calibration(out, frame, source)
             save_json_atomic(out / "frame_info.json", _frame_info(frame))
-            summary = ConvertSummary(out, 0, frame.context.name, names, sizes)
+            summary = ConvertSummary(out, 0, frame.context.name, names, sizes, calibration=calibration)
         elif frame.context.name != summary.context:
             raise WaymoRecordError(f"{source}: segment {frame.context.name!r} differs from the file's first segment "
                                    f"{summary.context!r}; convert one segment per scene folder")
@@ -200,6 +216,8 @@ def convert_waymo(
                 summary.lidar_points.append(len(cloud))
         if instances:
             _add_instances(frame, index, pose, info, frame_instances)
+        if dynamic_masks:
+            _write_dynamic_masks(out, frame, index, summary)
         # the ego pose last: a reader lists timesteps by their ego pose, so a timestep appears complete
         atomic_write(out / "ego_pose" / f"{index:03d}.txt", save=lambda tmp: np.savetxt(tmp, pose), what="ego pose")
         summary.frames += 1
