@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from faithfusion.errors import USER_ERROR_EXIT_CODE, UserError
 
-__all__ = ["Command", "Group", "USER_ERROR_EXIT_CODE", "UserError", "commands", "fixer_table", "fuse_table"]
+__all__ = ["Command", "Group", "USER_ERROR_EXIT_CODE", "UserError", "commands", "convert_table", "fixer_table", "fuse_table"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ def fixer_table() -> dict[str, Command]:
     return {name: Command(cls, fn, text) for name, (cls, fn, text) in fixer_commands().items()}
 
 
+def convert_table() -> dict[str, Command]:
+    from faithfusion.commands.convert import convert_commands
+
+    return {name: Command(cls, fn, text) for name, (cls, fn, text) in convert_commands().items()}
+
+
 def commands() -> dict[str, Command | Group]:
     """`faithfusion NAME` -> the command (or group of subcommands) it runs."""
     from faithfusion.commands.bench import BenchConfig, run_bench_command
@@ -68,4 +74,5 @@ def commands() -> dict[str, Command | Group]:
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
         "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
+        "convert": Group(convert_table, "raw dataset files into a readable layout: `faithfusion convert waymo --help`"),
     }
