@@ -100,6 +100,9 @@ class ReconConfig:
     progress: bool = True
     max_eval_views: int = 0
     """Evaluate at most this many held-out views (0 = all)."""
+    ply_global_frame: bool = False
+    """Write RUN/point_cloud.ply in the dataset's global frame; by default it is recentred on the rounded mean
+    camera centre (world = file + origin, the origin in the PLY's header comments and config.yaml)."""
 
 
 def check_recon_config(cfg: ReconConfig) -> None:
