@@ -213,6 +213,7 @@ def finish_run(trainer: Trainer, scene: SceneData, cfg: ReconConfig, out: Path) 
         "iterations_per_second": trainer.step / max(trainer.train_seconds, 1e-9),
         "eval_seconds": time.perf_counter() - t0,
         "resolution": [trainer.real.views[0].camera.width, trainer.real.views[0].camera.height],
+        "lpips_net": held_out.get("lpips_net", train_eval["lpips_net"]),  # the network behind every "lpips" below
         "test": held_out["mean"],
         "test_per_view": held_out["per_view"],
         "train_subset": train_eval["mean"],

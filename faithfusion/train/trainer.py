@@ -224,7 +224,7 @@ class Trainer:
             if render_dir is not None:
                 save_side_by_side(render_dir / f"test_{i:04d}.png", pred, gt)
         summary = {key: float(np.mean([v[key] for v in per_view])) for key in per_view[0] if key != "frame" and per_view[0][key] is not None} if per_view else {}
-        return {"mean": summary, "per_view": per_view}
+        return {"mean": summary, "per_view": per_view, "lpips_net": metrics.lpips_net}
 
     # --- checkpoints ----------------------------------------------------------------------
 
