@@ -58,6 +58,8 @@ class ReconConfig:
 
     Writes RUN/config.yaml, RUN/ckpt/, RUN/point_cloud.ply, RUN/renders/ and RUN/metrics.json."""
 
+    config: Path | None = None
+    """Start from the flags of an earlier run: RUN/config.yaml (or RUN); flags given beside it override them."""
     data: Path = Path("data/scene")
     """Scene folder: DriveStudio layout, nerfstudio transforms.json, COLMAP sparse/0 or LLFF."""
     out: Path = Path("runs/recon")
