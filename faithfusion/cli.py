@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import make_dataclass
+from pathlib import Path
+from typing import Any
 
 import tyro
 
@@ -40,15 +42,32 @@ def resolve(table: dict, args: list[str], prog: str) -> tuple[Command, list[str]
         raise SystemExit(f"{prog}: name a command")
 
 
+def config_flag(flags: list[str]) -> str | None:
+    """The value of `--config PATH` / `--config=PATH` among `flags` (the last one given), or None."""
+    value = None
+    for i, flag in enumerate(flags):
+        if flag == "--config" and i + 1 < len(flags):
+            value = flags[i + 1]
+        elif flag.startswith("--config="):
+            value = flag.split("=", 1)[1]
+    return value
+
+
+def parse_config(command: Command, flags: list[str], prog: str) -> Any:
+    """The command's config: its flags over a `--config` run's flags, over the defaults."""
+    path = config_flag(flags) if command.defaults_from is not None else None
+    default = command.defaults_from(Path(path)) if path is not None else None
+    return tyro.cli(command.config, args=flags, prog=prog, description=command.description, default=default)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if args and args[0] == "--debug":
         debug, args = True, args[1:]
     command, flags, prog = resolve(commands(), args, "faithfusion")
-    cfg = tyro.cli(command.config, args=flags, prog=prog, description=command.description)
     try:
-        command.run(cfg)
+        command.run(parse_config(command, flags, prog))
     except UserError as e:
         if debug:
             raise

@@ -18,7 +18,7 @@ def lpips_weights_available() -> bool:
 
 requires_lpips = pytest.mark.skipif(
     not lpips_weights_available(),
-    reason="LPIPS weights not found (../shared/weights/lpips_squeeze_v01.npz or $FAITHFUSION_LPIPS_WEIGHTS)",
+    reason="LPIPS weights not found (faithfusion/eval/weights/lpips_squeeze_v01.npz, ../shared/weights or $FAITHFUSION_LPIPS_WEIGHTS)",
 )
 
 

@@ -170,13 +170,14 @@ def test_lpips_torchvision_backbone_plus_lpips_heads(no_default_weights, tmp_pat
 # --- Metrics helper -------------------------------------------------------------------------
 
 
-def test_metrics_helper_without_lpips_weights(tmp_path, caplog) -> None:
-    with caplog.at_level(logging.WARNING):
-        m = Metrics(lpips_weights=tmp_path / "missing.npz")
-    assert "LPIPS disabled" in caplog.text
+def test_metrics_helper_without_lpips_weights_is_an_error_not_a_silent_none(tmp_path) -> None:
+    with pytest.raises(LPIPSWeightsError, match="missing.npz"):
+        Metrics(lpips_weights=tmp_path / "missing.npz")
+    m = Metrics(use_lpips=False)  # turned off on purpose: the results say so
     img = torch.rand(2, 16, 16, 3, generator=torch.Generator().manual_seed(3))
     out = m(img, img)
-    assert out["lpips"] is None and out["psnr"] == pytest.approx(100.0) and out["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert out["lpips"] is None and m.lpips_net.startswith("unavailable")
+    assert out["psnr"] == pytest.approx(100.0) and out["ssim"] == pytest.approx(1.0, abs=1e-5)
     assert isinstance(out["psnr"], float) and isinstance(out["ssim"], float)
 
 
@@ -202,7 +203,9 @@ def test_small_images_leave_lpips_out_instead_of_crashing():
     if not weights:
         pytest.skip("LPIPS weights not found")
     m = Metrics(weights)
+    assert m.lpips_net == "LPIPS (SqueezeNet-1.1, v0.1)"
     small = m(torch.rand(16, 24, 3), torch.rand(16, 24, 3))  # 24x16: too small for SqueezeNet
     assert small["lpips"] is None and small["ssim"] is not None
+    assert "unavailable for images under 17 px" in m.lpips_net  # said in the results, not only in a log
     big = m(torch.rand(LPIPS_MIN_SIDE, 24, 3), torch.rand(LPIPS_MIN_SIDE, 24, 3))
     assert big["lpips"] is not None

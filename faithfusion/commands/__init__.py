@@ -24,6 +24,8 @@ class Command:
     """One line for the listing of its group."""
     description: str | None = None
     """The head of its `--help` (None: the config's docstring)."""
+    defaults_from: Callable[[Any], Any] | None = None
+    """`--config PATH` -> the config to start from (a run's config.yaml); None: the command has no --config."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,13 @@ class Group:
 
 
 def fuse_table() -> dict[str, Command]:
-    from faithfusion.commands.fuse import fuse_commands
+    from functools import partial
 
-    return {name: Command(cls, fn, text, description=text) for name, (cls, fn, text) in fuse_commands().items()}
+    from faithfusion.commands.fuse import fuse_commands
+    from faithfusion.train.run import flags_from_config
+
+    return {name: Command(cls, fn, text, description=text, defaults_from=partial(flags_from_config, cls=cls, method=name))
+            for name, (cls, fn, text) in fuse_commands().items()}
 
 
 def fixer_table() -> dict[str, Command]:
@@ -62,9 +68,11 @@ def commands() -> dict[str, Command | Group]:
     from faithfusion.commands.recon import ReconConfig, run_recon_command
     from faithfusion.commands.render import RenderConfig, render_run
     from faithfusion.commands.synth import SynthConfig, run_synth
+    from faithfusion.train.run import flags_from_config
 
     return {
-        "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting"),
+        "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting",
+                         defaults_from=flags_from_config),
         "render": Command(RenderConfig, render_run, "render a trained run, optionally from a shifted lane"),
         "eval": Command(EvalConfig, run_eval, "evaluate a finished run (lane shift or held-out frames)"),
         "eig": Command(EigConfig, run_eig, "per-pixel EIG maps of a run's frames"),

@@ -53,6 +53,8 @@ def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir
         f"{sizes['steps']} training steps per method. Shift 0 = held-out frames of the recorded lane; "
         "other shifts: every evaluated frame from an ego moved sideways, both directions, against exact ground truth.",
         "",
+        f"LPIPS: {next(iter(results.values()))['result'].get('lpips_net', 'network not recorded') if results else '-'}.",
+        "",
         "| method | " + " | ".join(f"{m:g} m PSNR / SSIM / LPIPS" for m in mags) + " | time (s) |",
         "| --- | " + " | ".join("---" for _ in mags) + " | --- |",
     ]

@@ -33,7 +33,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     if cfg.protocol == "holdout":
         result = trainer.evaluate(loaded.scene.test_ids)
         save_json_atomic(Path(cfg.run) / "eval" / "holdout.json", result)
-        print(result["mean"])
+        print(result["mean"], f"[{result['lpips_net']}]")
         return result
     root = Path(cfg.data or loaded.cfg.data)
     if not (root / "gt_shifted").is_dir():

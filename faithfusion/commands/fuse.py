@@ -19,7 +19,8 @@ def run_fuse(name: str, cfg: FuseConfig) -> MethodRun:
         return run
     rounds = metrics.get("fusion", {}).get("completed_rounds", 0)
     print(f"done: {name}, {metrics['steps']} steps, {rounds} rounds, held-out "
-          + json.dumps(metrics.get("test", {})) + f"  ->  {cfg.out}/metrics.json")
+          + json.dumps(metrics.get("test", {})) + f" [{metrics.get('lpips_net', 'LPIPS: network not recorded')}]"
+          + f"  ->  {cfg.out}/metrics.json")
     return run
 
 

@@ -14,6 +14,7 @@ def run_recon_command(cfg: ReconConfig) -> dict:
         f"done: {metrics['steps']} steps, {metrics['num_gaussians']} Gaussians, "
         f"{metrics['iterations_per_second']:.1f} it/s, held-out "
         + ", ".join(f"{k} {v:.4f}" for k, v in test.items())
+        + f" [{metrics.get('lpips_net', 'LPIPS: network not recorded')}]"
         + f"  ->  {cfg.out}/metrics.json"
     )
     return metrics

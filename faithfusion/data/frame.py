@@ -28,3 +28,6 @@ class Frame:
     dynamic_mask_path: Path | None = None
     ego_to_world: Tensor | None = None  # [4, 4] vehicle-to-scene pose, driving scenes only
     lidar_points: Tensor | None = None  # [M, 3] scene-coordinate lidar hits of this frame's sweep
+    loss_mask_path: Path | None = None  # pixels where this mask is 0 get no loss (nerfstudio `mask_path`)
+    depth_path: Path | None = None  # dense depth image (.png 16-bit or .npy), z along the camera axis
+    depth_scale: float = 1.0  # depth file value -> scene units

@@ -76,6 +76,17 @@ class SceneData:
             return None
         return load_frame_mask(frame, frame.sky_mask_path, scale)  # undistorted like the image
 
+    def load_loss_mask(self, index: int, scale: float = 1.0) -> Tensor | None:  # [H, W] bool, True = counts
+        frame = self.frames[index]
+        if frame.loss_mask_path is None:
+            return None
+        return load_frame_mask(frame, frame.loss_mask_path, scale)
+
+    def load_depth(self, index: int, scale: float = 1.0) -> Tensor | None:  # [H, W] scene units, 0 = none
+        from faithfusion.data.depth import load_frame_depth
+
+        return load_frame_depth(self.frames[index], scale) if self.frames[index].depth_path is not None else None
+
     def camera(self, index: int, scale: float = 1.0) -> Camera:
         return self.frames[index].camera.scaled(scale) if scale != 1.0 else self.frames[index].camera
 

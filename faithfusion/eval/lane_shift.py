@@ -105,7 +105,7 @@ def evaluate_lane_shift(
         rows = [r for key, v in per_shift.items() if abs(v["shift"]) == mag for r in v["frames"]]
         if rows:
             by_magnitude[f"{mag:.1f}"] = mean_metrics(rows)
-    return {"per_shift": per_shift, "by_magnitude": by_magnitude}
+    return {"lpips_net": metrics.lpips_net, "per_shift": per_shift, "by_magnitude": by_magnitude}
 
 
 def mean_metrics(rows: list[dict]) -> dict:
@@ -120,7 +120,10 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from faithfusion.eval.lpips import LPIPS_NAME
+
     keys = ["psnr", "ssim", "lpips"]
+    labels = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": LPIPS_NAME}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for name, by_mag in curves.items():
         mags = sorted(float(m) for m in by_mag)
@@ -130,7 +133,7 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
                 ax.plot(mags, ys, marker="o", label=name)
     for ax, key in zip(axes, keys):
         ax.set_xlabel("lane shift |d| (m)")
-        ax.set_ylabel(key.upper())
+        ax.set_ylabel(labels[key])
         ax.grid(alpha=0.3)
     axes[0].legend()
     if title:
@@ -148,6 +151,8 @@ def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path
 
 
 def summary_line(result: dict) -> str:
-    return "  ".join(
+    """`0.0m: 24.10 dB/0.265  3.0m: ...  (PSNR / LPIPS (SqueezeNet-1.1, v0.1))`: the network named beside the figures."""
+    line = "  ".join(
         f"{m}m: {v['psnr']:.2f} dB" + (f"/{v['lpips']:.3f}" if "lpips" in v else "") for m, v in result["by_magnitude"].items()
     )
+    return f"{line}  (PSNR / {result.get('lpips_net', 'LPIPS: network not recorded')})"

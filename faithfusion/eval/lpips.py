@@ -6,10 +6,16 @@ over channels, the two images' features are differenced and squared, weighted by
 head (no bias), averaged over space and summed over the 7 taps. Inputs in [-1, 1] first go
 through the scaling layer (x - shift) / scale.
 
-Weights are never downloaded. `load_lpips_state` looks, in order, at: an explicit path, the
-env var FAITHFUSION_LPIPS_WEIGHTS, `<repo>/../shared/weights/lpips_squeeze_v01.npz`, then
+Weights are never downloaded: they ship inside the package (`faithfusion/eval/weights/`, 2.9 MB;
+torchvision's weights BSD-3-Clause, LPIPS heads BSD-2-Clause; see the README there).
+`load_lpips_state` looks, in order, at: an explicit path, the env var FAITHFUSION_LPIPS_WEIGHTS
+(both overrides: a missing or incomplete file is an error, never skipped), the packaged
+`faithfusion/eval/weights/lpips_squeeze_v01.npz`, `<repo>/../shared/weights/lpips_squeeze_v01.npz`, then
 torchvision's hub cache (`squeezenet1_1-*.pth`, backbone only) completed by LPIPS heads from the
 `lpips` or `torchmetrics` package files if either is installed.
+
+`LPIPS_NAME` names the network ("LPIPS (SqueezeNet-1.1, v0.1)"); every JSON and report that holds an
+LPIPS figure carries it beside the figure (`lpips_net`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from faithfusion.errors import UserError
 ENV_VAR = "FAITHFUSION_LPIPS_WEIGHTS"
 NPZ_NAME = "lpips_squeeze_v01.npz"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGED_NPZ = Path(__file__).resolve().parent / "weights" / NPZ_NAME
+LPIPS_NAME = "LPIPS (SqueezeNet-1.1, v0.1)"
+"""The metric's name, written beside every LPIPS figure (backbone and LPIPS release)."""
 
 # LPIPS v0.1 scaling layer constants (also stored in the npz).
 SHIFT = (-0.030, -0.088, -0.188)
@@ -139,8 +148,13 @@ def _package_file(package: str, *rel: str) -> Path | None:
     return None
 
 
-def default_npz_path() -> Path:
+def shared_npz_path() -> Path:
     return REPO_ROOT.parent / "shared" / "weights" / NPZ_NAME
+
+
+def default_npz_path() -> Path:
+    """The weights a plain `LPIPS()` uses: the packaged file, else the shared one (a clone without package data)."""
+    return PACKAGED_NPZ if PACKAGED_NPZ.is_file() else shared_npz_path()
 
 
 def load_lpips_state(path: str | Path | None = None) -> dict[str, Tensor]:
@@ -196,8 +210,9 @@ def load_lpips_state(path: str | Path | None = None) -> dict[str, Tensor]:
         missing.append("the LPIPS v0.1 linear heads")
     if missing:
         found = ", ".join(str(s) for s in sources) or "nothing"
+        damaged = "" if PACKAGED_NPZ.is_file() else f"The packaged {PACKAGED_NPZ} is missing: reinstall faithfusion. "
         raise LPIPSWeightsError(
-            f"LPIPS weights: missing {' and '.join(missing)}. Looked at: {'; '.join(looked)} (found: {found}). "
+            f"LPIPS weights: missing {' and '.join(missing)}. {damaged}Looked at: {'; '.join(looked)} (found: {found}). "
             f"Pass a path to {NPZ_NAME} or set ${ENV_VAR}; nothing is downloaded."
         )
     return state
@@ -225,6 +240,7 @@ class LPIPS(nn.Module):
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
         state = weights if isinstance(weights, dict) else load_lpips_state(weights)
+        self.name = LPIPS_NAME
         own = {k: v for k, v in state.items() if not k.startswith("scaling_layer")}
         self.load_state_dict(own, strict=False)
         missing = [k for k in BACKBONE_KEYS + HEAD_KEYS if k not in own]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from faithfusion.eval.lpips import LPIPS, LPIPSWeightsError
+from faithfusion.eval.lpips import LPIPS, LPIPS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +131,24 @@ class Metrics:
 
     SSIM and LPIPS are None for images too small for them (a side under SSIM_MIN_SIDE / LPIPS_MIN_SIDE).
 
-    LPIPS is None when its weights cannot be found (a warning says where it looked) or when
-    `use_lpips=False`. A mask restricts PSNR only; SSIM and LPIPS use the whole image.
+    LPIPS is never silently off: missing weights raise LPIPSWeightsError (they ship in the package);
+    `use_lpips=False` or images too small for it leave it None, and `lpips_net` (written beside the
+    figures in every result) then says "unavailable" and why. A mask restricts PSNR only; SSIM and
+    LPIPS use the whole image.
     """
 
     def __init__(self, lpips_weights: str | Path | None = None, use_lpips: bool = True) -> None:
-        self.net: LPIPS | None = None
+        self.net: LPIPS | None = LPIPS(lpips_weights) if use_lpips else None
         self.warned_small = False
-        if use_lpips:
-            try:
-                self.net = LPIPS(lpips_weights)
-            except LPIPSWeightsError as e:
-                log.warning("LPIPS disabled: %s", e)
+
+    @property
+    def lpips_net(self) -> str:
+        """The LPIPS network behind the figures, or 'unavailable: WHY' (for the `lpips_net` entry of results)."""
+        if self.net is None:
+            return "unavailable: LPIPS turned off (use_lpips=False)"
+        if self.warned_small:
+            return f"{LPIPS_NAME}; unavailable for images under {LPIPS_MIN_SIDE} px a side (left out)"
+        return LPIPS_NAME
 
     @torch.no_grad()
     def __call__(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> dict[str, float | None]:

@@ -146,6 +146,9 @@ class SDTurboDifixNet(nn.Module):
         checkpoint: str | None = None,
     ) -> None:
         super().__init__()
+        from faithfusion.utils.optional import require_models
+
+        require_models("the SD-Turbo Difix backbone")
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from peft import LoraConfig
         from transformers import AutoTokenizer, CLIPTextModel

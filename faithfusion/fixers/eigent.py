@@ -412,6 +412,9 @@ class EIGentCogVideoX(FixerModel):
     def __init__(self, config: EIGentCogVideoXConfig | None = None) -> None:
         config = config or EIGentCogVideoXConfig()
         super().__init__(config)
+        from faithfusion.utils.optional import require_models
+
+        require_models("EIGent on CogVideoX", ("diffusers",) + (("peft",) if config.lora_rank > 0 else ()))
         from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
 
         from faithfusion.fixers.difix_sdturbo import offline_default

@@ -14,12 +14,10 @@ from faithfusion.fixers.dataset import FixerDataset, require_map
 
 
 def _lpips_net(weights: str | Path | None) -> Any:
-    from faithfusion.eval.lpips import LPIPS, LPIPSWeightsError
+    """The LPIPS network; missing weights are an error (LPIPSWeightsError), never a silently absent figure."""
+    from faithfusion.eval.lpips import LPIPS
 
-    try:
-        return LPIPS(weights)
-    except LPIPSWeightsError:
-        return None
+    return LPIPS(weights)
 
 
 def _select(data: FixerDataset, kinds: tuple[str, ...] | None, shifts: tuple[float, ...] | None) -> list[int]:
@@ -68,6 +66,6 @@ def evaluate_fixer_on_index(fixer: Any, index: str | Path, split: str = "test", 
         if item["has_ref"]:
             add("fixed_ref", fixer(deg, item["reference"][None].to(device), **eig).float(), tgt)
     out: dict[str, Any] = {"split": split, "kinds": list(kinds) if kinds else None,
-                           "shifts": list(shifts) if shifts else None, "samples": len(ids)}
+                           "shifts": list(shifts) if shifts else None, "samples": len(ids), "lpips_net": net.name}
     out.update({k: float(np.mean(v)) for k, v in rec.items()})
     return out

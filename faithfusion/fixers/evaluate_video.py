@@ -95,7 +95,7 @@ def evaluate_video_fixer_on_index(fixer: Any, index: str | Path, split: str = "t
                 add("render_depth_abs_rel", abs_rel(item["depth"].to(device), gt_depth))
             if fixed_depth is not None:
                 add("fixer_depth_abs_rel", abs_rel(fixed_depth, gt_depth))
-    out: dict[str, Any] = {"split": split, "shifts": list(shifts) if shifts else None, "windows": len(ids),
+    out: dict[str, Any] = {"split": split, "shifts": list(shifts) if shifts else None, "windows": len(ids), "lpips_net": net.name,
                            "frames_per_window": int(data[ids[0]]["degraded"].shape[0])}
     keys = dict.fromkeys(k for r in by_shift.values() for k in r)  # pooled: every window, whatever its shift
     out.update({k: float(np.mean([v for r in by_shift.values() for v in r.get(k, [])])) for k in keys})

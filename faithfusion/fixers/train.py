@@ -222,6 +222,7 @@ def validate(model: Difix, data: FixerDataset, loss: FixerLoss, cfg: FixerTrainC
     model.train()
     out: dict[str, Any] = {"epoch": epoch, "step": step, "frames": len(rec["psnr"])}
     out.update({k: (float(np.mean(v)) if v else None) for k, v in rec.items()})
+    out["lpips_net"] = loss.net.name if loss.net is not None else f"unavailable: {loss.fallback}"
     val_dir.mkdir(parents=True, exist_ok=True)
     if rows:
         width = rows[0].shape[1]
@@ -343,6 +344,7 @@ def validate_video(model: Any, data: VideoFixerDataset, loss: FixerLoss, cfg: Fi
     model.train()
     out: dict[str, Any] = {"epoch": epoch, "step": step, "windows": len(rec["psnr"])}
     out.update({k: (float(np.mean(v)) if v else None) for k, v in rec.items()})
+    out["lpips_net"] = loss.net.name if loss.net is not None else f"unavailable: {loss.fallback}"
     val_dir.mkdir(parents=True, exist_ok=True)
     if rows:
         Image.fromarray(np.concatenate(rows, axis=0)).save(val_dir / f"epoch_{epoch:03d}.png")

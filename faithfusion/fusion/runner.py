@@ -26,7 +26,7 @@ from faithfusion.fusion.presets import MethodPreset, preset
 from faithfusion.fusion.rounds import jsonl_logger, run_rounds
 from faithfusion.train.config import ReconConfig
 from faithfusion.train.recon import (
-    eval_ids, finish_run, load_scene_for, open_run_folder, train_run, write_config,
+    eval_ids, finish_run, load_scene_for, open_run_folder, ply_frame, train_run, write_config,
 )
 from faithfusion.train.trainer import Trainer
 from faithfusion.utils.device import resolve_device
@@ -104,7 +104,8 @@ def run_fusion(p: MethodPreset, cfg: FuseConfig, scene: SceneData | None = None)
     trainer = method_trainer(method, cfg, scene, device)
     fixer_info = {f.kind: f.source for f in fixers}
     write_config(out, cfg, {"scene": scene.summary(), "device": str(device), "method": name, "fixers": fixer_info,
-                            "rounds": [{"step": r.step, **r.params} for r in method.rounds(cfg.steps)]})
+                            "rounds": [{"step": r.step, **r.params} for r in method.rounds(cfg.steps)],
+                            "ply": ply_frame(scene, cfg)})
     if not cfg.resume and (out / "rounds.jsonl").exists():
         (out / "rounds.jsonl").unlink()
     if identity:

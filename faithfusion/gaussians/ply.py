@@ -9,6 +9,10 @@ R coefficients come first, then G, then B. The SH degree is read back from the f
 With a `SceneTransform` the file is written in world units (metres): a Gaussian of the scene
 x_s = s R (x_w - c) has world mean R^T x_s / s + c, log-scales minus log(s), rotation
 R^T Q, and SH coefficients rotated band by band (exact for degrees 0-3; see `sh_rotation`).
+
+With an `origin` the world positions are written recentred, file = world - origin, and the origin
+goes into the header's comments (`ply_frame`); `load_ply` adds it back, so what it returns is
+always in world units.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import Tensor
 from faithfusion.errors import UserError
 from faithfusion.cameras import rotmat_to_quat
 from faithfusion.gaussians.model import GaussianModel, num_sh_bases
+from faithfusion.gaussians.ply_frame import PlyFrameError, frame_comments, parse_frame_comments
 
 # INRIA / gsplat real SH basis constants (degrees 1-3); band 0 is rotation invariant.
 _C1 = 0.4886025119029199
@@ -169,8 +174,12 @@ def _world_to_scene(transform) -> tuple[Tensor, Tensor, float]:
 # --- save / load ---------------------------------------------------------------------------
 
 
-def save_ply(model: GaussianModel, path: str | Path, transform=None, overwrite: bool = False) -> Path:
-    """Write `model` as an INRIA 3DGS PLY (atomically); `transform` (SceneTransform) -> world units."""
+def save_ply(
+    model: GaussianModel, path: str | Path, transform=None, overwrite: bool = False, origin: tuple[float, float, float] | None = None
+) -> Path:
+    """Write `model` as an INRIA 3DGS PLY (atomically); `transform` (SceneTransform) -> world units.
+
+    `origin` (world units): write positions as world - origin and record it in the header (None: global frame)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"save_ply: {path} already exists (pass overwrite=True to replace it)")
@@ -178,8 +187,13 @@ def save_ply(model: GaussianModel, path: str | Path, transform=None, overwrite: 
     if n == 0:
         raise ValueError(f"save_ply: the model has no Gaussians, nothing to write to {path}")
     params = {k: v.detach().cpu() for k, v in model.params.items()}
+    comments = frame_comments(origin)  # checks the origin before anything is written
+    if transform is not None or origin is not None:
+        params["means"] = params["means"].double()  # [N, 3]: world positions far from 0 need float64 until recentred
     if transform is not None:
         params = transform_params(params, model.sh_degree, *_scene_to_world(transform))
+    if origin is not None:
+        params["means"] = params["means"] - torch.tensor(origin, dtype=torch.float64)
     k1 = num_sh_bases(model.sh_degree) - 1
     columns = [
         params["means"].reshape(n, 3),  # x y z
@@ -194,7 +208,7 @@ def save_ply(model: GaussianModel, path: str | Path, transform=None, overwrite: 
     names = ply_property_names(model.sh_degree)
     assert table.shape[1] == len(names)
     vertices = table.view(np.dtype([(name, "<f4") for name in names]))[:, 0]  # [N] structured
-    ply = PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<")
+    ply = PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<", comments=comments)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -225,8 +239,30 @@ def _indexed(names: list[str], prefix: str) -> list[str]:
     return sorted((n for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()), key=lambda n: int(n[len(prefix):]))
 
 
+def read_ply_origin(path: str | Path) -> tuple[float, float, float] | None:
+    """The local-frame origin recorded in a PLY's header (None: global frame or another tool's file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlyMissingError(f"read_ply_origin: {path} does not exist")
+    comments = []
+    with open(path, "rb") as f:  # the header only, not the vertex data
+        for number, raw in enumerate(f):
+            line = raw.decode("ascii", errors="replace").strip()
+            if number == 0 and line != "ply":
+                raise PlyFormatError(f"read_ply_origin: {path} is not a PLY file (no 'ply' magic line)")
+            if line == "end_header":
+                break
+            if line.startswith("comment "):
+                comments.append(line[len("comment "):])
+        else:
+            raise PlyFormatError(f"read_ply_origin: {path} has no 'end_header' line")
+    return parse_frame_comments(comments, str(path))
+
+
 def load_ply(path: str | Path, transform=None) -> GaussianModel:
-    """Read an INRIA 3DGS PLY into a GaussianModel (CPU, float32); `transform` maps world -> scene."""
+    """Read an INRIA 3DGS PLY into a GaussianModel (CPU, float32), in world units; `transform` maps world -> scene.
+
+    A file written in a local frame (header comment `faithfusion_origin X Y Z`) gets its origin added back."""
     path = Path(path)
     if not path.is_file():
         raise PlyMissingError(f"load_ply: {path} does not exist")
@@ -285,7 +321,14 @@ def load_ply(path: str | Path, transform=None) -> GaussianModel:
     zero_quat = params["quats"].norm(dim=1) == 0  # [N]
     if bool(zero_quat.any()):
         raise PlyFormatError(f"load_ply: {path} has a zero rotation quaternion in {int(zero_quat.sum())} Gaussians (first: vertex {int(zero_quat.nonzero()[0, 0])})")
+    try:
+        origin = parse_frame_comments(ply.comments, f"load_ply: {path}")
+    except PlyFrameError as e:
+        raise PlyFormatError(str(e)) from None
+    if origin is not None:
+        params["means"] = params["means"].double() + torch.tensor(origin, dtype=torch.float64)  # [N, 3] world
     if transform is not None:
         params = transform_params(params, degree, *_world_to_scene(transform))
+    params["means"] = params["means"].float()
     return GaussianModel(params, sh_degree=degree)
 

@@ -58,6 +58,8 @@ class ReconConfig:
 
     Writes RUN/config.yaml, RUN/ckpt/, RUN/point_cloud.ply, RUN/renders/ and RUN/metrics.json."""
 
+    config: Path | None = None
+    """Start from the flags of an earlier run: RUN/config.yaml (or RUN); flags given beside it override them."""
     data: Path = Path("data/scene")
     """Scene folder: DriveStudio layout, nerfstudio transforms.json, COLMAP sparse/0 or LLFF."""
     out: Path = Path("runs/recon")
@@ -100,6 +102,9 @@ class ReconConfig:
     progress: bool = True
     max_eval_views: int = 0
     """Evaluate at most this many held-out views (0 = all)."""
+    ply_global_frame: bool = False
+    """Write RUN/point_cloud.ply in the dataset's global frame; by default it is recentred on the rounded mean
+    camera centre (world = file + origin, the origin in the PLY's header comments and config.yaml)."""
 
 
 def check_recon_config(cfg: ReconConfig) -> None:

@@ -2,7 +2,8 @@
 
 RUN/config.yaml   the resolved configuration
 RUN/ckpt/         step_XXXXXX.pt checkpoints (the newest two)
-RUN/point_cloud.ply  the Gaussians in the INRIA layout, in world units (metres)
+RUN/point_cloud.ply  the Gaussians in the INRIA layout, in world units (metres), recentred: world = file + origin
+                  (the origin in the PLY's header comments and in config.yaml's `_run.ply`; --ply-global-frame: none)
 RUN/renders/      held-out views, render | ground truth
 RUN/metrics.json  held-out PSNR / SSIM / LPIPS, speed, Gaussian count
 """
@@ -106,6 +107,20 @@ def write_config(out: Path, cfg: ReconConfig, extra: dict | None = None) -> None
     atomic_write(Path(out) / "config.yaml", yaml.safe_dump(payload, sort_keys=False), what="run configuration")
 
 
+def ply_frame(scene: SceneData, cfg: ReconConfig) -> dict:
+    """Where RUN/point_cloud.ply's positions are: {"frame": "local", "origin": [x, y, z]} or {"frame": "global"}.
+
+    The local origin is the mean world camera centre rounded to whole world units (no rotation)."""
+    from faithfusion.gaussians.ply_frame import local_origin
+
+    if cfg.ply_global_frame:
+        return {"frame": "global"}
+    T = scene.transform
+    centres = torch.stack([f.camera.center.double() for f in scene.frames])  # [F, 3] scene units
+    world = (centres / T.scale) @ T.rotation.double() + T.center.double()  # [F, 3] world units
+    return {"frame": "local", "origin": list(local_origin(world)), "world_from_file": "world = file + origin"}
+
+
 def load_scene_for(cfg: ReconConfig) -> SceneData:
     from faithfusion.data.load import detect_format, load_scene
 
@@ -137,7 +152,7 @@ def train_run(cfg: ReconConfig, scene: SceneData | None = None, trainer_factory=
         if found is not None:
             trainer.load_state_dict(found[1])
             print(f"resumed from {found[0]} at step {trainer.step}")
-    write_config(out, cfg, {"scene": scene.summary(), "device": str(device)})
+    write_config(out, cfg, {"scene": scene.summary(), "device": str(device), "ply": ply_frame(scene, cfg)})
 
     def on_step(tr: Trainer, stats: dict) -> None:
         if cfg.ckpt_every > 0 and tr.step % cfg.ckpt_every == 0 and tr.step < cfg.steps:
@@ -184,7 +199,8 @@ def finish_run(trainer: Trainer, scene: SceneData, cfg: ReconConfig, out: Path) 
     """PLY, held-out renders and metrics.json."""
     from faithfusion.gaussians.ply import save_ply
 
-    save_ply(trainer.model, out / "point_cloud.ply", transform=scene.transform, overwrite=True)
+    frame = ply_frame(scene, cfg)
+    save_ply(trainer.model, out / "point_cloud.ply", transform=scene.transform, overwrite=True, origin=frame.get("origin"))
     t0 = time.perf_counter()
     held_out = trainer.evaluate(eval_ids(scene, cfg), out / "renders" if cfg.save_renders else None) if scene.test_ids else {"mean": {}, "per_view": []}
     train_eval = trainer.evaluate(scene.train_ids[:: max(1, len(scene.train_ids) // 8)])
@@ -197,6 +213,7 @@ def finish_run(trainer: Trainer, scene: SceneData, cfg: ReconConfig, out: Path) 
         "iterations_per_second": trainer.step / max(trainer.train_seconds, 1e-9),
         "eval_seconds": time.perf_counter() - t0,
         "resolution": [trainer.real.views[0].camera.width, trainer.real.views[0].camera.height],
+        "lpips_net": held_out.get("lpips_net", train_eval["lpips_net"]),  # the network behind every "lpips" below
         "test": held_out["mean"],
         "test_per_view": held_out["per_view"],
         "train_subset": train_eval["mean"],

@@ -42,19 +42,23 @@ def scene_up(scene: SceneData) -> Tensor:
 
 
 def real_views(scene: SceneData, ids: list[int], scale: float, device: torch.device) -> list[View]:
-    """The captured images of `ids` as training views (uint8 on `device`, masks and lidar attached)."""
+    """The captured images of `ids` as training views (uint8 on `device`; sky and loss masks, lidar and dense depth
+    attached: a loss mask's 0 pixels get no photometric loss, a depth image feeds the dense depth term)."""
     views = []
     for i in ids:
         cam = scene.camera(i, scale).to(device)
         img = scene.load_image(i, scale)
         sky = scene.load_sky_mask(i, scale)
         lidar = scene.frames[i].lidar_points
+        mask, depth = scene.load_loss_mask(i, scale), scene.load_depth(i, scale)
         views.append(
             View(
                 camera=cam,
                 image=(img * 255).round().to(torch.uint8).to(device),
                 sky_mask=sky.to(device) if sky is not None else None,
                 lidar=lidar.to(device) if lidar is not None else None,
+                mask=mask.to(device) if mask is not None else None,
+                depth=depth.to(device) if depth is not None else None,
                 index=i,
             )
         )
@@ -224,7 +228,7 @@ class Trainer:
             if render_dir is not None:
                 save_side_by_side(render_dir / f"test_{i:04d}.png", pred, gt)
         summary = {key: float(np.mean([v[key] for v in per_view])) for key in per_view[0] if key != "frame" and per_view[0][key] is not None} if per_view else {}
-        return {"mean": summary, "per_view": per_view}
+        return {"mean": summary, "per_view": per_view, "lpips_net": metrics.lpips_net}
 
     # --- checkpoints ----------------------------------------------------------------------
 
