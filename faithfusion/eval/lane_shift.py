@@ -36,15 +36,20 @@ def available_shifts(root: Path) -> list[float]:
     return sorted(found)
 
 
-def load_gt_image(root: Path, d: float, timestep: int, cam: str, size: tuple[int, int]) -> Tensor:
-    """Ground-truth RGB `[H, W, 3]` in [0, 1] resized (area) to `size` = (H, W)."""
-    from PIL import Image
-
+def gt_image_path(root: Path, d: float, timestep: int, cam: str) -> Path:
+    """The ground-truth image file of one shifted view (.jpg or .png)."""
     folder = shift_folder(root, d) / "images"
     path = next((p for p in (folder / f"{timestep:03d}_{cam}.jpg", folder / f"{timestep:03d}_{cam}.png") if p.is_file()), None)
     if path is None:
         raise FileNotFoundError(f"{folder / f'{timestep:03d}_{cam}.jpg'}: ground-truth image missing")
-    img = Image.open(path).convert("RGB")
+    return path
+
+
+def load_gt_image(root: Path, d: float, timestep: int, cam: str, size: tuple[int, int]) -> Tensor:
+    """Ground-truth RGB `[H, W, 3]` in [0, 1] resized (area) to `size` = (H, W)."""
+    from PIL import Image
+
+    img = Image.open(gt_image_path(root, d, timestep, cam)).convert("RGB")
     if img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BOX)
     return torch.from_numpy(np.asarray(img).copy()).float() / 255.0
@@ -76,11 +81,14 @@ def evaluate_lane_shift(
     frame_stride: int = 1,
     scale: float = 1.0,
     metrics=None,
+    distribution=None,
 ) -> dict:
     """PSNR / SSIM / LPIPS per shift. `render_fn(camera) -> [H, W, 3]` renders one view.
 
     Shift 0 uses the scene's held-out frames; other shifts use every `frame_stride`-th frame
-    (all cameras), both signs."""
+    (all cameras), both signs. With `distribution` (eval.distribution.DistributionEval) each shift and each
+    magnitude also gets FID / KID of its renders against the ground truth of the same views and against
+    the captured training frames (features pooled over both signs for a magnitude)."""
     from faithfusion.eval.metrics import Metrics
 
     metrics = metrics or Metrics()
@@ -90,21 +98,39 @@ def evaluate_lane_shift(
     for d in shifts:
         plan += [(d, all_ids), (-d, all_ids)]
     per_shift: dict[str, dict] = {}
+    feats: dict[str, tuple] = {}  # shift key -> (render features, gt features)
     for d, ids in plan:
         if not ids:
             continue
-        rows = []
+        rows, preds, gts, files = [], [], [], []
         for i, cam, gt in shift_views(scene, data_root, d, ids, scale).items:
             with torch.no_grad():
                 pred = render_fn(cam).clamp(0, 1).cpu()
             values = metrics(pred[None], gt[None])
             rows.append({"frame": i, "timestep": scene.frames[i].timestep, "cam": scene.frames[i].cam_name, **values})
-        per_shift[f"{d:+.1f}"] = {"shift": d, "mean": mean_metrics(rows), "frames": rows}
+            if distribution is not None:
+                preds.append(pred)
+                gts.append(gt)
+                files.append(gt_image_path(data_root, d, scene.frames[i].timestep, scene.frames[i].cam_name))
+        key = f"{d:+.1f}"
+        per_shift[key] = {"shift": d, "mean": mean_metrics(rows), "frames": rows}
+        if distribution is not None:
+            feats[key] = (distribution.features(preds), distribution.of_files(gts, files))
+    train = distribution.train_features(scene, scale) if distribution is not None and feats else None
+    for key, (fr, fg) in feats.items():
+        per_shift[key]["mean"] |= distribution.scores(fr, fg, train)
     by_magnitude = {}
     for mag in [0.0] + shifts:
-        rows = [r for key, v in per_shift.items() if abs(v["shift"]) == mag for r in v["frames"]]
+        keys = [key for key, v in per_shift.items() if abs(v["shift"]) == mag]
+        rows = [r for key in keys for r in per_shift[key]["frames"]]
         if rows:
             by_magnitude[f"{mag:.1f}"] = mean_metrics(rows)
+            if distribution is not None:
+                fr = np.concatenate([feats[k][0] for k in keys])
+                fg = np.concatenate([feats[k][1] for k in keys])
+                by_magnitude[f"{mag:.1f}"] |= distribution.scores(fr, fg, train)
+    if distribution is not None:
+        distribution.save()
     return {"per_shift": per_shift, "by_magnitude": by_magnitude}
 
 
@@ -120,13 +146,13 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["psnr", "ssim", "lpips"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    keys = ["psnr", "ssim", "lpips"] + [k for k in ("fid", "kid") if any(k in v for c in curves.values() for v in c.values())]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.6))
     for name, by_mag in curves.items():
         mags = sorted(float(m) for m in by_mag)
         for ax, key in zip(axes, keys):
             ys = [by_mag[f"{m:.1f}"].get(key) for m in mags]
-            if all(y is not None for y in ys):
+            if ys and all(y is not None for y in ys):
                 ax.plot(mags, ys, marker="o", label=name)
     for ax, key in zip(axes, keys):
         ax.set_xlabel("lane shift |d| (m)")
@@ -149,5 +175,6 @@ def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path
 
 def summary_line(result: dict) -> str:
     return "  ".join(
-        f"{m}m: {v['psnr']:.2f} dB" + (f"/{v['lpips']:.3f}" if "lpips" in v else "") for m, v in result["by_magnitude"].items()
+        f"{m}m: {v['psnr']:.2f} dB" + (f"/{v['lpips']:.3f}" if "lpips" in v else "")
+        + (f" FID {v['fid']:.1f}" if v.get("fid") is not None else "") for m, v in result["by_magnitude"].items()
     )
