@@ -66,3 +66,37 @@ def test_lane_shift_gains_fid_and_kid_per_shift_and_magnitude(tiny, tmp_path, si
     # without a distribution evaluator nothing changes in the result
     plain = evaluate_lane_shift(oracle(scene, root), scene, root, [2.0])
     assert "fid" not in plain["by_magnitude"]["2.0"]
+
+
+def test_report_is_one_self_contained_page(tiny, tmp_path, single_thread):
+    import re
+
+    import yaml
+
+    from faithfusion.cli import main
+    from faithfusion.eval.lane_shift import view_strip
+    from faithfusion.eval.report_html import ReportInputError, collect_run, save_view_strip
+    from faithfusion.utils.jsonio import save_json_atomic
+
+    root, scene = tiny
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": str(root), "steps": 5, "_run": {"method": "difix3d+"}}))
+    render = oracle(scene, root)
+    result = evaluate_lane_shift(render, scene, root, [2.0], distribution=DistributionEval(PixelFeatures(), kid_subset_size=100))
+    result["command"] = f"faithfusion eval --run {run} --protocol lane-shift"
+    save_json_atomic(run / "eval" / "lane_shift.json", result)
+    strip = view_strip(render, scene, root, [2.0], fixed_fn=lambda cam: render(cam) * 0.5)
+    assert sorted(strip) == [0.0] and sorted(strip[0.0]) == ["fixed", "gt", "render"]  # 3 and 6 m not in this scene
+    save_view_strip(run / "eval" / "views", strip)
+    assert set(collect_run(run).strips["+0.0"]) == {"gt", "render", "fixed"}
+
+    out = tmp_path / "page" / "report.html"
+    main(["report", str(run), "--out", str(out)])
+    page = out.read_text()
+    assert "<td>difix3d+</td><td>2 m</td>" in page and "<td>difix3d+</td><td>0 m</td>" in page
+    assert page.count("data:image/png;base64,") == 3 and "<svg" in page and "FID (gt)" in page
+    assert f"faithfusion fuse difix3d+ --data {root}" in page and "faithfusion eval --run" in page
+    assert not re.search(r"(src|href)=[\"'](?!data:|#)", page)  # nothing linked: images inlined (SVG's own #refs)
+    with pytest.raises(ReportInputError, match="no evaluation"):
+        collect_run(tmp_path / "page")

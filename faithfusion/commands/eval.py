@@ -28,9 +28,23 @@ class EvalConfig:
     """KID subset size (capped at the smaller set; a set that fits whole gives one exact estimate)."""
 
 
+def eval_command(cfg: EvalConfig) -> str:
+    """The command line that gives this evaluation (recorded in its JSON for the report)."""
+    parts = ["faithfusion eval", f"--run {cfg.run}", f"--protocol {cfg.protocol}"]
+    if cfg.data is not None:
+        parts.append(f"--data {cfg.data}")
+    if cfg.shifts:
+        parts.append("--shifts " + " ".join(f"{s:g}" for s in cfg.shifts))
+    if cfg.frame_stride != 1:
+        parts.append(f"--frame-stride {cfg.frame_stride}")
+    if not cfg.fid:
+        parts.append("--no-fid")
+    return " ".join(parts)
+
+
 def run_eval(cfg: EvalConfig) -> dict:
     from faithfusion.utils.jsonio import save_json_atomic
-    from faithfusion.eval.lane_shift import evaluate_lane_shift, summary_line, write_lane_shift_report
+    from faithfusion.eval.lane_shift import available_shifts, evaluate_lane_shift, summary_line, write_lane_shift_report
     from faithfusion.train.run import load_run
     from faithfusion.utils.device import resolve_device
 
@@ -38,6 +52,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     trainer = loaded.trainer
     if cfg.protocol == "holdout":
         result = trainer.evaluate(loaded.scene.test_ids)
+        result["command"] = eval_command(cfg)
         save_json_atomic(Path(cfg.run) / "eval" / "holdout.json", result)
         print(result["mean"])
         return result
@@ -62,6 +77,12 @@ def run_eval(cfg: EvalConfig) -> dict:
         distribution=distribution,
     )
     result["run"] = str(cfg.run)
+    result["command"] = eval_command(cfg)
     out = write_lane_shift_report(cfg.run, result)
+    from faithfusion.eval.lane_shift import view_strip
+    from faithfusion.eval.report_html import save_view_strip
+
+    shifts = list(cfg.shifts) or available_shifts(root)
+    save_view_strip(Path(cfg.run) / "eval" / "views", view_strip(render_fn, loaded.scene, root, shifts, loaded.cfg.scale))
     print(summary_line(result), "->", out)
     return result

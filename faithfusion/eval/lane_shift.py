@@ -139,14 +139,14 @@ def mean_metrics(rows: list[dict]) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in keys} | {"count": len(rows)}
 
 
-def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> None:
-    """Quality against |shift| for one or more methods: curves = {name: by_magnitude}."""
+def lane_shift_figure(curves: dict[str, dict], title: str = ""):
+    """Quality against |shift| for one or more methods: curves = {name: by_magnitude}; a matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["psnr", "ssim", "lpips"] + [k for k in ("fid", "kid") if any(k in v for c in curves.values() for v in c.values())]
+    keys = ["psnr", "ssim", "lpips"] + [k for k in ("fid", "kid") if any(v.get(k) is not None for c in curves.values() for v in c.values())]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.6))
     for name, by_mag in curves.items():
         mags = sorted(float(m) for m in by_mag)
@@ -156,14 +156,40 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
                 ax.plot(mags, ys, marker="o", label=name)
     for ax, key in zip(axes, keys):
         ax.set_xlabel("lane shift |d| (m)")
-        ax.set_ylabel(key.upper())
+        ax.set_ylabel(key.upper() + (" (vs ground truth)" if key in ("fid", "kid") else ""))
         ax.grid(alpha=0.3)
     axes[0].legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> None:
+    """`lane_shift_figure` saved as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = lane_shift_figure(curves, title)
     atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+
+
+STRIP_SHIFTS = (0.0, 3.0, 6.0)
+
+
+def view_strip(render_fn, scene: SceneData, data_root: Path, shifts: list[float], scale: float = 1.0,
+               fixed_fn=None) -> dict[float, dict[str, Tensor]]:
+    """Ground truth, render (and `fixed_fn`'s output) of the first held-out frame at each of `shifts`
+    that the scene holds among 0, 3 and 6 m: {shift: {"gt", "render"[, "fixed"]: [H, W, 3]}}."""
+    frame_id = scene.test_ids[0] if scene.test_ids else 0
+    out: dict[float, dict[str, Tensor]] = {}
+    for d in [s for s in STRIP_SHIFTS if s == 0.0 or s in shifts]:
+        (_, cam, gt), = shift_views(scene, data_root, d, [frame_id], scale).items
+        with torch.no_grad():
+            out[d] = {"gt": gt, "render": render_fn(cam).clamp(0, 1).cpu()}
+            if fixed_fn is not None:
+                out[d]["fixed"] = fixed_fn(cam).clamp(0, 1).cpu()
+    return out
 
 
 def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path:
