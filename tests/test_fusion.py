@@ -559,6 +559,7 @@ def test_demo_records_the_steps_that_ran_checkpoints_while_training_and_refuses_
     demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", steps=10))
     record = json.loads((out / "demo.json").read_text())
     assert record["sizes"]["steps"] == 10 and "10 training steps" in (out / "report.md").read_text()
+    assert "10 training steps" in (out / "report.html").read_text()  # the same report as one page
     assert len(list((out / "3dgs" / "ckpt").glob("*.pt"))) > 1  # checkpoints during training, not only at its end
     with pytest.raises(UserError, match=r"demo\.json.*seed 0 \(asked 5\)"):
         demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs",), device="cpu", steps=10, seed=5, resume=True))

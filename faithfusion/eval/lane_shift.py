@@ -36,15 +36,20 @@ def available_shifts(root: Path) -> list[float]:
     return sorted(found)
 
 
-def load_gt_image(root: Path, d: float, timestep: int, cam: str, size: tuple[int, int]) -> Tensor:
-    """Ground-truth RGB `[H, W, 3]` in [0, 1] resized (area) to `size` = (H, W)."""
-    from PIL import Image
-
+def gt_image_path(root: Path, d: float, timestep: int, cam: str) -> Path:
+    """The ground-truth image file of one shifted view (.jpg or .png)."""
     folder = shift_folder(root, d) / "images"
     path = next((p for p in (folder / f"{timestep:03d}_{cam}.jpg", folder / f"{timestep:03d}_{cam}.png") if p.is_file()), None)
     if path is None:
         raise FileNotFoundError(f"{folder / f'{timestep:03d}_{cam}.jpg'}: ground-truth image missing")
-    img = Image.open(path).convert("RGB")
+    return path
+
+
+def load_gt_image(root: Path, d: float, timestep: int, cam: str, size: tuple[int, int]) -> Tensor:
+    """Ground-truth RGB `[H, W, 3]` in [0, 1] resized (area) to `size` = (H, W)."""
+    from PIL import Image
+
+    img = Image.open(gt_image_path(root, d, timestep, cam)).convert("RGB")
     if img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BOX)
     return torch.from_numpy(np.asarray(img).copy()).float() / 255.0
@@ -76,11 +81,14 @@ def evaluate_lane_shift(
     frame_stride: int = 1,
     scale: float = 1.0,
     metrics=None,
+    distribution=None,
 ) -> dict:
     """PSNR / SSIM / LPIPS per shift. `render_fn(camera) -> [H, W, 3]` renders one view.
 
     Shift 0 uses the scene's held-out frames; other shifts use every `frame_stride`-th frame
-    (all cameras), both signs."""
+    (all cameras), both signs. With `distribution` (eval.distribution.DistributionEval) each shift and each
+    magnitude also gets FID / KID of its renders against the ground truth of the same views and against
+    the captured training frames (features pooled over both signs for a magnitude)."""
     from faithfusion.eval.metrics import Metrics
 
     metrics = metrics or Metrics()
@@ -90,21 +98,39 @@ def evaluate_lane_shift(
     for d in shifts:
         plan += [(d, all_ids), (-d, all_ids)]
     per_shift: dict[str, dict] = {}
+    feats: dict[str, tuple] = {}  # shift key -> (render features, gt features)
     for d, ids in plan:
         if not ids:
             continue
-        rows = []
+        rows, preds, gts, files = [], [], [], []
         for i, cam, gt in shift_views(scene, data_root, d, ids, scale).items:
             with torch.no_grad():
                 pred = render_fn(cam).clamp(0, 1).cpu()
             values = metrics(pred[None], gt[None])
             rows.append({"frame": i, "timestep": scene.frames[i].timestep, "cam": scene.frames[i].cam_name, **values})
-        per_shift[f"{d:+.1f}"] = {"shift": d, "mean": mean_metrics(rows), "frames": rows}
+            if distribution is not None:
+                preds.append(pred)
+                gts.append(gt)
+                files.append(gt_image_path(data_root, d, scene.frames[i].timestep, scene.frames[i].cam_name))
+        key = f"{d:+.1f}"
+        per_shift[key] = {"shift": d, "mean": mean_metrics(rows), "frames": rows}
+        if distribution is not None:
+            feats[key] = (distribution.features(preds), distribution.of_files(gts, files))
+    train = distribution.train_features(scene, scale) if distribution is not None and feats else None
+    for key, (fr, fg) in feats.items():
+        per_shift[key]["mean"] |= distribution.scores(fr, fg, train)
     by_magnitude = {}
     for mag in [0.0] + shifts:
-        rows = [r for key, v in per_shift.items() if abs(v["shift"]) == mag for r in v["frames"]]
+        keys = [key for key, v in per_shift.items() if abs(v["shift"]) == mag]
+        rows = [r for key in keys for r in per_shift[key]["frames"]]
         if rows:
             by_magnitude[f"{mag:.1f}"] = mean_metrics(rows)
+            if distribution is not None:
+                fr = np.concatenate([feats[k][0] for k in keys])
+                fg = np.concatenate([feats[k][1] for k in keys])
+                by_magnitude[f"{mag:.1f}"] |= distribution.scores(fr, fg, train)
+    if distribution is not None:
+        distribution.save()
     return {"lpips_net": metrics.lpips_net, "per_shift": per_shift, "by_magnitude": by_magnitude}
 
 
@@ -113,8 +139,8 @@ def mean_metrics(rows: list[dict]) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in keys} | {"count": len(rows)}
 
 
-def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> None:
-    """Quality against |shift| for one or more methods: curves = {name: by_magnitude}."""
+def lane_shift_figure(curves: dict[str, dict], title: str = ""):
+    """Quality against |shift| for one or more methods: curves = {name: by_magnitude}; a matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,14 +148,14 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
 
     from faithfusion.eval.lpips import LPIPS_NAME
 
-    keys = ["psnr", "ssim", "lpips"]
-    labels = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": LPIPS_NAME}
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    keys = ["psnr", "ssim", "lpips"] + [k for k in ("fid", "kid") if any(v.get(k) is not None for c in curves.values() for v in c.values())]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.6))
+    labels = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": LPIPS_NAME, "fid": "FID (vs ground truth)", "kid": "KID (vs ground truth)"}
     for name, by_mag in curves.items():
         mags = sorted(float(m) for m in by_mag)
         for ax, key in zip(axes, keys):
             ys = [by_mag[f"{m:.1f}"].get(key) for m in mags]
-            if all(y is not None for y in ys):
+            if ys and all(y is not None for y in ys):
                 ax.plot(mags, ys, marker="o", label=name)
     for ax, key in zip(axes, keys):
         ax.set_xlabel("lane shift |d| (m)")
@@ -139,8 +165,34 @@ def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> Non
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_lane_shift(curves: dict[str, dict], path: Path, title: str = "") -> None:
+    """`lane_shift_figure` saved as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = lane_shift_figure(curves, title)
     atomic_write(path, save=lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+
+
+STRIP_SHIFTS = (0.0, 3.0, 6.0)
+
+
+def view_strip(render_fn, scene: SceneData, data_root: Path, shifts: list[float], scale: float = 1.0,
+               fixed_fn=None) -> dict[float, dict[str, Tensor]]:
+    """Ground truth, render (and `fixed_fn`'s output) of the first held-out frame at each of `shifts`
+    that the scene holds among 0, 3 and 6 m: {shift: {"gt", "render"[, "fixed"]: [H, W, 3]}}."""
+    frame_id = scene.test_ids[0] if scene.test_ids else 0
+    out: dict[float, dict[str, Tensor]] = {}
+    for d in [s for s in STRIP_SHIFTS if s == 0.0 or s in shifts]:
+        (_, cam, gt), = shift_views(scene, data_root, d, [frame_id], scale).items
+        with torch.no_grad():
+            out[d] = {"gt": gt, "render": render_fn(cam).clamp(0, 1).cpu()}
+            if fixed_fn is not None:
+                out[d]["fixed"] = fixed_fn(cam).clamp(0, 1).cpu()
+    return out
 
 
 def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path:
@@ -151,8 +203,9 @@ def write_lane_shift_report(run: Path, result: dict, name: str = "3dgs") -> Path
 
 
 def summary_line(result: dict) -> str:
-    """`0.0m: 24.10 dB/0.265  3.0m: ...  (PSNR / LPIPS (SqueezeNet-1.1, v0.1))`: the network named beside the figures."""
+    """`0.0m: 24.10 dB/0.265 FID 80.1  3.0m: ...  (PSNR / LPIPS (SqueezeNet-1.1, v0.1))`: the network named beside the figures."""
     line = "  ".join(
-        f"{m}m: {v['psnr']:.2f} dB" + (f"/{v['lpips']:.3f}" if "lpips" in v else "") for m, v in result["by_magnitude"].items()
+        f"{m}m: {v['psnr']:.2f} dB" + (f"/{v['lpips']:.3f}" if "lpips" in v else "")
+        + (f" FID {v['fid']:.1f}" if v.get("fid") is not None else "") for m, v in result["by_magnitude"].items()
     )
     return f"{line}  (PSNR / {result.get('lpips_net', 'LPIPS: network not recorded')})"
