@@ -48,6 +48,7 @@ def fixer_table() -> dict[str, Command]:
 
 def commands() -> dict[str, Command | Group]:
     """`faithfusion NAME` -> the command (or group of subcommands) it runs."""
+    from faithfusion.commands.batch import BatchConfig, run_batch_command
     from faithfusion.commands.bench import BenchConfig, run_bench_command
     from faithfusion.commands.demo import DemoConfig, run_demo
     from faithfusion.commands.eig import EigConfig, run_eig
@@ -67,5 +68,6 @@ def commands() -> dict[str, Command | Group]:
         "fuse": Group(fuse_table, "reconstruct with a fusion method: `faithfusion fuse METHOD --help`"),
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
         "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
+        "batch": Command(BatchConfig, run_batch_command, "many scenes, one job each (synth, recon or fuse, eval), scheduled by Ray"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
     }
