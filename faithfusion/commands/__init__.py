@@ -55,11 +55,13 @@ def commands() -> dict[str, Command | Group]:
     from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
     from faithfusion.commands.eval import EvalConfig, run_eval
     from faithfusion.commands.recon import ReconConfig, run_recon_command
+    from faithfusion.commands.recon_ddp import DataParallelConfig, run_recon_ddp_command
     from faithfusion.commands.render import RenderConfig, render_run
     from faithfusion.commands.synth import SynthConfig, run_synth
 
     return {
         "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting"),
+        "recon-ddp": Command(DataParallelConfig, run_recon_ddp_command, "one scene, data-parallel over torchrun's ranks"),
         "render": Command(RenderConfig, render_run, "render a trained run, optionally from a shifted lane"),
         "eval": Command(EvalConfig, run_eval, "evaluate a finished run (lane shift or held-out frames)"),
         "eig": Command(EigConfig, run_eig, "per-pixel EIG maps of a run's frames"),
