@@ -86,6 +86,17 @@ def checkpoint_reached(run: Path) -> str | None:
     return f"step {found[-1][0]}" if found else None
 
 
+def scene_cameras(job: JobSpec) -> tuple[int, ...]:
+    """The DriveStudio camera ids to train on: a synthesised scene's rig; of a given DriveStudio folder, those of the
+    front three (0, 1, 2, `recon`'s default) that it has; () for other layouts (the reader's default)."""
+    if job.scene.synthesised:
+        return tuple(range(len(job.size.cameras)))
+    intrinsics = Path(job.scene.data) / "intrinsics"
+    if not intrinsics.is_dir():
+        return ()
+    return tuple(c for c in (0, 1, 2) if (intrinsics / f"{c}.txt").is_file())
+
+
 def run_config(job: JobSpec):
     """The method preset's config for this scene: the demo's recipe at the job's size, always with --resume
     (a fresh folder starts from nothing, an interrupted one continues its newest checkpoint)."""
@@ -94,7 +105,7 @@ def run_config(job: JobSpec):
     from faithfusion.train.config import InitConfig, ReconConfig, StrategyConfig
 
     steps, size = job.steps, job.size
-    cameras = {"cameras": tuple(range(len(size.cameras)))} if job.scene.synthesised else {}  # SynthStreet: its own rig
+    cameras = {"cameras": scene_cameras(job)} if scene_cameras(job) else {}
     base = ReconConfig(
         data=job.scene.data, out=job.run, steps=steps, device=job.device, holdout_every=job.holdout_every,
         resume=True, progress=False, seed=job.seed,
