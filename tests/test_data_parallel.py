@@ -93,3 +93,18 @@ def test_shards_and_strategy_are_checked(scene, tmp_path):
     cfg.strategy.name = "mcmc"
     with pytest.raises(DataParallelError, match="supports default, sparsity"):
         DataParallelTrainer(scene_data, cfg, torch.device("cpu"), None, shards=2)
+
+
+def test_recon_ddp_in_one_process_writes_a_run_and_resumes(scene, tmp_path, single_thread, capsys):
+    from dataclasses import fields, replace
+
+    from faithfusion.train.data_parallel_run import DataParallelConfig, run_data_parallel
+
+    base = tiny_cfg(scene, tmp_path / "run")
+    cfg = DataParallelConfig(**{f.name: getattr(base, f.name) for f in fields(base)}, shards=2)
+    cfg.steps, cfg.ckpt_every = 4, 2
+    metrics = run_data_parallel(cfg)
+    assert metrics["data_parallel"] == {"world": 1, "shards": 2, "batch": 2} and metrics["steps"] == 4
+    assert (tmp_path / "run" / "ckpt" / "step_000004.pt").is_file() and (tmp_path / "run" / "point_cloud.ply").is_file()
+    again = run_data_parallel(replace(cfg, steps=6, resume=True))
+    assert again["steps"] == 6 and "resumed from" in capsys.readouterr().out
