@@ -48,7 +48,8 @@ def make_executor(cfg: BatchConfig) -> Executor:
     workers = cfg.workers
     if not cfg.address and workers == 0:
         workers = max(1, (os.cpu_count() or 1) // cfg.threads)
-    return RayExecutor(cfg.address, workers, cfg.threads, cfg.gpus_per_job)
+    gpus = 0.0 if cfg.device == "cpu" else cfg.gpus_per_job  # a CPU job holds no GPU
+    return RayExecutor(cfg.address, workers, cfg.threads, gpus)
 
 
 def run_batch(cfg: BatchConfig, executor: Executor | None = None) -> dict:
