@@ -5,7 +5,7 @@
 
 1. SynthStreet scenes synth_0..N-1 are generated once (timed apart), so both arms train and evaluate the same folders.
 2. one after another: `faithfusion batch --engine serial --threads T` (one scene at a time, with every thread).
-3. the batch: `faithfusion batch --workers W --threads t` under Ray, killed (SIGKILL to its process group) once the
+3. the batch: `faithfusion batch --workers W --threads t` under Ray, killed (SIGKILL to it and every process under it) once the
    first scene is finished and `--kill-delay` seconds more have passed, then the same command run again: finished
    scenes are skipped, interrupted ones resume from their checkpoints. Its wall time is both commands together.
 """
@@ -42,8 +42,26 @@ def run(cmd: list[str], threads: int, log: Path) -> float:
     return time.perf_counter() - t0
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc: Ray's raylet and workers included."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def run_killed(cmd: list[str], threads: int, log: Path, runs: Path, delay: float) -> dict:
-    """Start `cmd`, SIGKILL its process group `delay` s after the first done.json appears; returns what was done then."""
+    """Start `cmd`, SIGKILL it and every process under it `delay` s after the first done.json appears; returns what
+    was done then."""
     t0 = time.perf_counter()
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, env=env(threads), stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
@@ -53,7 +71,12 @@ def run_killed(cmd: list[str], threads: int, log: Path, runs: Path, delay: float
             if done and first is None:
                 first = time.perf_counter()
             if first is not None and time.perf_counter() - first >= delay:
-                os.killpg(proc.pid, signal.SIGKILL)
+                tree = descendants(proc.pid)  # the driver and the Ray processes it started, as a crash would end them
+                for pid in [proc.pid, *tree]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 proc.wait()
                 break
             time.sleep(0.5)
