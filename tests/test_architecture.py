@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"fixers"},
     {"fusion"},
     {"curation"},
+    {"batch"},
     {"bench"},
     {"commands", "cli"},
 ]

@@ -60,12 +60,14 @@ def convert_table() -> dict[str, Command]:
 
 def commands() -> dict[str, Command | Group]:
     """`faithfusion NAME` -> the command (or group of subcommands) it runs."""
+    from faithfusion.commands.batch import BatchConfig, run_batch_command
     from faithfusion.commands.bench import BenchConfig, run_bench_command
     from faithfusion.commands.demo import DemoConfig, run_demo
     from faithfusion.commands.eig import EigConfig, run_eig
     from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
     from faithfusion.commands.eval import EvalConfig, run_eval
     from faithfusion.commands.recon import ReconConfig, run_recon_command
+    from faithfusion.commands.recon_ddp import DataParallelConfig, run_recon_ddp_command
     from faithfusion.commands.render import RenderConfig, render_run
     from faithfusion.commands.report import ReportConfig, run_report
     from faithfusion.commands.synth import SynthConfig, run_synth
@@ -74,6 +76,7 @@ def commands() -> dict[str, Command | Group]:
     return {
         "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting",
                          defaults_from=flags_from_config),
+        "recon-ddp": Command(DataParallelConfig, run_recon_ddp_command, "one scene, data-parallel over torchrun's ranks"),
         "render": Command(RenderConfig, render_run, "render a trained run, optionally from a shifted lane"),
         "eval": Command(EvalConfig, run_eval, "evaluate a finished run (lane shift or held-out frames)"),
         "eig": Command(EigConfig, run_eig, "per-pixel EIG maps of a run's frames"),
@@ -83,6 +86,7 @@ def commands() -> dict[str, Command | Group]:
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
         "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
         "report": Command(ReportConfig, run_report, "one self-contained HTML page of evaluated runs"),
+        "batch": Command(BatchConfig, run_batch_command, "many scenes, one job each (synth, recon or fuse, eval), scheduled by Ray"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
         "convert": Group(convert_table, "raw dataset files into a readable layout: `faithfusion convert waymo --help`"),
     }

@@ -94,11 +94,15 @@ class Trainer:
 
             self.appearance = AppearanceModel(len(scene.frames)).to(self.device)
             self.appearance_optimizer = torch.optim.Adam(self.appearance.parameters(), lr=cfg.appearance_lr)
-        self.real = ViewPool("real", real_views(scene, scene.train_ids, cfg.scale, self.device))
+        self.real = ViewPool("real", real_views(scene, self.real_view_ids(), cfg.scale, self.device))
         self.pools: list[ViewPool] = []
         self.step = 0
         self.train_seconds = 0.0
         self.total_steps = cfg.steps
+
+    def real_view_ids(self) -> list[int]:
+        """The captured frames this trainer holds as training views (all of them; a data-parallel rank its shards)."""
+        return self.scene.train_ids
 
     # --- rendering ------------------------------------------------------------------------
 
