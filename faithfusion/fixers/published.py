@@ -49,6 +49,10 @@ class FixerSourceError(UserError, ValueError):
     """`--fixer` names something that is not a fixer of a known kind (the message says what is missing)."""
 
 
+class MissingFixerSourceError(FixerSourceError, FileNotFoundError):
+    """`--fixer` names a path that does not exist and is not a hub id."""
+
+
 class CheckpointKeysError(UserError, ValueError):
     """A checkpoint's tensors do not match the model: missing, unexpected or of the wrong shape."""
 
@@ -70,7 +74,7 @@ def resolve_local(spec: str | Path, allow_download: bool = False) -> Path:
     if path.exists():
         return path
     if not _HUB_ID.fullmatch(str(spec)):
-        raise FixerSourceError(f"{spec}: no such file or folder (nor a hub id owner/name)")
+        raise MissingFixerSourceError(f"{spec}: no such file or folder (nor a hub id owner/name)")
     from huggingface_hub import snapshot_download
 
     try:
