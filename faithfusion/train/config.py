@@ -53,6 +53,24 @@ class StrategyConfig:
 
 
 @dataclass
+class SceneGraphConfig:
+    """Rigid vehicle nodes (`--scene-graph`): which tracks become nodes, their initial points, pruning, pose lrs."""
+
+    min_trajectory: float = 1.0
+    """Metres a vehicle track must travel over the scene to get a node (DriveStudio's traj_length_thres); parked ones stay background."""
+    max_points: int = 5000
+    """Lidar points kept per node (a random subset above this; DriveStudio's instance_max_pts)."""
+    min_points: int = 500
+    """Random points in the box fill a node up to this many where the lidar is thin."""
+    box_margin: float = 1.1
+    """Node Gaussians whose centre leaves the box scaled by this are pruned at each refinement."""
+    lr_rotation: float = 1e-5
+    """Adam learning rate of the per-frame rotation refinement (radians; DriveStudio's ins_rotation)."""
+    lr_translation: float = 5e-4
+    """Adam learning rate of the per-frame translation refinement (scene units; DriveStudio's ins_translation)."""
+
+
+@dataclass
 class ReconConfig:
     """Reconstruct a scene with 3D Gaussian Splatting.
 
@@ -105,6 +123,9 @@ class ReconConfig:
     ply_global_frame: bool = False
     """Write RUN/point_cloud.ply in the dataset's global frame; by default it is recentred on the rounded mean
     camera centre (world = file + origin, the origin in the PLY's header comments and config.yaml)."""
+    scene_graph: bool = False
+    """Moving vehicles as rigid nodes placed by their tracks (instances/*.json) at each timestep (docs/scene_graph.md)."""
+    graph: SceneGraphConfig = field(default_factory=SceneGraphConfig)
 
 
 def check_recon_config(cfg: ReconConfig) -> None:
@@ -128,6 +149,12 @@ def check_recon_config(cfg: ReconConfig) -> None:
     require_at_least("--ckpt-every", cfg.ckpt_every, 0)
     require_at_least("--eval-every", cfg.eval_every, 0)
     require_at_least("--max-eval-views", cfg.max_eval_views, 0)
+    require_at_least("--graph.min-trajectory", cfg.graph.min_trajectory, 0.0)
+    require_at_least("--graph.max-points", cfg.graph.max_points, 1)
+    require_at_least("--graph.min-points", cfg.graph.min_points, 0)
+    require_at_least("--graph.box-margin", cfg.graph.box_margin, 1.0)
+    require_at_least("--graph.lr-rotation", cfg.graph.lr_rotation, 0.0)
+    require_at_least("--graph.lr-translation", cfg.graph.lr_translation, 0.0)
     if cfg.resume and cfg.overwrite:
         raise FlagError("--resume continues the run folder and --overwrite replaces it: pass one of them")
     require_device("--device", cfg.device)

@@ -30,7 +30,7 @@ from faithfusion.utils.atomic import atomic_write, make_output_folder, remove_st
 from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import save_json_atomic, to_plain
 
-RESUME_MUST_MATCH = ("method", "data", "scale", "holdout_every", "cameras", "sh_degree", "appearance", "seed")
+RESUME_MUST_MATCH = ("method", "data", "scale", "holdout_every", "cameras", "sh_degree", "appearance", "seed", "scene_graph")
 """config.yaml entries that define the model: a --resume with other values would continue another run."""
 OUTPUTS_REPLACED_BY_OVERWRITE = ("metrics.json", "rounds.jsonl")
 """Files of an earlier run that --overwrite removes at the start, so that none outlives the new run."""
@@ -200,7 +200,7 @@ def finish_run(trainer: Trainer, scene: SceneData, cfg: ReconConfig, out: Path) 
     from faithfusion.gaussians.ply import save_ply
 
     frame = ply_frame(scene, cfg)
-    save_ply(trainer.model, out / "point_cloud.ply", transform=scene.transform, overwrite=True, origin=frame.get("origin"))
+    save_ply(trainer.world_model(), out / "point_cloud.ply", transform=scene.transform, overwrite=True, origin=frame.get("origin"))  # nodes at the first training timestep
     t0 = time.perf_counter()
     held_out = trainer.evaluate(eval_ids(scene, cfg), out / "renders" if cfg.save_renders else None) if scene.test_ids else {"mean": {}, "per_view": []}
     train_eval = trainer.evaluate(scene.train_ids[:: max(1, len(scene.train_ids) // 8)])

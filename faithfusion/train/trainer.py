@@ -76,12 +76,23 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if not scene.train_ids:
             raise ValueError(f"{scene.source}: no training views after the hold-out split")
-        self.model = init_gaussians(scene, cfg.init, cfg.sh_degree, self.generator).to(self.device)
+        self.model = init_gaussians(scene, cfg.init, cfg.sh_degree, self.generator)
+        self.graph = None  # SceneGraph with --scene-graph (faithfusion/scene_graph), else None
+        if cfg.scene_graph:
+            from faithfusion.scene_graph.init import graph_for_scene
+
+            self.model, self.graph = graph_for_scene(scene, self.model, cfg.graph, self.generator,
+                                                     opacity=cfg.init.opacity, init_scale=cfg.init.scale)
+            self.graph = self.graph.to(self.device)
+        self.model = self.model.to(self.device)
         _, radius = camera_extent([scene.frames[i].camera for i in scene.train_ids])
         self.scene_scale = radius * 1.1
         self.optimizers = build_optimizers(self.model, cfg.lr, self.scene_scale)
         self.strategy = make_strategy(cfg.strategy)
         self.strategy.initialize(self.model.params, self.optimizers, self.scene_scale)
+        self.graph_optimizer: torch.optim.Optimizer | None = None
+        if self.has_nodes:
+            self._attach_graph()
         self.sky: SkyModel | None = None
         self.sky_optimizer: torch.optim.Optimizer | None = None
         if scene.kind == "driving":
@@ -104,12 +115,53 @@ class Trainer:
         """The captured frames this trainer holds as training views (all of them; a data-parallel rank its shards)."""
         return self.scene.train_ids
 
+    # --- scene graph ----------------------------------------------------------------------
+
+    @property
+    def has_nodes(self) -> bool:
+        return self.graph is not None and self.graph.num_nodes > 0
+
+    def _attach_graph(self) -> None:
+        """The pose-refinement optimizer, and the node ids carried by the strategy through clone/split/prune."""
+        from faithfusion.scene_graph.densify import NODE_IDS, check_strategy
+
+        check_strategy(self.strategy, self.cfg.strategy.name)
+        self.strategy.state[NODE_IDS] = self.graph.node_ids.to(self.device)
+        g = self.cfg.graph
+        self.graph_optimizer = torch.optim.Adam([
+            {"params": [self.graph.pose_rotation], "lr": g.lr_rotation, "name": "pose_rotation"},
+            {"params": [self.graph.pose_translation], "lr": g.lr_translation, "name": "pose_translation"},
+        ])
+
+    def timestep_of(self, camera: Camera) -> int:
+        """The scene timestep a camera renders: its own (`meta["timestep"]`, kept by scaled and shifted copies),
+        else that of the frame whose camera centre is nearest."""
+        t = camera.meta.get("timestep")
+        if t is not None:
+            return int(t)
+        centers = torch.stack([f.camera.center for f in self.scene.frames])
+        return self.scene.frames[int((centers - camera.center.cpu()).norm(dim=-1).argmin())].timestep
+
+    def gaussians_for(self, camera: Camera) -> GaussianModel:
+        """The Gaussian set that `camera` sees: the model, or the scene graph composed at the camera's timestep."""
+        if not self.has_nodes:
+            return self.model
+        return self.graph.compose(self.model, self.timestep_of(camera))
+
+    def world_model(self, timestep: int | None = None) -> GaussianModel:
+        """The Gaussians in scene coordinates (nodes placed at `timestep`, default the first training one) as a
+        plain GaussianModel: what PLY export and the per-model tools take."""
+        if not self.has_nodes:
+            return self.model
+        t = self.scene.frames[self.scene.train_ids[0]].timestep if timestep is None else timestep
+        return self.graph.compose(self.model, t).detached()
+
     # --- rendering ------------------------------------------------------------------------
 
     def render_camera(self, camera: Camera, sh_degree: int | None = None) -> tuple[Tensor, RenderOutput]:
         """RGB `[H, W, 3]` with the sky composited behind the Gaussians, and the raw render output."""
         out = render(
-            self.model,
+            self.gaussians_for(camera),
             camera.viewmat[None],
             camera.K[None],
             camera.width,
@@ -184,12 +236,16 @@ class Trainer:
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
-        for extra in (self.sky_optimizer, self.appearance_optimizer):
+        for extra in (self.sky_optimizer, self.appearance_optimizer, self.graph_optimizer):
             if extra is not None:
                 extra.step()
                 extra.zero_grad(set_to_none=True)
         self.strategy.post_backward(self.model.params, self.optimizers, self.step, out.info, means_lr)
         self.strategy.after_optimizer_step(self.model.params, self.optimizers, self.step, means_lr)
+        if self.has_nodes:
+            from faithfusion.scene_graph.densify import after_refinement
+
+            after_refinement(self, self.step)
         self.step += 1
         with torch.no_grad():
             mse = ((pred.detach().clamp(0, 1) - target) ** 2).mean()
@@ -247,6 +303,9 @@ class Trainer:
             "sky_optimizer": self.sky_optimizer.state_dict() if self.sky_optimizer is not None else None,
             "appearance": self.appearance.state_dict() if self.appearance is not None else None,
             "appearance_optimizer": self.appearance_optimizer.state_dict() if self.appearance_optimizer is not None else None,
+            "scene_graph": {"pose_rotation": self.graph.pose_rotation.detach().cpu(),
+                            "pose_translation": self.graph.pose_translation.detach().cpu(),
+                            "optimizer": self.graph_optimizer.state_dict(), **self.graph.meta()} if self.has_nodes else None,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -267,6 +326,17 @@ class Trainer:
         if self.appearance is not None and state.get("appearance") is not None:
             self.appearance.load_state_dict(state["appearance"])
             self.appearance_optimizer.load_state_dict(state["appearance_optimizer"])
+        if self.has_nodes:
+            from faithfusion.scene_graph.densify import NODE_IDS
+
+            saved = state.get("scene_graph")
+            if saved is None or NODE_IDS not in self.strategy.state or saved.get("keys") != self.graph.keys:
+                raise ValueError("checkpoint was not made with this scene graph (--scene-graph and the same tracks)")
+            self.graph.node_ids = self.strategy.state[NODE_IDS]
+            with torch.no_grad():
+                self.graph.pose_rotation.copy_(saved["pose_rotation"])
+                self.graph.pose_translation.copy_(saved["pose_translation"])
+            self.graph_optimizer.load_state_dict(saved["optimizer"])
         self.generator.set_state(state["generator"].cpu())
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
