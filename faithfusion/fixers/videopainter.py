@@ -118,7 +118,9 @@ class CogVideoXBranch(nn.Module):
     @classmethod
     def from_transformer(cls, transformer: nn.Module, num_layers: int = 2) -> "CogVideoXBranch":
         """A fresh branch as VideoPainter initialises one: the first `num_layers` blocks of `transformer`, its
-        patch embedding for the noisy and the masked latent (zero for the mask), zero `branch_blocks`."""
+        patch embedding for the noisy and the masked latent (zero for the mask), its time embedding, zero
+        `branch_blocks`. Unlike VideoPainter, the patch embedding's text projection is copied too (VideoPainter
+        leaves it at its random initialisation); either way the branch adds nothing until it trains."""
         tc = dict(transformer.config)
         if tc.get("patch_size_t") or tc.get("ofs_embed_dim"):
             raise ValueError("CogVideoXBranch: CogVideoX 1.5 transformers (patch_size_t, ofs) have no VideoPainter branch")
