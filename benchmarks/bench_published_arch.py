@@ -3,7 +3,8 @@ nvidia/difix and nvidia/difix_ref) at 1024x576, and optionally of CogVideoX imag
 RANDOM weights in the published configurations (written here in code: nothing is downloaded).
 
     python benchmarks/bench_published_arch.py [--height 576 --width 1024] [--frames 4] [--repeats 5 --warmup 2]
-        [--dtypes bf16 fp32] [--no-train] [--cogvideox 2b 5b-i2v] [--work /tmp/published_arch] [--tiny]
+        [--dtypes bf16 fp32] [--no-train] [--cogvideox 2b 5b-i2v] [--eigent-cogvideox 5b-i2v]
+        [--vae-modes plain tiling slicing] [--work /tmp/published_arch] [--tiny]
         [--result benchmarks/results/published_arch.json]
 
 Difix: a random SD-Turbo folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/, weights in fp16) is written
@@ -14,6 +15,10 @@ no reference: nvidia/difix) and `difix_ref` (joint attention over render + refer
 memory; with training on, one `faithfusion fixer train`-like step (fp32 weights, bf16 autocast, AdamW over the
 UNet + decoder LoRA + skips, one frame with its reference) at the same size. CogVideoX: the transformer alone
 (bf16, random) on one 49-frame window's latents at 480x720 (13 x 60 x 90), forward only, its peak memory.
+`--eigent-cogvideox`: a random CogVideoX folder in the hub layout (transformer/, vae/, scheduler/, model_index.json;
+bf16 files) is written to --work and loaded by `load_fixer` as `--video-fixer FOLDER` loads real weights (EIGent on
+it with a fresh 2-block VideoPainter branch), cast to bf16, and `fix` of one 49-frame 480x720 window (the model's
+native window) is timed per VAE mode (plain, tiling, slicing): seconds per window, peak memory.
 Writes JSON with device, commit, command and figures. `--tiny` (tiny configs, 64x64, CPU) checks the script runs;
 its figures mean nothing.
 """
@@ -264,6 +269,89 @@ def bench_cogvideox(variant: str, args, device: torch.device) -> dict:
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
+def write_random_cogvideox(root: Path, variant: str, tiny: bool, device: torch.device) -> Path:
+    """A random CogVideoX folder in the hub layout (transformer + VAE + scheduler, bf16 files), no download."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+
+    from faithfusion.fixers.eigent import COGVIDEOX_SCHEDULER_DEFAULTS
+
+    if (root / "DONE").is_file():
+        return root
+    cfg = dict(COGVIDEOX[variant])
+    vae_cfg = dict(scaling_factor=0.7 if variant.startswith("5b") else 1.15258426, sample_height=480, sample_width=720)
+    if tiny:
+        cfg.update(num_attention_heads=2, attention_head_dim=16, num_layers=2, text_embed_dim=32, time_embed_dim=8,
+                   sample_width=8, sample_height=8, sample_frames=9, max_text_seq_length=8)
+        vae_cfg.update(block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=4, sample_height=64,
+                       sample_width=64)
+    torch.manual_seed(0)
+    with torch.device(device):
+        for name, build in (("transformer", lambda: CogVideoXTransformer3DModel(**cfg)),
+                            ("vae", lambda: AutoencoderKLCogVideoX(**vae_cfg))):
+            model = build().to(torch.bfloat16)
+            model.save_pretrained(root / name)
+            del model
+            reset(device)
+    CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER_DEFAULTS).save_pretrained(root / "scheduler")
+    pipe = "CogVideoXImageToVideoPipeline" if cfg["in_channels"] == 2 * cfg["out_channels"] else "CogVideoXPipeline"
+    (root / "model_index.json").write_text(json.dumps({"_class_name": pipe, "transformer": ["diffusers", "CogVideoXTransformer3DModel"],
+                                                       "vae": ["diffusers", "AutoencoderKLCogVideoX"]}))
+    (root / "DONE").write_text("random weights, published configurations\n")
+    return root
+
+
+def bench_eigent_cogvideox(variant: str, args, device: torch.device) -> dict:
+    """EIGent on a random full-size CogVideoX folder loaded by load_fixer: bf16 `fix` of one native window per VAE mode."""
+    from faithfusion.fixers import load_fixer
+
+    t0 = time.perf_counter()
+    folder = write_random_cogvideox(Path(args.work) / f"cogvideox_{variant}{'_tiny' if args.tiny else ''}", variant,
+                                    args.tiny, device)
+    out: dict = {"write_random_folder_s": round(time.perf_counter() - t0, 1), "folder": str(folder)}
+    t0 = time.perf_counter()
+    model = load_fixer(folder)
+    out["load_fixer_s"] = round(time.perf_counter() - t0, 1)
+    out["parameters"] = sum(p.numel() for p in model.parameters())
+    out["branch_parameters"] = sum(p.numel() for p in model.branch.parameters()) if model.branch is not None else 0
+    model = model.to(device, torch.bfloat16).eval()
+    out["weights_gib"] = weights_gib(model)
+    frames, h, w = (9, 64, 64) if args.tiny else (49, 480, 720)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, frames, h, w, 3, generator=g).to(device)
+    eig = torch.rand(1, frames, h, w, generator=g).to(device)
+    for mode in args.vae_modes:
+        model.vae.disable_tiling()
+        model.vae.disable_slicing()
+        if mode == "tiling":
+            model.vae.enable_tiling()
+        elif mode == "slicing":
+            model.vae.enable_slicing()
+        try:
+            with torch.inference_mode():
+                for _ in range(args.warmup):
+                    model.fix(x, None, eig)
+                sync(device)
+                reset(device)
+                t0 = time.perf_counter()
+                for _ in range(args.repeats):
+                    res = model.fix(x, None, eig).images
+                sync(device)
+            dt = (time.perf_counter() - t0) / args.repeats
+            out[mode] = {"seconds_per_window": round(dt, 4), "seconds_per_frame": round(dt / frames, 5),
+                         "window": [frames, h, w], "peak_memory_gib": peak_gib(device),
+                         "finite": bool(torch.isfinite(res).all())}
+        except torch.cuda.OutOfMemoryError as err:
+            out[mode] = {"out_of_memory": str(err)[:300]}
+            reset(device)
+        except RuntimeError as err:  # e.g. diffusers' tiling on frames smaller than its tiles (the --tiny sizes)
+            out[mode] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+            reset(device)
+        print(f"eigent-cogvideox {variant} {mode}", out[mode], flush=True)
+    del model
+    reset(device)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--height", type=int, default=576)
@@ -275,6 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--difix", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--cogvideox", nargs="*", default=[], choices=sorted(COGVIDEOX))
+    ap.add_argument("--eigent-cogvideox", nargs="*", default=[], choices=sorted(COGVIDEOX))
+    ap.add_argument("--vae-modes", nargs="+", default=["plain", "tiling", "slicing"], choices=["plain", "tiling", "slicing"])
     ap.add_argument("--work", default="/tmp/published_arch")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true")
@@ -302,6 +392,14 @@ def main(argv: list[str] | None = None) -> dict:
         except Exception as err:  # noqa: BLE001
             result[f"cogvideox_{variant}"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()[-2000:]}
         print(variant, {k: v for k, v in result[f"cogvideox_{variant}"].items() if k not in ("config", "trace")}, flush=True)
+        reset(device)
+    for variant in args.eigent_cogvideox:
+        try:
+            result[f"eigent_cogvideox_{variant}"] = bench_eigent_cogvideox(variant, args, device)
+        except Exception as err:  # noqa: BLE001
+            result[f"eigent_cogvideox_{variant}"] = {"error": f"{type(err).__name__}: {err}",
+                                                     "trace": traceback.format_exc()[-2000:]}
+            print(result[f"eigent_cogvideox_{variant}"]["trace"], flush=True)
         reset(device)
     save_json_atomic(args.result, result)
     print(f"wrote {args.result}")

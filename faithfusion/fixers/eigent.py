@@ -383,7 +383,14 @@ class EIGentCogVideoXConfig:
     eig_softness: float = 0.1
     gate_scale: float = 10.0
     vae_tiling: bool = False  # diffusers' tiled VAE encode/decode (large frames, less memory)
+    vae_slicing: bool = False  # diffusers' sliced VAE (one window of the batch at a time)
     chunk: int = 1
+    # VideoPainter-style context branch (fixers/videopainter.py): fed [z_n, masked render latent, EIG mask], its
+    # zero-initialised outputs added to the transformer's blocks
+    branch: str | None = None  # a VideoPainter branch folder (config.json naming CogvideoXBranchModel), loaded strictly
+    branch_layers: int = 0  # > 0 and no `branch`: a fresh branch from the transformer's first blocks (VideoPainter: 2)
+    branch_scale: float = 1.0  # VideoPainter's conditioning_scale
+    train_branch: bool = True  # the branch trains (and is saved) when there is one
 
 
 @register_fixer
@@ -403,8 +410,15 @@ class EIGentCogVideoX(FixerModel):
        a learned embedding (zeros at start: no T5 at run time); x0 from the scheduler's formula
        (v- or eps-prediction); decoded by the VAE; out = render + g(eig) * (decoded - render).
 
-    Trained: context encoder, text embedding, gate, and LoRA or the whole transformer if asked;
-    only those are saved (`model.safetensors`), the base weights are reloaded from `pretrained`.
+    With a branch (`branch` folder or `branch_layers`), VideoPainter's context encoder conditions the
+    transformer as well: [z_n, the VAE latent of the render with high-EIG pixels (m >= 0.5) blacked out,
+    the pooled mask m] through the branch's blocks, each block's output through a zero-initialised linear
+    added to the transformer's hidden states (`videopainter.injected`). Zero-initialised, so a loaded
+    transformer's prediction is unchanged at the start.
+
+    Trained: context encoder, text embedding, gate, the branch, and LoRA or the whole transformer if asked;
+    only those are saved (`model.safetensors`), the base weights are reloaded from `pretrained` (and `branch`).
+    The transformer's and VAE's files must match their modules tensor for tensor (`published.check_component_keys`).
     """
 
     config_class = EIGentCogVideoXConfig
@@ -419,14 +433,23 @@ class EIGentCogVideoX(FixerModel):
 
         from faithfusion.fixers.difix_sdturbo import offline_default
 
-        kw = {"local_files_only": offline_default(config.local_files_only)}
-        self.transformer = CogVideoXTransformer3DModel.from_pretrained(config.pretrained, subfolder="transformer", **kw)
-        self.vae = AutoencoderKLCogVideoX.from_pretrained(config.pretrained, subfolder="vae", **kw)
+        from faithfusion.fixers.published import check_component_keys, resolve_local
+
+        offline = offline_default(config.local_files_only)
+        root = resolve_local(config.pretrained, allow_download=not offline)
+        kw = {"local_files_only": True}
+        self.transformer = CogVideoXTransformer3DModel.from_pretrained(root, subfolder="transformer", **kw)
+        check_component_keys(self.transformer, root / "transformer")
+        self.vae = AutoencoderKLCogVideoX.from_pretrained(root, subfolder="vae", **kw)
+        check_component_keys(self.vae, root / "vae")
         self.vae.requires_grad_(False)
         if config.vae_tiling:
             self.vae.enable_tiling()
+        if config.vae_slicing:
+            self.vae.enable_slicing()
+        self.branch = self._build_branch(config, offline)
         try:
-            sched = CogVideoXDDIMScheduler.from_pretrained(config.pretrained, subfolder="scheduler", **kw)
+            sched = CogVideoXDDIMScheduler.from_pretrained(root, subfolder="scheduler", **kw)
         except (OSError, ValueError):
             sched = CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER_DEFAULTS)
         self.alpha_prod_t = float(sched.alphas_cumprod[config.timestep])
@@ -451,6 +474,20 @@ class EIGentCogVideoX(FixerModel):
                                                     target_modules=LORA_TARGETS, init_lora_weights=True))
         self.set_trainable()
 
+    def _build_branch(self, config: EIGentCogVideoXConfig, offline: bool) -> nn.Module | None:
+        """The VideoPainter branch: read from `config.branch` (strictly), fresh from the transformer, or none."""
+        from faithfusion.fixers.published import resolve_local
+        from faithfusion.fixers.videopainter import CogVideoXBranch, check_branch_fits, load_branch
+
+        if config.branch:
+            folder = resolve_local(config.branch, allow_download=not offline)
+            branch = load_branch(folder)
+            check_branch_fits(branch, self.transformer, folder)
+            return branch.to(next(self.transformer.parameters()).dtype)
+        if config.branch_layers > 0:
+            return CogVideoXBranch.from_transformer(self.transformer, config.branch_layers)
+        return None
+
     # --- which tensors train -------------------------------------------------------------
 
     def _is_transformer_trainable(self, name: str) -> bool:
@@ -459,6 +496,8 @@ class EIGentCogVideoX(FixerModel):
     def set_trainable(self) -> None:
         for name, p in self.transformer.named_parameters():
             p.requires_grad_(self._is_transformer_trainable(name))
+        if self.branch is not None:
+            self.branch.requires_grad_(self.config.train_branch)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -468,6 +507,8 @@ class EIGentCogVideoX(FixerModel):
         out = {k: v for k, v in self.state_dict().items() if k.split(".")[0] in ("context", "prompt_embeds", "gate")}
         out.update({f"transformer.{k}": v for k, v in self.transformer.state_dict().items()
                     if self._is_transformer_trainable(k)})
+        if self.branch is not None and self.config.train_branch:
+            out.update({f"branch.{k}": v for k, v in self.branch.state_dict().items()})
         return out
 
     def num_parameters(self, trainable_only: bool = False) -> int:
@@ -533,11 +574,23 @@ class EIGentCogVideoX(FixerModel):
         tdtype = next(self.transformer.parameters()).dtype
         timestep = torch.full((b,), c.timestep, device=x.device, dtype=torch.long)
         ofs = torch.full((b,), 2.0, device=x.device) if self.transformer.ofs_embedding is not None else None
-        pred = self.transformer(
-            hidden_states=z_in.to(tdtype), encoder_hidden_states=self.prompt_embeds.to(tdtype).expand(b, -1, -1),
-            timestep=timestep, ofs=ofs, image_rotary_emb=self.rotary_embedding(fl + tpad, hl, wl, x.device),
-            return_dict=False,
-        )[0][:, tpad:].to(x.dtype)  # [B, F', C, h, w]
+        text = self.prompt_embeds.to(tdtype).expand(b, -1, -1)
+        rope = self.rotary_embedding(fl + tpad, hl, wl, x.device)
+        samples = None
+        if self.branch is not None:  # VideoPainter's input: [noisy latent, masked video latent, mask]
+            keep = (mask < 0.5).to(xv.dtype)  # [B, F, 1, H', W']: VideoPainter binarises its mask
+            with torch.no_grad():
+                zm = self.vae.encode((xv * keep).permute(0, 2, 1, 3, 4).to(self.vae.dtype)).latent_dist.mode()
+            z_masked = (zm * self.scaling).permute(0, 2, 1, 3, 4).to(x.dtype)  # [B, F', C, h, w]
+            cond_b = torch.cat([z_masked, m_lat], dim=2).to(tdtype)  # [B, F', C + 1, h, w]
+            samples = self.branch(z_noise.to(tdtype), cond_b, text, timestep, rope, c.branch_scale)
+        from faithfusion.fixers.videopainter import injected
+
+        with injected(self.transformer, samples):
+            pred = self.transformer(
+                hidden_states=z_in.to(tdtype), encoder_hidden_states=text, timestep=timestep, ofs=ofs,
+                image_rotary_emb=rope, return_dict=False,
+            )[0][:, tpad:].to(x.dtype)  # [B, F', C, h, w]
         z0 = one_step_x0(pred, z_noise, self.alpha_prod_t, self.prediction_type, None)
         dec = self.vae.decode((z0 / self.scaling).permute(0, 2, 1, 3, 4).to(self.vae.dtype)).sample  # [B, 3, F, H', W']
         dec = dec.permute(0, 2, 1, 3, 4)[:, npad:].reshape(b * t, 3, hh, ww).to(x.dtype)

@@ -14,6 +14,12 @@ Four kinds are recognised (`detect_fixer_source`):
   `vae_lora_target_modules` (and `optimizer`). Its base weights are SD-Turbo's.
 - `sd-turbo`: a plain Stable Diffusion folder (SD-Turbo: `model_index.json` naming StableDiffusionPipeline, or
   the five component folders alone); Difix is then built on it with fresh skips and LoRA, to be trained.
+- `cogvideox`: a CogVideoX folder in the diffusers layout (`THUDM/CogVideoX-5b-I2V`: `model_index.json` naming
+  CogVideoXImageToVideoPipeline, or CogVideoXPipeline for the text-to-video ones; `transformer/`, `vae/`,
+  `scheduler/` are read, `text_encoder/` and `tokenizer/` are not: EIGent learns its prompt embedding), or those
+  folders alone. EIGent's video backbone (`eigent.EIGentCogVideoX`); a VideoPainter branch in `branch/` is used.
+- `videopainter-branch`: a VideoPainter context branch (`config.json` naming CogvideoXBranchModel +
+  `diffusion_pytorch_model.safetensors`, `fixers/videopainter.py`), laid over a CogVideoX-5b-I2V base.
 
 A hub id (`owner/name`) is looked up in the local Hugging Face cache; nothing is downloaded unless
 `allow_download` is set. Weights are read file by file and loaded strictly (`load_strictly`): a missing or
@@ -33,13 +39,16 @@ from torch import Tensor, nn
 
 from faithfusion.errors import UserError
 
-Kind = Literal["project", "difix-pipeline", "difix-pkl", "sd-turbo"]
+Kind = Literal["project", "difix-pipeline", "difix-pkl", "sd-turbo", "cogvideox", "videopainter-branch"]
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 DIFIX_VAE_KEYS = ("lora_rank", "gamma", "ignore_skip")  # what Difix's vae/config.json adds to AutoencoderKL's
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
 PKL_SUFFIXES = (".pkl", ".pt", ".pth", ".ckpt")
 LORA_ADAPTER = "vae_skip"
 DEFAULT_BASE = "stabilityai/sd-turbo"  # what a Difix3D .pkl is trained on
+COGVIDEOX_PIPELINES = ("CogVideoXImageToVideoPipeline", "CogVideoXPipeline")
+COGVIDEOX_COMPONENTS = ("transformer", "vae", "scheduler")  # what EIGent reads of a CogVideoX folder
+DEFAULT_VIDEO_BASE = "THUDM/CogVideoX-5b-I2V"  # what VideoPainter's published branch is trained on
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                  "model.safetensors", "model.fp16.safetensors", "diffusion_pytorch_model.bin", "pytorch_model.bin")
@@ -62,6 +71,7 @@ class FixerSource:
     kind: Kind
     path: Path  # a local folder (or the .pkl file)
     multiview: bool = False  # difix-pipeline: the UNet is difix_ref's (joint attention over render + reference)
+    branch: Path | None = None  # cogvideox: a VideoPainter branch folder inside it (`branch/`)
 
 
 # --- where the files are -----------------------------------------------------------------------
@@ -98,7 +108,7 @@ def _component_problem(folder: Path, name: str) -> str | None:
         return None if (sub / "scheduler_config.json").is_file() else f"{name}/scheduler_config.json"
     missing = [] if (sub / "config.json").is_file() else ["config.json"]
     if not _weight_files(sub):
-        missing.append("diffusion_pytorch_model.safetensors" if name in ("unet", "vae") else "model.safetensors")
+        missing.append("diffusion_pytorch_model.safetensors" if name in ("unet", "vae", "transformer") else "model.safetensors")
     return f"{name}/ ({', '.join(missing)})" if missing else None
 
 
@@ -128,6 +138,15 @@ def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> Fixer
         raise FixerSourceError(f"{path}: a file, but not a Difix3D training checkpoint ({', '.join(PKL_SUFFIXES)})")
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return FixerSource("project", path)
+    from faithfusion.fixers.videopainter import BRANCH_WEIGHTS, is_branch_folder
+
+    if is_branch_folder(path):
+        if not _weight_files(path):
+            raise FixerSourceError(f"{path}: a VideoPainter branch folder missing {BRANCH_WEIGHTS}")
+        return FixerSource("videopainter-branch", path)
+    video = _cogvideox_kind(path)
+    if video is not None:
+        return video
     index = path / "model_index.json"
     kind: Kind | None = None
     multiview = False
@@ -142,7 +161,8 @@ def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> Fixer
             kind = "sd-turbo"
         else:
             raise FixerSourceError(f"{index}: a {name} pipeline; a fixer is a DifixPipeline (nvidia/difix, "
-                                   "nvidia/difix_ref) or a Stable Diffusion pipeline such as SD-Turbo")
+                                   "nvidia/difix_ref), a Stable Diffusion pipeline such as SD-Turbo, or a CogVideoX "
+                                   f"pipeline ({', '.join(COGVIDEOX_PIPELINES)})")
     elif all((path / c).is_dir() for c in COMPONENTS):
         vae_cfg = path / "vae" / "config.json"
         difix_vae = vae_cfg.is_file() and any(k in _read_json(vae_cfg) for k in DIFIX_VAE_KEYS)
@@ -153,11 +173,30 @@ def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> Fixer
         raise FixerSourceError(
             f"{path}: not a fixer. Expected one of: a saved fixer (config.json + model.safetensors); a Difix or "
             f"SD-Turbo pipeline folder (model_index.json + {', '.join(c + '/' for c in COMPONENTS)}); a Difix3D "
-            f".pkl checkpoint. Found: {present or 'nothing'}")
+            f".pkl checkpoint; a CogVideoX folder ({', '.join(c + '/' for c in COGVIDEOX_COMPONENTS)}); a VideoPainter "
+            f"branch. Found: {present or 'nothing'}")
     problems = [p for c in COMPONENTS if (p := _component_problem(path, c))]
     if problems:
         raise FixerSourceError(f"{path}: a {kind} folder missing {'; '.join(problems)}")
     return FixerSource(kind, path, multiview)
+
+
+def _cogvideox_kind(path: Path) -> FixerSource | None:
+    """A `cogvideox` source if `path` is a CogVideoX folder (by its model_index.json, or by a transformer/ whose
+    config names CogVideoXTransformer3DModel); None if it is not one; an error naming what is missing."""
+    index = path / "model_index.json"
+    name = _read_json(index).get("_class_name") if index.is_file() else None
+    tcfg = path / "transformer" / "config.json"
+    by_parts = name is None and tcfg.is_file() and _read_json(tcfg).get("_class_name") == "CogVideoXTransformer3DModel"
+    if name not in COGVIDEOX_PIPELINES and not by_parts:
+        return None
+    problems = [p for c in COGVIDEOX_COMPONENTS if (p := _component_problem(path, c))]
+    if problems:
+        raise FixerSourceError(f"{path}: a {name or 'CogVideoX'} folder missing {'; '.join(problems)}")
+    from faithfusion.fixers.videopainter import is_branch_folder
+
+    branch = path / "branch"
+    return FixerSource("cogvideox", path, branch=branch if is_branch_folder(branch) else None)
 
 
 # --- reading tensors ---------------------------------------------------------------------------
@@ -177,6 +216,32 @@ def read_component_state(sub: Path) -> dict[str, Tensor]:
         else:
             state.update(torch.load(f, map_location="cpu", weights_only=True))
     return state
+
+
+def check_component_keys(module: nn.Module, sub: Path) -> None:
+    """Every tensor of the component folder `sub` (read by name and shape only) must be one of `module`'s, of the
+    same shape, and every tensor `module` saves must be in the files: a `CheckpointKeysError` otherwise (diffusers'
+    `from_pretrained` only warns)."""
+    files = _weight_files(sub)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        if f.suffix != ".safetensors":
+            shapes.update({k: tuple(v.shape) for k, v in torch.load(f, map_location="cpu", weights_only=True).items()})
+            continue
+        from safetensors import safe_open
+
+        with safe_open(str(f), framework="pt") as fh:
+            shapes.update({k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()})
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    problems = []
+    if missing := sorted(set(own) - set(shapes)):
+        problems.append(f"{len(missing)} tensors missing, e.g. {missing[:4]}")
+    if unexpected := sorted(set(shapes) - set(own)):
+        problems.append(f"{len(unexpected)} tensors with no place in the model, e.g. {unexpected[:4]}")
+    if wrong := sorted(k for k in set(own) & set(shapes) if own[k] != shapes[k]):
+        problems.append(f"{len(wrong)} of the wrong shape, e.g. {wrong[0]}: {shapes[wrong[0]]} vs {own[wrong[0]]}")
+    if problems:
+        raise CheckpointKeysError(f"{sub}: {'; '.join(problems)}")
 
 
 def load_strictly(module: nn.Module, state: dict[str, Tensor], where: str | Path,

@@ -64,7 +64,7 @@ class FixerTrainConfig:
     backbone: Literal["compact", "sd-turbo"] = "compact"
     pretrained: str = "stabilityai/sd-turbo"  # sd-turbo weights: local folder (hub layout) or hub id
     model: ModelName = "difix"  # difix (frames) | eigent | eigent-cogvideox | genfusion (video windows)
-    video_pretrained: str = "THUDM/CogVideoX-2b"  # eigent-cogvideox weights: local folder (hub layout) or hub id
+    video_pretrained: str = "THUDM/CogVideoX-2b"  # eigent-cogvideox: a CogVideoX folder (hub layout; its branch/ or a fresh VideoPainter branch) or a VideoPainter branch folder, path or cached hub id
     frames: int = 16  # frames per training window (video fixers)
     depth_loss: Literal["log_depth", "disparity"] = "log_depth"  # GenFusion, where target_depth is given: log_depth = mean |log depth error| of the fixed depth; disparity = L1 on normalised disparity
     w_depth: float = 1.0  # GenFusion: weight of the depth term (0: none)
@@ -151,10 +151,11 @@ def build_model(cfg: FixerTrainConfig) -> Any:
         from faithfusion.fixers.eigent import EIGent
 
         return EIGent() if cfg.eigent_on_difix is None else EIGent.on_difix(load_fixer(cfg.eigent_on_difix))
-    if cfg.model == "eigent-cogvideox":
-        from faithfusion.fixers.eigent import EIGentCogVideoX, EIGentCogVideoXConfig
-
-        return EIGentCogVideoX(EIGentCogVideoXConfig(pretrained=cfg.video_pretrained, local_files_only=cfg.local_files_only))
+    if cfg.model == "eigent-cogvideox":  # a CogVideoX folder (+ VideoPainter branch) or a branch folder, as --video-fixer
+        model = load_fixer(cfg.video_pretrained, allow_download=cfg.local_files_only is False)
+        if type(model).__name__ != "EIGentCogVideoX":
+            raise ValueError(f"--video-pretrained {cfg.video_pretrained}: holds a {type(model).__name__}, not a CogVideoX")
+        return model.train()
     if cfg.model == "genfusion":
         from faithfusion.fixers.genfusion import GenFusion
 
