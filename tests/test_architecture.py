@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"fusion"},
     {"curation"},
     {"bench"},
+    {"viewer"},
     {"commands", "cli"},
 ]
 """Bottom to top: a module may import its own layer or lower ones (the root `faithfusion` package is free)."""

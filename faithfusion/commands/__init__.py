@@ -56,6 +56,7 @@ def commands() -> dict[str, Command | Group]:
     from faithfusion.commands.recon import ReconConfig, run_recon_command
     from faithfusion.commands.render import RenderConfig, render_run
     from faithfusion.commands.synth import SynthConfig, run_synth
+    from faithfusion.commands.view import ViewConfig, run_view
 
     return {
         "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting"),
@@ -67,5 +68,6 @@ def commands() -> dict[str, Command | Group]:
         "fuse": Group(fuse_table, "reconstruct with a fusion method: `faithfusion fuse METHOD --help`"),
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),
         "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
+        "view": Command(ViewConfig, run_view, "a run in the browser: drive timeline, lane-shift slider, EIG / depth / ground-truth layers"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
     }
