@@ -99,3 +99,24 @@ def test_letterbox_pads_to_the_browser_aspect():
     assert wide.shape == (30, 60, 3) and wide[:, :10].max() == 16 and wide[:, 10:50].min() == 200
     tall = letterbox(img, 1.0)
     assert tall.shape == (40, 40, 3)
+
+
+def test_bench_viewer_writes_fps_per_layer(tiny_view_run, tmp_path):  # noqa: F811
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_viewer import main
+
+    n = torch.get_num_threads()
+    out = tmp_path / "bench.json"
+    try:
+        main(["--run", str(tiny_view_run), "--width", "32", "--height", "24", "--device", "cpu", "--frames", "3",
+              "--warmup", "1", "--layers", "render", "depth", "--threads", "1", "--result", str(out)])
+    finally:
+        torch.set_num_threads(n)
+    data = json.loads(out.read_text())
+    assert set(data["layers"]) == {"render", "depth"} and data["threads"] == 1 and data["width"] == 32
+    assert all(v["fps_median"] > 0 and v["frames"] == 3 for v in data["layers"].values())
+    assert data["commit"] and data["gaussians"] > 0
