@@ -65,3 +65,23 @@ def test_odd_frames_are_padded_and_panels_share_a_height():
     assert pad_even(np.zeros((5, 7, 3), np.uint8)).shape == (6, 8, 3)
     joined = side_by_side([np.zeros((10, 20, 3), np.uint8), np.zeros((20, 20, 3), np.uint8)], gap=2)
     assert joined.shape == (10, 20 + 2 + 10, 3)
+
+
+def test_the_demo_report_links_a_short_video_per_method_and_names_runs_and_commit(tiny_view_run, tmp_path, one_thread):  # noqa: F811
+    from faithfusion.commands.demo_report import write_report
+    from faithfusion.viewer.frames import RunView
+
+    view = RunView(tiny_view_run, "cpu")
+
+    def render(camera):
+        return view.render(camera)[0]
+
+    result = {"by_magnitude": {"0.0": {"psnr": 20.0, "ssim": 0.5}, "3.0": {"psnr": 15.0, "ssim": 0.4}}}
+    results = {"3dgs": {"render": render, "scene": view.scene, "result": result}}
+    sizes = {"frames": 6, "width": 64, "height": 48, "shifts": (3.0,), "steps": 30}
+    report = write_report(tmp_path / "demo", results, sizes, {"3dgs": 1.0}, view.cfg.data,
+                          video_frames=3)
+    text = report.read_text()
+    assert "[3dgs](report/3dgs_3m.mp4)" in text and "code commit `" in text
+    frames = read_mp4(tmp_path / "demo" / "report" / "3dgs_3m.mp4")
+    assert len(frames) == 3 and frames[0].shape == (48, 64, 3)

@@ -52,6 +52,8 @@ class DemoConfig:
     """Difix3D's (and Difix3D+'s) schedule."""
     genfusion: GenFusionSchedule = field(default_factory=GenFusionSchedule)
     """GenFusion's schedule."""
+    video_frames: int = 8
+    """Frames of the short drive video per method at 3 m linked from the report (0 = no videos)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -143,7 +145,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         curves[method] = result["by_magnitude"]
         results[method] = {"render": run.render, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
-    report = write_report(out, results, sizes, spent, scene_dir, notes=notes)
+    report = write_report(out, results, sizes, spent, scene_dir, notes=notes, video_frames=cfg.video_frames)
     save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),
                                          "seconds": timings, "seconds_all_commands": spent,
                                          "train_seconds": train_seconds,
