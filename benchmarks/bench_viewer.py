@@ -7,13 +7,15 @@ Each timed frame is what the viewer does for one slider move in drive mode: `Run
 size=(W, H))` (rasterise, sky, copy to a uint8 image on the host) plus the JPEG encode viser sends (imageio, quality
 90), cycling over the drive's frames and lane shifts -6..6 m. Without --run a SynthStreet scene (8 frames, 480x320)
 is generated and trained for --make-steps steps on the device first (the figure then says how many Gaussians).
-Writes a JSON with the device, the commit, the command, the size, the thread count, the Gaussian count and, per
-layer, the median / mean milliseconds and frames per second.
+Writes a JSON with the device, the commit, the command, the size, the thread count, the Gaussian count, the
+1-minute load averages at start and end (a shared CPU) and, per layer, the median / mean milliseconds and frames
+per second. `eig` and `fixed` build their EIG session / load the fixer during the warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     from faithfusion.viewer.frames import RunView
 
     device = resolve_device(args.device)
+    load_start = os.getloadavg()[0]
     tmp = None
     run = args.run
     if run is None:
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         "commit": git_commit(), "device": device_name(device), "threads": torch.get_num_threads(),
         "width": args.width, "height": args.height, "run": str(run) if args.run else f"generated ({args.make_steps} steps)",
         "gaussians": len(view.trainer.model), "layers": layers,
+        "load_average_start": load_start, "load_average_end": os.getloadavg()[0],
     }
     if args.result is not None:
         save_json_atomic(args.result, result)

@@ -96,6 +96,7 @@ def drive_viewer(run: Path, out_dir: Path, shift_key: str = "End", layer: str | 
                 page = browser.new_page(viewport=VIEWPORT)
                 page.goto(f"http://127.0.0.1:{port}")
                 wait_for_render(page, 0, "+0.0 m", timeout=60)
+                page.add_style_tag(content='[class*="Notification"] { display: none !important; }')  # WebGL notice
                 if layer is not None:
                     page.get_by_role("textbox", name="layer").or_(page.locator("input[value='render']")).first.click()
                     page.get_by_role("option", name=layer, exact=True).click()
