@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from faithfusion.eig.heatmap import G_DISPLAY_MAX  # noqa: E402  (heatmaps of g span [0, 4])
+G_DISPLAY_MAX = 4.0  # heatmaps of g span [0, 4]: 4 = sixteen times the reference EIG
 
 
 @dataclass

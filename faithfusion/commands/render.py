@@ -81,7 +81,7 @@ def render_video(cfg: RenderConfig) -> Path:
     from faithfusion.utils.device import resolve_device
     from faithfusion.utils.flags import FlagError, require_at_least, require_device, require_finite, require_positive
     from faithfusion.viewer.video import label, side_by_side, write_mp4
-    from faithfusion.viewer.frames import RunView
+    from faithfusion.viewer.frames import EIG_DISPLAY_MAX, RunView
 
     require_finite("--shift", cfg.shift)
     require_device("--device", cfg.device)
@@ -111,7 +111,7 @@ def render_video(cfg: RenderConfig) -> Path:
             if cfg.side_by_side is None:
                 yield left
             elif other is None:
-                yield side_by_side([left, label(view.layer("eig", i, cfg.shift).image, "EIG g 0-4")])
+                yield side_by_side([left, label(view.layer("eig", i, cfg.shift).image, f"EIG g 0-{EIG_DISPLAY_MAX:g}")])
             else:
                 j = matching_frame(view, other, i)
                 right = label(other.layer("render", j, cfg.shift).image, f"{Path(cfg.side_by_side).resolve().name} {shift}")

@@ -9,8 +9,6 @@ from torch import Tensor
 
 from faithfusion.utils.atomic import atomic_write
 
-G_DISPLAY_MAX = 4.0  # heatmaps of calibrated g span [0, 4]: 4 = sixteen times the reference EIG
-
 
 def colorize(values: np.ndarray | Tensor, vmin: float = 0.0, vmax: float | None = None, cmap: str = "inferno") -> np.ndarray:
     """`[H, W]` values -> `[H, W, 3]` uint8 through a matplotlib colormap (vmax: the 99.5th percentile if None)."""

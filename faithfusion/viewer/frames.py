@@ -2,7 +2,7 @@
 
     render   the run's model, rasterised (gsplat on CUDA, the project's torch rasterizer on the CPU)
     fixed    the render repaired by the run's single-frame fixer (Difix; fusion runs only)
-    eig      the calibrated per-pixel EIG g = log2(1 + EIG / EIG_ref), inferno over [0, 4]
+    eig      the calibrated per-pixel EIG g = log2(1 + EIG / EIG_ref), inferno over [0, EIG_DISPLAY_MAX = 16]
     depth    expected depth in metres, turbo over [0, the drive's 99th percentile at shift 0]
     gt       the captured image (shift 0) or SynthStreet's exact ground truth (gt_shifted/<d>m)
 
@@ -35,6 +35,9 @@ LAYER_TITLES = {
     "depth": "depth (m)",
     "gt": "ground truth",
 }
+EIG_DISPLAY_MAX = 16.0
+"""Top of the viewer's EIG colour scale (g = 16: 2^16 times the reference EIG). `faithfusion eig`'s heatmaps span
+[0, 4], which off the recorded lane is saturated almost everywhere (g reaches 15-18 at 3-6 m on SynthStreet)."""
 SHIFT_RANGE = (-6.0, 6.0)
 """Lane shifts the viewer offers, metres (positive = left)."""
 
@@ -274,11 +277,12 @@ class RunView:
         return fit_camera(camera, max(1, round(camera.width * h / camera.height)), h)
 
     def eig_layer(self, frame: int | None, shift: float, camera: Camera) -> LayerImage:
-        from faithfusion.eig.heatmap import G_DISPLAY_MAX, colorize
+        from faithfusion.eig.heatmap import colorize
 
         g = self.eig_values(frame, shift, camera)
         g = _resize_map(g, camera.height, camera.width)
-        return LayerImage(colorize(g, 0.0, G_DISPLAY_MAX), "eig", note=f"mean g {float(g.mean()):.2f} (scale 0 to {G_DISPLAY_MAX:g})")
+        return LayerImage(colorize(g, 0.0, EIG_DISPLAY_MAX), "eig",
+                          note=f"median g {float(g.median()):.2f} (scale 0 to {EIG_DISPLAY_MAX:g})")
 
     # --- the fixer ----------------------------------------------------------------------------
 
