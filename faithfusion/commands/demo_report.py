@@ -40,11 +40,34 @@ def picture_grid(results: dict, scene_dir: Path, shifts: list[float], path: Path
     return path
 
 
+def drive_videos(results: dict, shift: float, frames: int, folder: Path, fps: float = 4.0) -> dict[str, Path]:
+    """One short MP4 per method: its render function along the first camera's drive moved `shift` metres left,
+    `frames` timesteps spread over the drive (`folder/<method>_<shift>m.mp4`)."""
+    from faithfusion.viewer.video import label, render_fn_frames, write_mp4
+
+    scene = next(iter(results.values()))["scene"]
+    first = scene.frames[0].cam_name
+    ids = sorted((i for i, f in enumerate(scene.frames) if f.cam_name == first), key=lambda i: scene.frames[i].timestep)
+    if frames < len(ids):
+        ids = [ids[round(k * (len(ids) - 1) / max(frames - 1, 1))] for k in range(frames)]
+    cams = [scene.shifted_camera(i, shift) for i in ids]
+    videos = {}
+    for name, r in results.items():
+        path = folder / f"{name}_{shift:g}m.mp4"
+        write_mp4(path, (label(f, f"{name} {shift:+g} m") for f in render_fn_frames(r["render"], cams)), fps)
+        videos[name] = path
+    return videos
+
+
 def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir: Path,
-                 notes: list[str] | None = None) -> Path:
-    """OUT/report.md with the lane-shift table per method, the plot and a picture grid."""
+                 notes: list[str] | None = None, video_frames: int = 0, video_shift: float = 3.0) -> Path:
+    """OUT/report.md with the lane-shift table per method, the plot and a picture grid; with `video_frames` > 0
+    a short drive video per method at `video_shift` metres, linked from the report."""
+    from faithfusion.bench.info import git_commit
+
     shifts_pics = [d for d in (0.0, 3.0, 6.0) if d == 0.0 or d in sizes["shifts"]]
     grid = picture_grid(results, scene_dir, shifts_pics, out / "report" / "views.png")
+    videos = drive_videos(results, video_shift, video_frames, out / "report") if video_frames > 0 else {}
     mags = sorted({float(m) for r in results.values() for m in r["result"]["by_magnitude"]})
     lines = [
         "# FaithFusion demo: SynthStreet lane shift",
@@ -78,6 +101,10 @@ def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir
         f"![views]({grid.relative_to(out).as_posix()})",
         "",
     ]
+    if videos:
+        lines += [f"Drive videos at {video_shift:+g} m ({video_frames} frames): "
+                  + ", ".join(f"[{name}]({p.relative_to(out).as_posix()})" for name, p in videos.items()) + ".", ""]
+    lines += [f"Runs: {', '.join(f'`{(out / name).resolve()}`' for name in results)}; code commit `{git_commit()}`.", ""]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     path = out / "report.md"
