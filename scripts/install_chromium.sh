@@ -6,6 +6,6 @@ command -v chromium >/dev/null 2>&1 && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "install_chromium: not root or no apt-get; the browser test will skip"; exit 0
 fi
-timeout 600 apt-get update -qq >/dev/null 2>&1 && timeout 900 apt-get install -y -qq chromium >/dev/null 2>&1 \
+timeout 120 apt-get update -qq >/dev/null 2>&1 && timeout 300 apt-get install -y -qq chromium >/dev/null 2>&1 \
   && echo "install_chromium: $(chromium --version 2>/dev/null)" || echo "install_chromium: apt-get failed; the browser test will skip"
 exit 0
