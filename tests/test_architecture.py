@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "faithfusion"
 LAYERS: list[set[str]] = [
     {"errors", "utils", "cameras"},
     {"data", "gaussians"},
-    {"synth", "render"},
+    {"synth", "render", "scene_graph"},
     {"eval"},
     {"train"},
     {"eig"},

@@ -67,7 +67,14 @@ def write_report(out: Path, results: dict, sizes: dict, timings: dict, scene_dir
 
     shifts_pics = [d for d in (0.0, 3.0, 6.0) if d == 0.0 or d in sizes["shifts"]]
     grid = picture_grid(results, scene_dir, shifts_pics, out / "report" / "views.png")
-    videos = drive_videos(results, video_shift, video_frames, out / "report") if video_frames > 0 else {}
+    notes = list(notes or [])
+    videos = {}
+    if video_frames > 0:
+        try:
+            videos = drive_videos(results, video_shift, video_frames, out / "report")
+        except ImportError as e:  # the encoder (imageio-ffmpeg) missing: the report says so instead of losing the run
+            notes.append(f"drive videos not written: {e} (pip install imageio-ffmpeg)")
+            print(f"demo: drive videos not written: {e}")
     mags = sorted({float(m) for r in results.values() for m in r["result"]["by_magnitude"]})
     lines = [
         "# FaithFusion demo: SynthStreet lane shift",

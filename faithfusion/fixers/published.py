@@ -138,7 +138,7 @@ def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> Fixer
         raise FixerSourceError(f"{path}: a file, but not a Difix3D training checkpoint ({', '.join(PKL_SUFFIXES)})")
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return FixerSource("project", path)
-    from faithfusion.fixers.videopainter import BRANCH_WEIGHTS, is_branch_folder
+    from faithfusion.fixers.branch_layout import BRANCH_WEIGHTS, is_branch_folder
 
     if is_branch_folder(path):
         if not _weight_files(path):
@@ -193,7 +193,7 @@ def _cogvideox_kind(path: Path) -> FixerSource | None:
     problems = [p for c in COGVIDEOX_COMPONENTS if (p := _component_problem(path, c))]
     if problems:
         raise FixerSourceError(f"{path}: a {name or 'CogVideoX'} folder missing {'; '.join(problems)}")
-    from faithfusion.fixers.videopainter import is_branch_folder
+    from faithfusion.fixers.branch_layout import is_branch_folder
 
     branch = path / "branch"
     return FixerSource("cogvideox", path, branch=branch if is_branch_folder(branch) else None)

@@ -37,8 +37,7 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 
-BRANCH_CLASS = "CogvideoXBranchModel"
-BRANCH_WEIGHTS = "diffusion_pytorch_model.safetensors"
+from faithfusion.fixers.branch_layout import BRANCH_CLASS, BRANCH_WEIGHTS, is_branch_folder  # noqa: F401 (re-exported)
 # transformer config fields the branch keeps (VideoPainter's CogvideoXBranchModel signature)
 BRANCH_FIELDS = (
     "num_attention_heads", "attention_head_dim", "in_channels", "out_channels", "flip_sin_to_cos", "freq_shift",
@@ -167,17 +166,6 @@ class CogVideoXBranch(nn.Module):
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(directory / BRANCH_WEIGHTS))
         (directory / "config.json").write_text(json.dumps(self.branch_config(), indent=2))
         return directory
-
-
-def is_branch_folder(path: Path) -> bool:
-    """A folder holding a VideoPainter branch (`config.json` naming CogvideoXBranchModel)."""
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("_class_name") == BRANCH_CLASS
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def load_branch(folder: str | Path) -> CogVideoXBranch:
