@@ -109,6 +109,21 @@ def lane_shift_camera(camera: Camera, ego_to_world: Tensor, metres: float) -> Ca
 # --- rotations ---------------------------------------------------------------------------------
 
 
+def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
+    """Hamilton product a ⊗ b of wxyz quaternions `[..., 4]` (the rotation b first, then a)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        dim=-1,
+    )
+
+
 def quat_to_rotmat(q: Tensor) -> Tensor:
     """wxyz quaternions `[..., 4]` (need not be unit) to rotation matrices `[..., 3, 3]`."""
     return rotmat_formula(q / q.norm(dim=-1, keepdim=True))

@@ -28,6 +28,7 @@ from plyfile import PlyData, PlyElement
 from torch import Tensor
 
 from faithfusion.errors import UserError
+from faithfusion.cameras import quat_multiply
 from faithfusion.cameras import rotmat_to_quat
 from faithfusion.gaussians.model import GaussianModel, num_sh_bases
 from faithfusion.gaussians.ply_frame import PlyFrameError, frame_comments, parse_frame_comments
@@ -113,20 +114,6 @@ def sh_rotation(R: Tensor, degree: int) -> Tensor:
     return A
 
 
-def _quat_mul(a: Tensor, b: Tensor) -> Tensor:  # wxyz Hamilton product, [..., 4]
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
-
-
 def _is_identity(R: Tensor, tol: float = 1e-7) -> bool:
     return bool(torch.allclose(R.double(), torch.eye(3, dtype=torch.float64), atol=tol, rtol=0))
 
@@ -149,7 +136,7 @@ def transform_params(params: dict[str, Tensor], sh_degree: int, R: Tensor, cente
     if not _is_identity(R):
         q = params["quats"].to(torch.float64)  # [N, 4]
         qr = rotmat_to_quat(R)  # [4] unit
-        out["quats"] = _quat_mul(qr.expand_as(q), q).to(params["quats"].dtype)
+        out["quats"] = quat_multiply(qr.expand_as(q), q).to(params["quats"].dtype)
         if sh_degree > 0:
             if sh_degree > MAX_ROTATABLE_DEGREE:
                 raise NotImplementedError(

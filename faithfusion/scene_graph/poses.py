@@ -8,22 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from faithfusion.cameras import quat_to_rotmat, rotmat_to_quat
-
-
-def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
-    """Hamilton product a ⊗ b of wxyz quaternions `[..., 4]` (the rotation b first, then a)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
+from faithfusion.cameras import quat_multiply, quat_to_rotmat, rotmat_to_quat  # noqa: F401 (quat_multiply re-exported)
 
 
 def delta_quat(omega: Tensor) -> Tensor:
