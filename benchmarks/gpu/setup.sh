@@ -4,5 +4,5 @@
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
 [ -f .gpu/COMMIT ] && export GIT_COMMIT=$(cat .gpu/COMMIT)  # the device copy's own git HEAD can be stale
-export FAITHFUSION_LPIPS_WEIGHTS=$PWD/.gpu/weights/lpips_squeeze_v01.npz
+[ -f .gpu/weights/lpips_squeeze_v01.npz ] && export FAITHFUSION_LPIPS_WEIGHTS=$PWD/.gpu/weights/lpips_squeeze_v01.npz  # else the packaged copy
 nvidia-smi -L
