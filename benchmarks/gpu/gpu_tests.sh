@@ -5,5 +5,5 @@
 set -o pipefail
 source benchmarks/gpu/setup.sh
 mkdir -p $OUT
-FF_GPU_RESULTS=$OUT/render_parity.json timeout ${TEST_SECONDS:-420} python3 -m pytest -m gpu -q -p no:cacheprovider \
+FF_GPU_RESULTS=$OUT/render_parity.json timeout ${TEST_SECONDS:-420} python3 -m pytest -m gpu -q -p no:cacheprovider --continue-on-collection-errors \
   --junitxml=$OUT/gpu_tests.xml tests 2>&1 | tee $OUT/gpu_tests.log | tail -25
