@@ -58,6 +58,9 @@ class DemoConfig:
     the full demo, off for --quick (the Inception features of its ~500 images cost minutes on a 2-core CPU)."""
     video_frames: int = 8
     """Frames of the short drive video per method at 3 m linked from the report (0 = no videos)."""
+    save_renders: bool = False
+    """Keep every evaluated render as a PNG under OUT/METHOD/eval/renders/ (`faithfusion eval --renders` measures
+    them again, e.g. FID on another machine)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -99,6 +102,8 @@ def demo_command(cfg: DemoConfig) -> str:
             parts.append(f"{flag} {value}")
     if cfg.fid is not None:
         parts.append("--fid" if cfg.fid else "--no-fid")
+    if cfg.save_renders:
+        parts.append("--save-renders")
     return " ".join(parts)
 
 
@@ -165,7 +170,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         run = run_method(method, run_cfg)
         trainer, scene = run.trainer, run.scene
         result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"],
-                                     distribution=distribution)
+                                     distribution=distribution,
+                                     save_renders=out / method / "eval" / "renders" if cfg.save_renders else None)
         record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
         result["command"] = demo_command(cfg)

@@ -26,6 +26,11 @@ class EvalConfig:
     references' features are cached in RUN/eval/inception_features.npz."""
     kid_subset_size: int = 1000
     """KID subset size (capped at the smaller set; a set that fits whole gives one exact estimate)."""
+    save_renders: bool = False
+    """Keep every evaluated render as a PNG under RUN/eval/renders/ (to measure them again elsewhere)."""
+    renders: Path | None = None
+    """Measure saved renders (a RUN/eval/renders folder) instead of rendering: needs only the run's config.yaml
+    and the scene (--data), not its checkpoint (lane-shift protocol only)."""
 
 
 def eval_command(cfg: EvalConfig) -> str:
@@ -39,6 +44,10 @@ def eval_command(cfg: EvalConfig) -> str:
         parts.append(f"--frame-stride {cfg.frame_stride}")
     if not cfg.fid:
         parts.append("--no-fid")
+    if cfg.save_renders:
+        parts.append("--save-renders")
+    if cfg.renders is not None:
+        parts.append(f"--renders {cfg.renders}")
     return " ".join(parts)
 
 
@@ -48,6 +57,8 @@ def run_eval(cfg: EvalConfig) -> dict:
     from faithfusion.train.run import load_run
     from faithfusion.utils.device import resolve_device
 
+    if cfg.renders is not None:
+        return eval_saved_renders(cfg)
     loaded = load_run(cfg.run, resolve_device(cfg.device))
     trainer = loaded.trainer
     if cfg.protocol == "holdout":
@@ -64,17 +75,10 @@ def run_eval(cfg: EvalConfig) -> dict:
         rgb, _ = trainer.render_camera(camera.to(trainer.device))
         return rgb
 
-    distribution = None
-    if cfg.fid:
-        from faithfusion.eval.distribution import DistributionEval, inception_feature_fn
-        from faithfusion.eval.fid import FeatureCache
-
-        distribution = DistributionEval(inception_feature_fn(str(trainer.device)),
-                                        FeatureCache(Path(cfg.run) / "eval" / "inception_features.npz"),
-                                        kid_subset_size=cfg.kid_subset_size)
+    distribution = distribution_for(cfg, str(trainer.device))
     result = evaluate_lane_shift(
         render_fn, loaded.scene, root, list(cfg.shifts) or None, cfg.frame_stride, loaded.cfg.scale,
-        distribution=distribution,
+        distribution=distribution, save_renders=Path(cfg.run) / "eval" / "renders" if cfg.save_renders else None,
     )
     result["run"] = str(cfg.run)
     result["command"] = eval_command(cfg)
@@ -84,5 +88,47 @@ def run_eval(cfg: EvalConfig) -> dict:
 
     shifts = list(cfg.shifts) or available_shifts(root)
     save_view_strip(Path(cfg.run) / "eval" / "views", view_strip(render_fn, loaded.scene, root, shifts, loaded.cfg.scale))
+    print(summary_line(result), "->", out)
+    return result
+
+
+def distribution_for(cfg: EvalConfig, device: str):
+    """FID/KID machinery for this evaluation, or None with --no-fid."""
+    if not cfg.fid:
+        return None
+    from faithfusion.eval.distribution import DistributionEval, inception_feature_fn
+    from faithfusion.eval.fid import FeatureCache
+
+    return DistributionEval(inception_feature_fn(device), FeatureCache(Path(cfg.run) / "eval" / "inception_features.npz"),
+                            kid_subset_size=cfg.kid_subset_size)
+
+
+def eval_saved_renders(cfg: EvalConfig) -> dict:
+    """The lane-shift protocol over saved renders: the scene from the run's config (or --data), no checkpoint."""
+    from dataclasses import replace
+
+    from faithfusion.eval.lane_shift import evaluate_lane_shift, summary_line, write_lane_shift_report
+    from faithfusion.train.recon import load_scene_for
+    from faithfusion.train.run import read_run_config
+    from faithfusion.utils.device import resolve_device
+
+    if cfg.protocol != "lane-shift":
+        raise ValueError(f"--renders {cfg.renders}: saved renders are measured with the lane-shift protocol only")
+    if not Path(cfg.renders).is_dir():
+        raise FileNotFoundError(f"{cfg.renders}: no such folder of saved renders")
+    run_cfg = read_run_config(cfg.run)
+    if cfg.data is not None:
+        run_cfg = replace(run_cfg, data=cfg.data)
+    root = Path(run_cfg.data)
+    if not (root / "gt_shifted").is_dir():
+        raise FileNotFoundError(f"{root / 'gt_shifted'}: the lane-shift protocol needs a SynthStreet scene with ground truth")
+    scene = load_scene_for(run_cfg)
+    result = evaluate_lane_shift(None, scene, root, list(cfg.shifts) or None, cfg.frame_stride, run_cfg.scale,
+                                 distribution=distribution_for(cfg, str(resolve_device(cfg.device))),
+                                 saved_renders=Path(cfg.renders))
+    result["run"] = str(cfg.run)
+    result["renders"] = str(cfg.renders)
+    result["command"] = eval_command(cfg)
+    out = write_lane_shift_report(cfg.run, result)
     print(summary_line(result), "->", out)
     return result

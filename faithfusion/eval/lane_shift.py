@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.data.scene import SceneData
+from faithfusion.eval.saved_renders import load_render, save_render
 from faithfusion.utils.atomic import atomic_write
 from faithfusion.utils.jsonio import save_json_atomic
 
@@ -82,8 +83,13 @@ def evaluate_lane_shift(
     scale: float = 1.0,
     metrics=None,
     distribution=None,
+    save_renders: Path | None = None,
+    saved_renders: Path | None = None,
 ) -> dict:
     """PSNR / SSIM / LPIPS per shift. `render_fn(camera) -> [H, W, 3]` renders one view.
+
+    `save_renders` keeps every evaluated render as a PNG under that folder (eval.saved_renders); with
+    `saved_renders` the views are read from such a folder instead of rendered (`render_fn` may be None).
 
     Shift 0 uses the scene's held-out frames; other shifts use every `frame_stride`-th frame
     (all cameras), both signs. With `distribution` (eval.distribution.DistributionEval) each shift and each
@@ -104,8 +110,14 @@ def evaluate_lane_shift(
             continue
         rows, preds, gts, files = [], [], [], []
         for i, cam, gt in shift_views(scene, data_root, d, ids, scale).items:
-            with torch.no_grad():
-                pred = render_fn(cam).clamp(0, 1).cpu()
+            t, cam_name = scene.frames[i].timestep, scene.frames[i].cam_name
+            if saved_renders is not None:
+                pred = load_render(saved_renders, d, t, cam_name, (cam.height, cam.width))
+            else:
+                with torch.no_grad():
+                    pred = render_fn(cam).clamp(0, 1).cpu()
+            if save_renders is not None:
+                save_render(save_renders, d, t, cam_name, pred)
             values = metrics(pred[None], gt[None])
             rows.append({"frame": i, "timestep": scene.frames[i].timestep, "cam": scene.frames[i].cam_name, **values})
             if distribution is not None:
