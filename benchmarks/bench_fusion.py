@@ -2,7 +2,7 @@
 
     python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--steps N]
         [--methods 3dgs difix3d difix3d+ faithfusion faithfusion-no-eig] [--result benchmarks/results/NAME.json]
-        [--demo-args="--faithfusion.no-paired --faithfusion.loss-weight 0.3 --difix3d.paired"]
+        [--demo-args="--faithfusion.no-paired --faithfusion.loss-weight 0.3 --difix3d.paired"] [--save-renders]
 
 Each (seed, method) is one `faithfusion demo --methods M` run in DIR/seed_S (the seed's scene is generated
 once and shared); a method whose DIR/seed_S/M/eval/lane_shift.json exists is not run again (resume). The
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--result", type=Path, default=None)
     ap.add_argument("--no-run", action="store_true", help="only aggregate the (seed, method) runs already done")
+    ap.add_argument("--save-renders", action="store_true",
+                    help="keep every evaluated render as PNG (SEED/METHOD/eval/renders) for `faithfusion eval --renders`")
     ap.add_argument("--demo-args", default="", metavar="FLAGS",
                     help="`faithfusion demo` schedule flags for the fusion methods, one string (recorded in the result)")
     a = ap.parse_args(argv)
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if not done.is_file():
                 run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,),
-                                    steps=a.steps, overwrite=True, **schedules))
+                                    steps=a.steps, overwrite=True, save_renders=a.save_renders, **schedules))
                 demo = json.loads((folder / "demo.json").read_text())
                 save_json_atomic(done, {"by_magnitude": demo["by_magnitude"][method], "seconds": demo["seconds"][method],
                                   "notes": demo["notes"], "sizes": demo["sizes"]})
