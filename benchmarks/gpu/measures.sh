@@ -24,7 +24,7 @@ echo "runs $(( $(date +%s) - t0 )) s"
 timeout 40 python3 benchmarks/bench_fusion.py --out $W --quick --device cuda --seeds $SEEDS --methods $METHODS --no-run \
   --result $R/fusion_comparison_quick_${GPU:-gpu}.json 2>&1 | tail -8
 for s in $SEEDS; do
-  (cd $W/seed_$s && tar -czf $R/runs_seed$s.tgz $(for m in $METHODS; do [ -d $m/eval ] && echo $m/config.yaml $m/eval/lane_shift.json $m/eval/renders; done) 2>/dev/null)
+  (cd $W/seed_$s && tar -czf $R/runs_seed$s.tgz $(for m in $METHODS; do [ -d $m/eval ] && echo $m/config.yaml $m/eval/lane_shift.json $m/eval/renders $m/eval/views; done) 2>/dev/null)
 done
 tar -czf $R/logs.tgz -C $W logs
 ls -la $R
