@@ -302,17 +302,18 @@ class GenFusionDynamiCrafter(FixerModel):
     def _param(self) -> Tensor:
         return self.net.unet.time_embed[0].weight
 
-    def _to_model(self, x: Tensor, mode: str) -> Tensor:  # [N, C, H, W] -> the model's size
+    def _to_model(self, x: Tensor, mode: str, resize: bool = True) -> Tensor:  # [N, C, H, W] -> the model's size
         size = (self.config.height, self.config.width)
-        if tuple(x.shape[-2:]) == size:
+        if not resize or tuple(x.shape[-2:]) == size:
             return x
         return F.interpolate(x, size=size, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
 
-    def prepare(self, images: Tensor, depth: Tensor | None, ref: Tensor | None
+    def prepare(self, images: Tensor, depth: Tensor | None, ref: Tensor | None, resize: bool = True
                 ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Window `[T, H, W, 3]` in [0, 1], depth `[T, H, W]`, reference `[H', W', 3]` -> (RGB-D `[1, 4, T, h, w]` in
-        [-1, 1] at the model's size, reference `[1, 1, 3, h, w]`, the window's disparity (lo, hi) or None)."""
-        rgb = self._to_model(images.permute(0, 3, 1, 2) * 2 - 1, "bilinear")  # [T, 3, h, w]
+        [-1, 1] at the model's size (`resize`; else as given), reference `[1, 1, 3, h, w]`, the window's disparity
+        (lo, hi) or None)."""
+        rgb = self._to_model(images.permute(0, 3, 1, 2) * 2 - 1, "bilinear", resize)  # [T, 3, h, w]
         rng = None
         if depth is None:
             disp = rgb.new_zeros(rgb.shape[0], 1, *rgb.shape[-2:])
@@ -325,10 +326,12 @@ class GenFusionDynamiCrafter(FixerModel):
                 rng = (lo, hi)
             else:
                 norm = torch.zeros_like(inv)
-            disp = self._to_model((norm * 2 - 1)[:, None].to(rgb.dtype), "nearest")
+            disp = self._to_model((norm * 2 - 1)[:, None].to(rgb.dtype), "nearest", resize)
         window = torch.cat([rgb, disp], dim=1).transpose(0, 1)[None]  # [1, 4, T, h, w]
         r = images[0] if ref is None else ref
-        r = self._to_model(r.permute(2, 0, 1)[None] * 2 - 1, "bilinear")  # [1, 3, h, w]
+        r = self._to_model(r.permute(2, 0, 1)[None] * 2 - 1, "bilinear", resize)  # [1, 3, h, w]
+        if r.shape[-2:] != rgb.shape[-2:]:
+            r = F.interpolate(r, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
         return window, r[:, None], rng
 
     # --- sampling ----------------------------------------------------------------------------
@@ -390,22 +393,27 @@ class GenFusionDynamiCrafter(FixerModel):
         """GenFusion's objective on a batch of windows: encode the target RGB-D (x0) and the render RGB-D (the
         concatenated condition), draw t, scale x0 by scale_arr[t], noise it, predict v; MSE to the true v. The
         target's disparity is normalised with the render window's range; the reference is zeroed with
-        probability 2 x uncond_prob (as GenFusion's input mask)."""
+        probability 2 x uncond_prob (as GenFusion's input mask). Windows are used at their own size (training
+        crops; GenFusion trains at 960 x 512), which must be a multiple of `net.multiple`."""
         net, c = self.net, self.config
         deg, tgt = batch["degraded"].to(device), batch["target"].to(device)  # [N, T, h, w, 3]
         depth = batch["depth"].to(device) if "depth" in batch else None
         tdepth = batch["target_depth"].to(device) if "target_depth" in batch else depth
         ref = batch["reference"].to(device) if "reference" in batch and bool(batch["has_ref"].all()) else None
+        m = self.net.multiple
+        if deg.shape[2] % m or deg.shape[3] % m:
+            raise ValueError(f"GenFusionDynamiCrafter training: windows of {deg.shape[2]} x {deg.shape[3]} are not "
+                             f"multiples of {m} (set the crop size)")
         conds, x0s, refs = [], [], []
         for i in range(deg.shape[0]):
-            win, r, rng = self.prepare(deg[i], None if depth is None else depth[i], None if ref is None else ref[i])
-            tw = self.prepare(tgt[i], None, None)[0]
+            win, r, rng = self.prepare(deg[i], None if depth is None else depth[i], None if ref is None else ref[i], False)
+            tw = self.prepare(tgt[i], None, None, False)[0]
             if tdepth is not None and rng is not None:
                 lo, hi = rng
                 valid = torch.isfinite(tdepth[i]) & (tdepth[i] > 0)
                 inv = torch.where(valid, 1.0 / torch.where(valid, tdepth[i], torch.ones_like(tdepth[i])), torch.zeros_like(tdepth[i]))
                 norm = torch.where(valid, ((inv - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1), torch.zeros_like(inv))
-                tw[0, 3] = self._to_model((norm * 2 - 1)[:, None], "nearest")[:, 0]
+                tw[0, 3] = norm * 2 - 1
             conds.append(win)
             x0s.append(tw)
             refs.append(r)

@@ -72,6 +72,18 @@ def read_dynamicrafter_state(path: str | Path) -> dict[str, Tensor]:
     return sd
 
 
+def checkpoint_kind(path: Path) -> str | None:
+    """"dynamicrafter", "difix-pkl" (a dict with `state_dict_unet`), "other" (a readable checkpoint of neither
+    kind) or None (unreadable: the caller's reader says why). Reads only the pickle's index (tensors memory-mapped)."""
+    try:
+        raw = _load(path)
+    except CheckpointReadError:
+        return None
+    if state_from_checkpoint(raw) is not None:
+        return "dynamicrafter"
+    return "difix-pkl" if isinstance(raw, dict) and "state_dict_unet" in raw else "other"
+
+
 def is_dynamicrafter_checkpoint(path: Path) -> bool:
     """Does the file hold a DynamiCrafter state dict? (reads only the pickle's index: tensors are memory-mapped)"""
     try:

@@ -135,11 +135,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> FixerSource:
     """Which kind of fixer `spec` (a path or a hub id) holds; a `FixerSourceError` names what is missing."""
     path = resolve_local(spec, allow_download)
-    from faithfusion.fixers.dynamicrafter_layout import is_dynamicrafter_checkpoint
+    from faithfusion.fixers.dynamicrafter_layout import checkpoint_kind, is_dynamicrafter_checkpoint
 
     if path.is_file():
-        if path.suffix in PKL_SUFFIXES + (".safetensors",) and is_dynamicrafter_checkpoint(path):
+        kind_of_file = checkpoint_kind(path) if path.suffix in PKL_SUFFIXES + (".safetensors",) else None
+        if kind_of_file == "dynamicrafter":
             return FixerSource("dynamicrafter", path)
+        if kind_of_file == "other":
+            raise FixerSourceError(f"{path}: a checkpoint, but neither a Difix3D training checkpoint (state_dict_unet, "
+                                   "state_dict_vae, rank_vae, vae_lora_target_modules) nor a GenFusion / DynamiCrafter one "
+                                   "(state_dict or module with model.diffusion_model.*)")
         if path.suffix in PKL_SUFFIXES:
             return FixerSource("difix-pkl", path)
         raise FixerSourceError(f"{path}: a file, but not a Difix3D training checkpoint ({', '.join(PKL_SUFFIXES)})")
