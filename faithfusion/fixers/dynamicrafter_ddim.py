@@ -99,8 +99,12 @@ def ddim_timesteps(steps: int, total: int, spacing: str) -> np.ndarray:
 
 
 def rescale_guidance(out: Tensor, cond: Tensor, factor: float) -> Tensor:
+    """The published rescale; where the guided output is constant (std 0: a fresh zero-initialised UNet) it is left
+    as it is instead of becoming 0 / 0."""
     dims = list(range(1, cond.ndim))
-    rescaled = out * (cond.std(dim=dims, keepdim=True) / out.std(dim=dims, keepdim=True))
+    std_out = out.std(dim=dims, keepdim=True)
+    ratio = torch.where(std_out > 0, cond.std(dim=dims, keepdim=True) / std_out.clamp(min=1e-30), torch.ones_like(std_out))
+    rescaled = out * ratio
     return factor * rescaled + (1 - factor) * out
 
 
