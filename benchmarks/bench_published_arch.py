@@ -19,6 +19,12 @@ UNet + decoder LoRA + skips, one frame with its reference) at the same size. Cog
 bf16 files) is written to --work and loaded by `load_fixer` as `--video-fixer FOLDER` loads real weights (EIGent on
 it with a fresh 2-block VideoPainter branch), cast to bf16, and `fix` of one 49-frame 480x720 window (the model's
 native window) is timed per VAE mode (plain, tiling, slicing): seconds per window, peak memory.
+`--genfusion-dynamicrafter`: GenFusion's published DynamiCrafter RGB-D model (3D UNet 1.44 B, ldm3d-4c VAE,
+OpenCLIP ViT-H image tower, Resampler) built with random weights in the published configuration
+(`fixers/dynamicrafter.py`, the class a real checkpoint loads into), cast to bf16; `fix` of one 16-frame RGB-D window
+with a reference at --gf-height x --gf-width (default 512 x 960, GenFusion's size; 576 x 1024 also), sampled as
+published (25 DDIM steps, guidance 3.2: two UNet calls per step): seconds and peak memory per window; with training
+on, one training step (fp32 weights, bf16 autocast, AdamW over UNet + Resampler, gradient checkpointing) per window.
 Writes JSON with device, commit, command and figures. `--tiny` (tiny configs, 64x64, CPU) checks the script runs;
 its figures mean nothing.
 """
@@ -352,6 +358,81 @@ def bench_eigent_cogvideox(variant: str, args, device: torch.device) -> dict:
     return out
 
 
+def bench_genfusion_dynamicrafter(args, device: torch.device) -> dict:
+    """GenFusion's DynamiCrafter at full size, random weights: bf16 `fix` of one window (and one training step)."""
+    from faithfusion.fixers.dynamicrafter import GenFusionDynamiCrafter, GenFusionDynamiCrafterConfig
+
+    out: dict = {}
+    fields: dict = dict(steps=args.gf_steps)
+    if args.tiny:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.dynamicrafter_fixtures import TINY_CLIP, TINY_RESAMPLER, TINY_UNET, TINY_VAE
+
+        fields.update(arch={"unet": TINY_UNET, "resampler": TINY_RESAMPLER, "clip": TINY_CLIP, "vae": TINY_VAE})
+    frames, h, w = (4, 32, 32) if args.tiny else (args.gf_frames, args.gf_height, args.gf_width)
+    for size in ([(h, w)] if args.tiny else [(h, w), *[tuple(s) for s in args.gf_extra_sizes]]):
+        hh, ww = size
+        key = f"{hh}x{ww}"
+        t0 = time.perf_counter()
+        model = GenFusionDynamiCrafter(GenFusionDynamiCrafterConfig(height=hh, width=ww, **fields))
+        res: dict = {"build_s": round(time.perf_counter() - t0, 1),
+                     "parameters": {n: sum(p.numel() for p in getattr(model.net, n).parameters())
+                                    for n in ("model", "first_stage_model", "embedder", "image_proj_model")},
+                     "window": [frames, hh, ww], "steps": model.config.steps, "guidance": model.config.guidance}
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(1, frames, hh, ww, 3, generator=g)
+        depth = 2 + 20 * torch.rand(1, frames, hh, ww, generator=g)
+        ref = torch.rand(1, hh, ww, 3, generator=g)
+        try:
+            model = model.to(device, torch.bfloat16 if device.type == "cuda" else torch.float32).eval()
+            res["weights_gib"] = weights_gib(model)
+            with torch.inference_mode():
+                for _ in range(args.warmup):
+                    model.fix(x, ref, depth=depth)
+                sync(device)
+                reset(device)
+                t0 = time.perf_counter()
+                for _ in range(args.repeats):
+                    o = model.fix(x, ref, depth=depth)
+                sync(device)
+            dt = (time.perf_counter() - t0) / args.repeats
+            res["fix"] = {"seconds_per_window": round(dt, 3), "seconds_per_frame": round(dt / frames, 4),
+                          "peak_memory_gib": peak_gib(device), "finite": bool(torch.isfinite(o.images).all())}
+        except torch.cuda.OutOfMemoryError as err:
+            res["fix"] = {"out_of_memory": str(err)[:300]}
+        print(f"genfusion-dynamicrafter {key} fix", res.get("fix"), flush=True)
+        if args.train:
+            try:
+                model = model.float().train()
+                reset(device)
+                opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+                batch = {"degraded": x.to(device), "target": x.to(device), "depth": depth.to(device),
+                         "target_depth": depth.to(device), "reference": ref.to(device), "has_ref": torch.ones(1, dtype=torch.bool)}
+                times = []
+                for i in range(args.warmup + args.repeats):
+                    sync(device)
+                    t0 = time.perf_counter()
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                        loss, _ = model.training_loss(batch, device)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sync(device)
+                    if i >= args.warmup:
+                        times.append(time.perf_counter() - t0)
+                res["train_step"] = {"seconds_per_step": round(sum(times) / len(times), 3), "peak_memory_gib": peak_gib(device),
+                                     "trainable_parameters": model.num_parameters(trainable_only=True),
+                                     "gradient_checkpointing": model.config.gradient_checkpointing}
+                del opt
+            except torch.cuda.OutOfMemoryError as err:
+                res["train_step"] = {"out_of_memory": str(err)[:300]}
+            print(f"genfusion-dynamicrafter {key} train", res.get("train_step"), flush=True)
+        out[key] = res
+        del model
+        reset(device)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--height", type=int, default=576)
@@ -364,6 +445,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--difix", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--cogvideox", nargs="*", default=[], choices=sorted(COGVIDEOX))
     ap.add_argument("--eigent-cogvideox", nargs="*", default=[], choices=sorted(COGVIDEOX))
+    ap.add_argument("--genfusion-dynamicrafter", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--gf-height", type=int, default=512)
+    ap.add_argument("--gf-width", type=int, default=960)
+    ap.add_argument("--gf-frames", type=int, default=16)
+    ap.add_argument("--gf-steps", type=int, default=25)
+    ap.add_argument("--gf-extra-sizes", type=int, nargs=2, action="append", default=[], metavar=("H", "W"),
+                    help="more sizes for --genfusion-dynamicrafter, e.g. --gf-extra-sizes 576 1024")
     ap.add_argument("--vae-modes", nargs="+", default=["plain", "tiling", "slicing"], choices=["plain", "tiling", "slicing"])
     ap.add_argument("--work", default="/tmp/published_arch")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -400,6 +488,13 @@ def main(argv: list[str] | None = None) -> dict:
             result[f"eigent_cogvideox_{variant}"] = {"error": f"{type(err).__name__}: {err}",
                                                      "trace": traceback.format_exc()[-2000:]}
             print(result[f"eigent_cogvideox_{variant}"]["trace"], flush=True)
+        reset(device)
+    if args.genfusion_dynamicrafter:
+        try:
+            result["genfusion_dynamicrafter"] = bench_genfusion_dynamicrafter(args, device)
+        except Exception as err:  # noqa: BLE001
+            result["genfusion_dynamicrafter"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()[-2000:]}
+            print(result["genfusion_dynamicrafter"]["trace"], flush=True)
         reset(device)
     save_json_atomic(args.result, result)
     print(f"wrote {args.result}")

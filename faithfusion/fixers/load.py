@@ -1,7 +1,7 @@
 """Rebuild a fixer from whatever `--fixer` / `--video-fixer` names: a saved fixer folder (any registered class), a
 published Difix pipeline folder (`nvidia/difix`, `nvidia/difix_ref`), a Difix3D training `.pkl`, a plain SD-Turbo
-folder (an untrained Difix on it), a CogVideoX folder (EIGent on it, with a VideoPainter branch) or a VideoPainter
-branch folder; paths or hub ids from the local cache (`fixers/published.py`)."""
+folder (an untrained Difix on it), a CogVideoX folder (EIGent on it, with a VideoPainter branch), a VideoPainter
+branch folder or GenFusion's DynamiCrafter checkpoint (`fixers/dynamicrafter.py`); paths or hub ids from the local cache (`fixers/published.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 import faithfusion.fixers.difix  # noqa: F401  (registers Difix)
 import faithfusion.fixers.eigent  # noqa: F401  (registers EIGent, EIGentCogVideoX)
 import faithfusion.fixers.genfusion  # noqa: F401  (registers GenFusion)
+import faithfusion.fixers.dynamicrafter  # noqa: F401  (registers GenFusionDynamiCrafter)
 from faithfusion.fixers.base import FixerModel, read_config, registered_fixers
 from faithfusion.fixers.published import DEFAULT_BASE, DEFAULT_VIDEO_BASE, FixerSource, detect_fixer_source
 
@@ -32,6 +33,11 @@ def load_fixer(spec: str | Path, map_location: str | torch.device = "cpu", allow
     source = detect_fixer_source(spec, allow_download)
     if source.kind == "project":
         return _load_project(source.path, map_location, **overrides)
+    if source.kind == "dynamicrafter":
+        from faithfusion.fixers.dynamicrafter import GenFusionDynamiCrafter, GenFusionDynamiCrafterConfig
+
+        return GenFusionDynamiCrafter(GenFusionDynamiCrafterConfig(checkpoint=str(source.path), **overrides)
+                                      ).to(map_location).eval()
     if source.kind in ("cogvideox", "videopainter-branch"):
         return _load_cogvideox(source, allow_download, base, **overrides).to(map_location).eval()
     from faithfusion.fixers.difix import Difix, DifixConfig

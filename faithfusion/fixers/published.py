@@ -20,6 +20,9 @@ Four kinds are recognised (`detect_fixer_source`):
   folders alone. EIGent's video backbone (`eigent.EIGentCogVideoX`); a VideoPainter branch in `branch/` is used.
 - `videopainter-branch`: a VideoPainter context branch (`config.json` naming CogvideoXBranchModel +
   `diffusion_pytorch_model.safetensors`, `fixers/videopainter.py`), laid over a CogVideoX-5b-I2V base.
+- `dynamicrafter`: GenFusion's DynamiCrafter RGB-D checkpoint (a Lightning `.ckpt` whose `state_dict`, or a
+  DeepSpeed one whose `module`, holds `model.diffusion_model.*`; or a folder with one such file, as its hub
+  repository holds it): `fixers/dynamicrafter.py`.
 
 A hub id (`owner/name`) is looked up in the local Hugging Face cache; nothing is downloaded unless
 `allow_download` is set. Weights are read file by file and loaded strictly (`load_strictly`): a missing or
@@ -39,7 +42,7 @@ from torch import Tensor, nn
 
 from faithfusion.errors import UserError
 
-Kind = Literal["project", "difix-pipeline", "difix-pkl", "sd-turbo", "cogvideox", "videopainter-branch"]
+Kind = Literal["project", "difix-pipeline", "difix-pkl", "sd-turbo", "cogvideox", "videopainter-branch", "dynamicrafter"]
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 DIFIX_VAE_KEYS = ("lora_rank", "gamma", "ignore_skip")  # what Difix's vae/config.json adds to AutoencoderKL's
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
@@ -132,7 +135,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> FixerSource:
     """Which kind of fixer `spec` (a path or a hub id) holds; a `FixerSourceError` names what is missing."""
     path = resolve_local(spec, allow_download)
+    from faithfusion.fixers.dynamicrafter_layout import checkpoint_kind, is_dynamicrafter_checkpoint
+
     if path.is_file():
+        kind_of_file = checkpoint_kind(path) if path.suffix in PKL_SUFFIXES + (".safetensors",) else None
+        if kind_of_file == "dynamicrafter":
+            return FixerSource("dynamicrafter", path)
+        if kind_of_file == "other":
+            raise FixerSourceError(f"{path}: a checkpoint, but neither a Difix3D training checkpoint (state_dict_unet, "
+                                   "state_dict_vae, rank_vae, vae_lora_target_modules) nor a GenFusion / DynamiCrafter one "
+                                   "(state_dict or module with model.diffusion_model.*)")
         if path.suffix in PKL_SUFFIXES:
             return FixerSource("difix-pkl", path)
         raise FixerSourceError(f"{path}: a file, but not a Difix3D training checkpoint ({', '.join(PKL_SUFFIXES)})")
@@ -169,12 +181,15 @@ def detect_fixer_source(spec: str | Path, allow_download: bool = False) -> Fixer
         kind = "difix-pipeline" if difix_vae else "sd-turbo"
         multiview = difix_vae and any((path / "unet").glob("*.py"))
     else:
+        ckpts = sorted(path.glob("*.ckpt")) if path.is_dir() else []
+        if len(ckpts) == 1 and is_dynamicrafter_checkpoint(ckpts[0]):
+            return FixerSource("dynamicrafter", ckpts[0])
         present = sorted(p.name for p in path.iterdir())[:8] if path.is_dir() else []
         raise FixerSourceError(
             f"{path}: not a fixer. Expected one of: a saved fixer (config.json + model.safetensors); a Difix or "
             f"SD-Turbo pipeline folder (model_index.json + {', '.join(c + '/' for c in COMPONENTS)}); a Difix3D "
             f".pkl checkpoint; a CogVideoX folder ({', '.join(c + '/' for c in COGVIDEOX_COMPONENTS)}); a VideoPainter "
-            f"branch. Found: {present or 'nothing'}")
+            f"branch; a GenFusion / DynamiCrafter .ckpt (state_dict with model.diffusion_model.*). Found: {present or 'nothing'}")
     problems = [p for c in COMPONENTS if (p := _component_problem(path, c))]
     if problems:
         raise FixerSourceError(f"{path}: a {kind} folder missing {'; '.join(problems)}")

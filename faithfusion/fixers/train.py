@@ -1,7 +1,8 @@
 """`faithfusion fixer train`: train a fixer on a paired dataset index, with checkpoints and resume.
 
 `model`: `difix` (frames, the image samples of the index) or a video fixer, `eigent`,
-`eigent-cogvideox` or `genfusion` (windows of `frames` frames, the video samples of the index; the
+`eigent-cogvideox`, `genfusion` or `genfusion-dynamicrafter` (GenFusion's published DynamiCrafter checkpoint from
+`--video-pretrained`, trained on its own v-prediction objective, `dynamicrafter.GenFusionDynamiCrafter.training_loss`) (windows of `frames` frames, the video samples of the index; the
 random crop is the same in every frame). Video fixers get the per-frame EIG maps (EIGent) or the
 render depth (GenFusion) of the samples; GenFusion adds `w_depth` x a depth term where the sample has
 `target_depth`: `depth_loss="log_depth"` (default) the mean |log depth error| of the depth `fix` returns
@@ -52,9 +53,10 @@ from faithfusion.utils.device import resolve_device
 from faithfusion.utils.jsonio import to_plain
 from faithfusion.utils.progress import ProgressBar
 
-DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4}
-PRETRAINED_BACKBONES = ("sd-turbo", "eigent-cogvideox")  # constant learning rate by default
-ModelName = Literal["difix", "eigent", "eigent-cogvideox", "genfusion"]
+DEFAULT_LR = {"compact": 3e-4, "sd-turbo": 2e-5, "eigent": 3e-4, "genfusion": 3e-4, "eigent-cogvideox": 1e-4,
+              "genfusion-dynamicrafter": 1e-5}
+PRETRAINED_BACKBONES = ("sd-turbo", "eigent-cogvideox", "genfusion-dynamicrafter")  # constant learning rate by default
+ModelName = Literal["difix", "eigent", "eigent-cogvideox", "genfusion", "genfusion-dynamicrafter"]
 
 
 @dataclass
@@ -64,7 +66,7 @@ class FixerTrainConfig:
     backbone: Literal["compact", "sd-turbo"] = "compact"
     pretrained: str = "stabilityai/sd-turbo"  # sd-turbo weights: local folder (hub layout) or hub id
     model: ModelName = "difix"  # difix (frames) | eigent | eigent-cogvideox | genfusion (video windows)
-    video_pretrained: str = "THUDM/CogVideoX-2b"  # eigent-cogvideox: a CogVideoX folder (hub layout; its branch/ or a fresh VideoPainter branch) or a VideoPainter branch folder, path or cached hub id
+    video_pretrained: str = "THUDM/CogVideoX-2b"  # eigent-cogvideox: a CogVideoX folder (hub layout; its branch/ or a fresh VideoPainter branch) or a VideoPainter branch folder, path or cached hub id; genfusion-dynamicrafter: GenFusion's DynamiCrafter .ckpt
     frames: int = 16  # frames per training window (video fixers)
     depth_loss: Literal["log_depth", "disparity"] = "log_depth"  # GenFusion, where target_depth is given: log_depth = mean |log depth error| of the fixed depth; disparity = L1 on normalised disparity
     w_depth: float = 1.0  # GenFusion: weight of the depth term (0: none)
@@ -117,7 +119,8 @@ class FixerTrainConfig:
         return self.schedule or ("constant" if self.lr_key() in PRETRAINED_BACKBONES else "cosine")
 
 
-MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGentCogVideoX", "genfusion": "GenFusion"}
+MODEL_CLASSES = {"difix": "Difix", "eigent": "EIGent", "eigent-cogvideox": "EIGentCogVideoX", "genfusion": "GenFusion",
+                 "genfusion-dynamicrafter": "GenFusionDynamiCrafter"}
 
 
 def trimmed(path: Path) -> Path:
@@ -155,6 +158,12 @@ def build_model(cfg: FixerTrainConfig) -> Any:
         model = load_fixer(cfg.video_pretrained, allow_download=cfg.local_files_only is False)
         if type(model).__name__ != "EIGentCogVideoX":
             raise ValueError(f"--video-pretrained {cfg.video_pretrained}: holds a {type(model).__name__}, not a CogVideoX")
+        return model.train()
+    if cfg.model == "genfusion-dynamicrafter":  # GenFusion's published DynamiCrafter checkpoint, as --video-fixer
+        model = load_fixer(cfg.video_pretrained, allow_download=cfg.local_files_only is False)
+        if type(model).__name__ != "GenFusionDynamiCrafter":
+            raise ValueError(f"--video-pretrained {cfg.video_pretrained}: holds a {type(model).__name__}, not a "
+                             "DynamiCrafter checkpoint")
         return model.train()
     if cfg.model == "genfusion":
         from faithfusion.fixers.genfusion import GenFusion
@@ -245,6 +254,9 @@ def video_forward(model: Any, batch: dict[str, Any], cfg: FixerTrainConfig, devi
 
     deg = batch["degraded"].to(device)  # [N, T, c, c, 3]
     ref = batch["reference"].to(device) if cfg.use_reference and bool(batch["has_ref"].all()) else None
+    if hasattr(model, "training_loss"):  # a diffusion model: validation samples it (`fix`), as fusion does
+        depth = batch["depth"].to(device) if "depth" in batch else None
+        return model.fix(deg, ref, depth=depth).images.float(), None, None
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     if isinstance(model, GenFusion):
         depth = batch["depth"].to(device) if "depth" in batch else None
@@ -281,6 +293,10 @@ DEPTH_TERMS = {"log_depth": ("log_depth_l1", log_depth_l1), "disparity": ("dispa
 
 def video_loss(model: Any, batch: dict[str, Any], loss_fn: FixerLoss, cfg: FixerTrainConfig, device: torch.device,
                gram: bool) -> tuple[Tensor, dict[str, Any]]:
+    if hasattr(model, "training_loss"):  # a diffusion model trains on its own objective (GenFusion's v-prediction MSE)
+        if not cfg.use_reference:
+            batch = {k: v for k, v in batch.items() if k != "reference"}
+        return model.training_loss(batch, device)
     pred, disp, rng = video_forward(model, batch, cfg, device)
     target = batch["target"].to(device)
     loss, terms = loss_fn(pred, target, gram=gram)
