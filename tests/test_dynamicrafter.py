@@ -119,6 +119,15 @@ def test_sampling_is_seeded_and_the_depth_channel_matters(ckpt):
         load_fixer(ckpt, height=30, width=32)
 
 
+def test_bf16_keeps_the_schedule_in_float32_and_samples_finite(ckpt):
+    model = load_fixer(ckpt, **SMALL).to(torch.device("cpu"), torch.bfloat16)
+    assert model.net.alphas_cumprod.dtype == torch.float32 and float(model.net.alphas_cumprod[0]) < 1.0
+    assert model.net.unet.time_embed[0].weight.dtype == torch.bfloat16
+    x, depth = window()
+    out = model.fix(x, x[:, 0], depth=depth)
+    assert torch.isfinite(out.images).all() and torch.isfinite(out.depth).all()
+
+
 def test_one_training_step_then_reload(ckpt, tmp_path):
     from tests.test_fixers_video import _video_cfg, write_fake_video_dataset
 

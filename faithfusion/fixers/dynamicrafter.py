@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from faithfusion.fixers.base import FixerModel, FixerOutput, check_fix_inputs, register_fixer
 from faithfusion.fixers.dynamicrafter_cond import CLIPConfig, ImageEmbedder, Resampler, ResamplerConfig, unused_clip_shapes
-from faithfusion.fixers.dynamicrafter_ddim import DDIMConfig, ScheduleConfig, ddim_sample, register_schedule
+from faithfusion.fixers.dynamicrafter_ddim import DDIMConfig, ScheduleConfig, ddim_sample, register_schedule, schedule_arrays
 from faithfusion.fixers.dynamicrafter_unet import DynamiCrafterUNet, UNetConfig
 
 # Intel/ldm3d-4c vae/config.json as GenFusion loads it (SD's VAE with 4 image channels: RGB + depth)
@@ -154,6 +154,16 @@ class DynamiCrafterRGBD(nn.Module):
         self.scale_factor = a.schedule.scale_factor
         self.vae_factor = 2 ** (len(a.vae["block_out_channels"]) - 1)
         self.multiple = self.vae_factor * 2 ** (len(a.unet.channel_mult) - 1)  # pixels per latent cell of the deepest level
+
+    def _apply(self, fn, recurse: bool = True):
+        """Moves and casts as nn.Module does, but the noise schedule stays float32 (in bf16 alphas_cumprod[0]
+        rounds to 1 and DDIM's sigma becomes 0/0)."""
+        names = [n for n in schedule_arrays(self.arch.schedule) if n in self._buffers]
+        kept = {n: self._buffers[n].detach().float().cpu() for n in names}
+        super()._apply(fn, recurse)
+        for n, value in kept.items():
+            self._buffers[n] = value.to(self._buffers[n].device)
+        return self
 
     @property
     def unet(self) -> DynamiCrafterUNet:

@@ -139,7 +139,7 @@ class ImageEmbedder(nn.Module):
 
     def preprocess(self, x: Tensor) -> Tensor:
         s = self.clip.image_size
-        x = F.interpolate(x, size=(s, s), mode="bicubic", align_corners=True, antialias=True)
+        x = F.interpolate(x.float(), size=(s, s), mode="bicubic", align_corners=True, antialias=True).to(x.dtype)  # float: no bf16 kernel on CPU
         x = (x + 1.0) / 2.0
         return (x - self.mean.to(x.dtype)[:, None, None]) / self.std.to(x.dtype)[:, None, None]
 

@@ -97,7 +97,9 @@ class GroupNorm32(nn.GroupNorm):
     """GroupNorm computed in float32, cast back (lvdm.basics.GroupNormSpecific)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        w = None if self.weight is None else self.weight.float()
+        b = None if self.bias is None else self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, w, b, self.eps).type(x.dtype)
 
 
 def _maybe_checkpoint(fn, use: bool, *args: Tensor) -> Tensor:
