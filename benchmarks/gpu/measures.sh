@@ -6,8 +6,8 @@
 # travel to the device. Then, on the CPU machine, benchmarks/measures_local.py measures the renders again with
 # FID/KID and the detectors (NTA-IoU, NTL-IoU) and writes the report.
 #   bash benchmarks/gpu/measures.sh        (carry .whl and .gpu; SEEDS "8 9 10", METHODS, THREADS 2, CALL_SECONDS 540)
-# Results: $OUT/measures/fusion_comparison_quick_<gpu>.json and $OUT/measures/runs_seed<S>.tgz (per method:
-#          config.yaml, eval/lane_shift.json, eval/renders/), $OUT/measures/logs.tgz
+# Results: $OUT/measures/fusion_comparison_quick_<gpu>.json and $OUT/measures/runs_seed<S>_{a,b}.tgz (per method:
+#          config.yaml, eval/lane_shift.json, eval/renders/, eval/views/; the logs in _a)
 set -o pipefail
 source benchmarks/gpu/setup.sh > /dev/null 2>&1
 t0=$(( $(date +%s) - SECONDS ))
@@ -26,9 +26,17 @@ for m in $METHODS; do for s in $SEEDS; do  # one tree for the aggregate: $W/all/
 done; done
 echo "runs $(( $(date +%s) - t0 )) s"
 timeout 40 python3 benchmarks/bench_fusion.py --out $W/all --quick --device cuda --seeds $SEEDS --methods $METHODS --no-run \
-  --result $R/fusion_comparison_quick_${GPU:-gpu}.json 2>&1 | tail -8
+  --result $W/fusion_comparison_quick_${GPU:-gpu}.json 2>&1 | tail -8
+cp $W/fusion_comparison_quick_${GPU:-gpu}.json $R/
+# at most 16 MiB a file and 8 files come back: each seed in two packs (about 3.5 MB of PNG per method), the logs in the first
+first=$(echo $METHODS | cut -d' ' -f1-3); second=$(echo $METHODS | cut -d' ' -f4-)
 for s in $SEEDS; do
-  (cd $W/all/seed_$s && tar -czhf $R/runs_seed$s.tgz $(for m in $METHODS; do [ -d $m/eval ] && echo $m/config.yaml $m/eval/lane_shift.json $m/eval/renders $m/eval/views; done) 2>/dev/null)
+  for part in a b; do
+    ms=$first; [ $part = b ] && ms=$second
+    [ -n "$ms" ] || continue
+    files=$(cd $W/all/seed_$s && for m in $ms; do [ -d $m/eval ] && echo $m/config.yaml $m/eval/lane_shift.json $m/eval/renders $m/eval/views; done)
+    [ $part = a ] && cp -r $W/logs $W/all/seed_$s/logs && files="$files logs"
+    (cd $W/all/seed_$s && tar -czhf $R/runs_seed${s}_$part.tgz $files)
+  done
 done
-tar -czf $R/logs.tgz -C $W logs
 ls -la $R
