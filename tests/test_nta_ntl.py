@@ -152,3 +152,11 @@ def test_shipped_metricnets_load_and_run():
     assert boxes.ndim == 2 and boxes.shape[1] == 5 and (boxes[:, 2] <= 150).all()
     mask = segmenter.segment(image)
     assert mask.shape == (100, 150) and mask.dtype == bool
+
+
+def test_report_table_shows_nta_and_ntl(tmp_path):
+    from faithfusion.eval.report_html import RunReport, lane_shift_table
+
+    by = {"0.0": {"psnr": 25.0, "count": 3, "nta_iou": 0.8125, "ntl_iou": 0.4375}, "3.0": {"psnr": 22.0, "count": 6}}
+    table = lane_shift_table([RunReport("3dgs", tmp_path, {"lane-shift": {"by_magnitude": by}})])
+    assert "NTA-IoU" in table and "NTL-IoU" in table and "0.812" in table and "0.438" in table
