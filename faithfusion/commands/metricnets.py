@@ -15,8 +15,8 @@ class MetricNetsTrainConfig:
     data: Path | None = None
     """Where the scenes and the view cache go (default OUT/data); reused when present."""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
-    vehicle_steps: int = 2500
-    lane_steps: int = 2500
+    vehicle_steps: int = 1200
+    lane_steps: int = 1000
     seed: int = 0
 
 

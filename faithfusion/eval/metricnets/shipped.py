@@ -48,15 +48,15 @@ class NetDetector:
 class NetSegmenter:
     """LaneSegmenter of the metric network."""
 
-    def __init__(self, net: LaneNet, size: tuple[int, int]):
-        self.net, self.size = net.eval(), tuple(size)
+    def __init__(self, net: LaneNet, size: tuple[int, int], threshold: float = 0.5):
+        self.net, self.size, self.threshold = net.eval(), tuple(size), threshold
 
     @torch.no_grad()
     def segment(self, image: Tensor) -> np.ndarray:  # [H, W] bool
         logits = self.net(_input(image, self.size))
         if tuple(logits.shape[-2:]) != tuple(image.shape[:2]):
             logits = F.interpolate(logits, size=tuple(image.shape[:2]), mode="bilinear", align_corners=False)
-        return (logits[0, 0] > 0).numpy()
+        return (torch.sigmoid(logits[0, 0]) > self.threshold).numpy()
 
 
 def save_metricnets(folder: Path, vehicles: VehicleNet, lanes: LaneNet, config: dict) -> None:
@@ -92,4 +92,4 @@ def load_metricnets(folder: Path | None = None) -> tuple[NetDetector, NetSegment
             raise ValueError(f"{file}: does not fit the {cls.__name__} of this version ({e})") from e
         nets[name] = net.eval()
     size = tuple(cfg["input_size"])
-    return NetDetector(nets["vehicles"], size, float(cfg["threshold"])), NetSegmenter(nets["lanes"], size)
+    return NetDetector(nets["vehicles"], size, float(cfg["threshold"])), NetSegmenter(nets["lanes"], size, float(cfg.get("lane_threshold", 0.5)))
