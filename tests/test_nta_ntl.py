@@ -160,3 +160,30 @@ def test_report_table_shows_nta_and_ntl(tmp_path):
     by = {"0.0": {"psnr": 25.0, "count": 3, "nta_iou": 0.8125, "ntl_iou": 0.4375}, "3.0": {"psnr": 22.0, "count": 6}}
     table = lane_shift_table([RunReport("3dgs", tmp_path, {"lane-shift": {"by_magnitude": by}})])
     assert "NTA-IoU" in table and "NTL-IoU" in table and "0.812" in table and "0.438" in table
+
+
+def test_lane_mask_pixels_lie_on_lane_boundaries():
+    from faithfusion.synth.lane_mask import lane_masks
+    from faithfusion.synth.rig import rig_cameras
+    from faithfusion.synth.scene import SynthScene
+    from faithfusion.synth.world import make_world
+
+    world = make_world(2, frames=2)
+    arrays = SynthScene(world, shadows=False).arrays_at(0)
+    cam = rig_cameras(("front",))[0]
+    W, H = 96, 64
+    K = cam.intrinsics(W, H)
+    w2c = np.linalg.inv(world.ego_pose(0) @ cam.cam_to_ego())
+    mask = lane_masks(arrays, w2c[None], K[None], W, H)[0]
+    assert mask.sum() > 20
+    # every masked pixel's ray meets the road plane (z = 0) within 0.3 m of a lane boundary, in the image's lower half
+    jj, ii = np.nonzero(mask)
+    rays = np.stack([(ii + 0.5 - K[2]) / K[0], (jj + 0.5 - K[3]) / K[1], np.ones(len(ii))], -1) @ np.linalg.inv(w2c)[:3, :3].T
+    origin = np.linalg.inv(w2c)[:3, 3]
+    p = origin + rays * (-origin[2] / rays[:, 2])[:, None]
+    road = world.road
+    k = road.line.curvature
+    l = p[:, 1] if abs(k) < 1e-9 else 1 / k - np.sign(k) * np.hypot(p[:, 0], p[:, 1] - 1 / k)
+    bounds = road.l_right_lanes + road.lane_width * np.arange(road.n_lanes + 1)
+    assert (np.abs(l[:, None] - bounds[None]).min(1) < 0.3).all()
+    assert (jj >= H / 2).all()
