@@ -187,3 +187,40 @@ def test_lane_mask_pixels_lie_on_lane_boundaries():
     bounds = road.l_right_lanes + road.lane_width * np.arange(road.n_lanes + 1)
     assert (np.abs(l[:, None] - bounds[None]).min(1) < 0.3).all()
     assert (jj >= H / 2).all()
+
+
+def test_lane_shift_protocol_pools_nta_and_ntl(tmp_path):
+    from faithfusion.data.load import load_scene
+    from faithfusion.eval.lane_shift import evaluate_lane_shift
+    from faithfusion.eval.metrics import Metrics
+    from faithfusion.synth import generate
+
+    root = generate(tmp_path / "scene", 4, frames=4, cameras=("front",), width=96, height=64, shifts=(2.0,), supersample=1,
+                    lidar_azimuths=90, observation=False)
+    scene = load_scene(root, holdout_every=2, cameras=(0,))
+
+    class Everything:
+        """One box over the whole image and every pixel a lane line."""
+
+        def detect(self, image):
+            return np.array([[0, 0, image.shape[1], image.shape[0], 1.0]])
+
+        def segment(self, image):
+            return np.ones(image.shape[:2], bool)
+
+    structure = StructureEval(root, Everything(), Everything(), "everything")
+    result = evaluate_lane_shift(lambda cam: torch.zeros(cam.height, cam.width, 3), scene, root, [2.0],
+                                 metrics=Metrics(use_lpips=False), structure=structure)
+    rows = [r for key in ("+2.0", "-2.0") for r in result["per_shift"][key]["frames"]]
+    expect_n, expect_sum, lane_ious = 0, 0.0, []
+    for key, d in (("+2.0", 2.0), ("-2.0", -2.0)):
+        for r in result["per_shift"][key]["frames"]:
+            truth = view_truth(root, d, r["timestep"], 0)
+            expect_n += len(truth.boxes)
+            expect_sum += match_ious(truth.boxes, np.array([[0, 0, 96, 64]])).sum()
+            if truth.lanes is not None and truth.lanes.any():
+                lane_ious.append(truth.lanes.mean())
+    pooled = result["by_magnitude"]["2.0"]
+    assert len(rows) == 8 and expect_n > 0 and pooled["nta_vehicles"] == expect_n
+    assert pooled["nta_iou"] == pytest.approx(expect_sum / expect_n)
+    assert pooled["ntl_iou"] == pytest.approx(np.mean(lane_ious)) and result["structure_models"] == "everything"
