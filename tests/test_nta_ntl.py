@@ -224,3 +224,18 @@ def test_lane_shift_protocol_pools_nta_and_ntl(tmp_path):
     assert len(rows) == 8 and expect_n > 0 and pooled["nta_vehicles"] == expect_n
     assert pooled["nta_iou"] == pytest.approx(expect_sum / expect_n)
     assert pooled["ntl_iou"] == pytest.approx(np.mean(lane_ious)) and result["structure_models"] == "everything"
+
+
+def test_eval_command_picks_the_models(tmp_path):
+    from faithfusion.commands.eval import EvalConfig, eval_command, structure_eval
+    from faithfusion.eval.metricnets.shipped import NetDetector, NetSegmenter
+
+    assert structure_eval(EvalConfig(nta=False), tmp_path) is None
+    s = structure_eval(EvalConfig(), tmp_path)
+    assert isinstance(s.detector, NetDetector) and isinstance(s.segmenter, NetSegmenter) and "shipped" in s.name
+    cfg = EvalConfig(lane_segmenter="nomodule_here:make")
+    from faithfusion.errors import UserError
+
+    with pytest.raises(UserError, match="cannot load"):
+        structure_eval(cfg, tmp_path)
+    assert "--lane-segmenter nomodule_here:make" in eval_command(cfg) and "--no-nta" in eval_command(EvalConfig(nta=False))
