@@ -31,6 +31,17 @@ class EvalConfig:
     renders: Path | None = None
     """Measure saved renders (a RUN/eval/renders folder) instead of rendering: needs only the run's config.yaml
     and the scene (--data), not its checkpoint (lane-shift protocol only)."""
+    nta: bool = True
+    """NTA-IoU and NTL-IoU per shift (vehicles and lane lines found on the renders against the projected ground
+    truth; docs/eval.md); --no-nta skips them."""
+    metricnets: Path | None = None
+    """Folder of metric networks (default: the shipped faithfusion/eval/weights/metricnets/)."""
+    detector: str | None = None
+    """Your own vehicle detector, MODULE:FACTORY: factory() returns an object with detect(image [H, W, 3] in [0, 1])
+    -> boxes [N, 4 or 5] in pixels (faithfusion.eval.structure.VehicleDetector)."""
+    lane_segmenter: str | None = None
+    """Your own lane segmenter, MODULE:FACTORY: factory() returns an object with segment(image) -> mask [H, W] bool
+    (faithfusion.eval.structure.LaneSegmenter)."""
 
 
 def eval_command(cfg: EvalConfig) -> str:
@@ -48,7 +59,32 @@ def eval_command(cfg: EvalConfig) -> str:
         parts.append("--save-renders")
     if cfg.renders is not None:
         parts.append(f"--renders {cfg.renders}")
+    if not cfg.nta:
+        parts.append("--no-nta")
+    for flag, value in (("--metricnets", cfg.metricnets), ("--detector", cfg.detector), ("--lane-segmenter", cfg.lane_segmenter)):
+        if value is not None:
+            parts.append(f"{flag} {value}")
     return " ".join(parts)
+
+
+def structure_eval(cfg: EvalConfig, root: Path):
+    """The NTA-IoU / NTL-IoU evaluator of `cfg` (shipped metric networks unless the user's own are named), or None."""
+    if not cfg.nta:
+        return None
+    from faithfusion.eval.metricnets.shipped import SHIPPED, load_metricnets
+    from faithfusion.eval.structure import LaneSegmenter, StructureEval, VehicleDetector, load_user_model
+
+    detector, segmenter = (None, None)
+    if cfg.detector is None or cfg.lane_segmenter is None:
+        detector, segmenter = load_metricnets(cfg.metricnets)
+    names = []
+    if cfg.detector is not None:
+        detector = load_user_model(cfg.detector, VehicleDetector)
+    if cfg.lane_segmenter is not None:
+        segmenter = load_user_model(cfg.lane_segmenter, LaneSegmenter)
+    names.append(f"vehicles: {cfg.detector or cfg.metricnets or SHIPPED.name + ' (shipped)'}")
+    names.append(f"lanes: {cfg.lane_segmenter or cfg.metricnets or SHIPPED.name + ' (shipped)'}")
+    return StructureEval(root, detector, segmenter, "; ".join(names))
 
 
 def run_eval(cfg: EvalConfig) -> dict:
@@ -78,7 +114,8 @@ def run_eval(cfg: EvalConfig) -> dict:
     distribution = distribution_for(cfg, str(trainer.device))
     result = evaluate_lane_shift(
         render_fn, loaded.scene, root, list(cfg.shifts) or None, cfg.frame_stride, loaded.cfg.scale,
-        distribution=distribution, save_renders=Path(cfg.run) / "eval" / "renders" if cfg.save_renders else None,
+        distribution=distribution, structure=structure_eval(cfg, root),
+        save_renders=Path(cfg.run) / "eval" / "renders" if cfg.save_renders else None,
     )
     result["run"] = str(cfg.run)
     result["command"] = eval_command(cfg)
@@ -125,7 +162,7 @@ def eval_saved_renders(cfg: EvalConfig) -> dict:
     scene = load_scene_for(run_cfg)
     result = evaluate_lane_shift(None, scene, root, list(cfg.shifts) or None, cfg.frame_stride, run_cfg.scale,
                                  distribution=distribution_for(cfg, str(resolve_device(cfg.device))),
-                                 saved_renders=Path(cfg.renders))
+                                 structure=structure_eval(cfg, root), saved_renders=Path(cfg.renders))
     result["run"] = str(cfg.run)
     result["renders"] = str(cfg.renders)
     result["command"] = eval_command(cfg)

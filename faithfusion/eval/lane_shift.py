@@ -85,6 +85,7 @@ def evaluate_lane_shift(
     distribution=None,
     save_renders: Path | None = None,
     saved_renders: Path | None = None,
+    structure=None,
 ) -> dict:
     """PSNR / SSIM / LPIPS per shift. `render_fn(camera) -> [H, W, 3]` renders one view.
 
@@ -94,7 +95,9 @@ def evaluate_lane_shift(
     Shift 0 uses the scene's held-out frames; other shifts use every `frame_stride`-th frame
     (all cameras), both signs. With `distribution` (eval.distribution.DistributionEval) each shift and each
     magnitude also gets FID / KID of its renders against the ground truth of the same views and against
-    the captured training frames (features pooled over both signs for a magnitude)."""
+    the captured training frames (features pooled over both signs for a magnitude). With `structure`
+    (eval.structure.StructureEval) each view also gets NTA-IoU and NTL-IoU against its projected ground truth,
+    pooled per shift and magnitude (eval.structure.pool)."""
     from faithfusion.eval.metrics import Metrics
 
     metrics = metrics or Metrics()
@@ -119,6 +122,8 @@ def evaluate_lane_shift(
             if save_renders is not None:
                 save_render(save_renders, d, t, cam_name, pred)
             values = metrics(pred[None], gt[None])
+            if structure is not None:
+                values |= structure.view(pred, d, scene.frames[i].timestep, scene.frames[i].cam_name)
             rows.append({"frame": i, "timestep": scene.frames[i].timestep, "cam": scene.frames[i].cam_name, **values})
             if distribution is not None:
                 preds.append(pred)
@@ -143,12 +148,21 @@ def evaluate_lane_shift(
                 by_magnitude[f"{mag:.1f}"] |= distribution.scores(fr, fg, train)
     if distribution is not None:
         distribution.save()
-    return {"lpips_net": metrics.lpips_net, "per_shift": per_shift, "by_magnitude": by_magnitude}
+    out = {"lpips_net": metrics.lpips_net, "per_shift": per_shift, "by_magnitude": by_magnitude}
+    if structure is not None:
+        out["structure_models"] = structure.name
+    return out
 
 
 def mean_metrics(rows: list[dict]) -> dict:
+    """Means of PSNR / SSIM / LPIPS over `rows`; NTA-IoU / NTL-IoU pooled (eval.structure.pool) where rows hold them."""
     keys = [k for k in ("psnr", "ssim", "lpips") if rows and rows[0].get(k) is not None]
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys} | {"count": len(rows)}
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys} | {"count": len(rows)}
+    if rows and "nta_iou" in rows[0]:
+        from faithfusion.eval.structure import pool
+
+        out |= pool(rows)
+    return out
 
 
 def lane_shift_figure(curves: dict[str, dict], title: str = ""):
@@ -160,9 +174,11 @@ def lane_shift_figure(curves: dict[str, dict], title: str = ""):
 
     from faithfusion.eval.lpips import LPIPS_NAME
 
-    keys = ["psnr", "ssim", "lpips"] + [k for k in ("fid", "kid") if any(v.get(k) is not None for c in curves.values() for v in c.values())]
+    keys = ["psnr", "ssim", "lpips"] + [k for k in ("fid", "kid", "nta_iou", "ntl_iou")
+                                        if any(v.get(k) is not None for c in curves.values() for v in c.values())]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.6))
-    labels = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": LPIPS_NAME, "fid": "FID (vs ground truth)", "kid": "KID (vs ground truth)"}
+    labels = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": LPIPS_NAME, "fid": "FID (vs ground truth)", "kid": "KID (vs ground truth)",
+              "nta_iou": "NTA-IoU", "ntl_iou": "NTL-IoU"}
     for name, by_mag in curves.items():
         mags = sorted(float(m) for m in by_mag)
         for ax, key in zip(axes, keys):

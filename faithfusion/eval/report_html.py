@@ -27,7 +27,8 @@ VIEW_KINDS = ("gt", "render", "fixed")
 VIEW_LABELS = {"gt": "ground truth", "render": "render", "fixed": "fixed", "eig": "EIG (calibrated)"}
 METRIC_COLUMNS = [("psnr", "PSNR", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"), ("lpips", "LPIPS", "{:.3f}"),
                   ("fid", "FID (gt)", "{:.1f}"), ("kid", "KID (gt) x1e3", "kid"),
-                  ("fid_train", "FID (train)", "{:.1f}"), ("kid_train", "KID (train) x1e3", "kid"), ("count", "views", "{:d}")]
+                  ("fid_train", "FID (train)", "{:.1f}"), ("kid_train", "KID (train) x1e3", "kid"),
+                  ("nta_iou", "NTA-IoU", "{:.3f}"), ("ntl_iou", "NTL-IoU", "{:.3f}"), ("count", "views", "{:d}")]
 
 
 class ReportInputError(UserError, ValueError):

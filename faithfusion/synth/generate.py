@@ -21,6 +21,7 @@ from faithfusion.errors import UserError
 from faithfusion.synth import writer as out_
 from faithfusion.synth.annotations import boxes_2d
 from faithfusion.synth.appearance import APPEARANCES, apply_appearance, appearance_record
+from faithfusion.synth.lane_mask import lane_masks
 from faithfusion.synth.lidar import lidar_scan
 from faithfusion.synth.observation import ABS_TOL, REL_TOL, observation_masks, recorded_views
 from faithfusion.synth.render import render
@@ -162,6 +163,7 @@ def generate(
                     Kv.append(Ks[c.cam_id])
                     keys.append((d, c.cam_id))
             rgb, depth, inst = render(arrays, np.stack(w2c), np.stack(Kv), width, height, supersample)
+            lanes = lane_masks(arrays, np.stack(w2c), np.stack(Kv), width, height)
             lidar, hit_obj = lidar_scan(arrays, E, scene.obj_cls, scene.object_velocities(t), lidar_azimuths)
             counts["lidar_points"] += len(lidar)
             # recorded views: DriveStudio files
@@ -191,6 +193,7 @@ def generate(
                                                             np.array([cam for _, cam in keys]), t, train, object_poses)
             for k, (d, cam) in enumerate(keys):
                 futures.append(pool.submit(out_.write_shift_view, out, d, t, cam, rgb[k], depth[k], inst[k], lossless_gt))
+                futures.append(pool.submit(out_.write_lane_mask, out, d, t, cam, lanes[k]))
                 if train is not None:
                     futures.append(pool.submit(out_.write_observation_masks, out, d, t, cam, unobserved[k], disoccluded[k]))
                 boxes[d][f"{t:03d}_{cam}"] = boxes_2d(inst[k], vposes, sizes, track_ids, w2c[k], Kv[k])

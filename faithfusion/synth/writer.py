@@ -13,6 +13,8 @@ Ground truth of a lateral offset d (metres, + = left) lives in `gt_shifted/{d:+.
     unobserved/{t:03d}_{cam}.png     255 = surface no training (recorded) camera saw at any frame (sky: 0)
     disoccluded/{t:03d}_{cam}.png    255 = unobserved and hidden behind a surface in some training view
                                      (both: faithfusion.synth.observation)
+    lane_masks/{t:03d}_{cam}.png     255 = lane-line paint (at least half of the pixel's 4 x 4 samples;
+                                     faithfusion.synth.lane_mask); not listed in meta.json, which predates it
     ego_pose/{t:03d}.txt             4x4 vehicle-to-world of the shifted ego
     boxes_2d.json                    {"{t:03d}_{cam}": [{instance, track_id, class_name, box_visible,
                                      box_projected, visible_pixels}]}, boxes [x0, y0, x1, y1] in pixels
@@ -79,6 +81,11 @@ def write_shift_view(root: Path, d: float, t: int, cam: int, rgb: np.ndarray, de
     save_u16(base / "depth" / f"{name}.png", encode_depth(depth))
     save_mask(base / "sky_masks" / f"{name}.png", depth <= 0)
     save_u16(base / "instance_masks" / f"{name}.png", inst)
+
+
+def write_lane_mask(root: Path, d: float, t: int, cam: int, mask: np.ndarray) -> None:
+    """The lane-line ground truth of one view: `mask [H, W]` bool as a 0/255 PNG."""
+    save_mask(root / "gt_shifted" / shift_dir(d) / "lane_masks" / f"{t:03d}_{cam}.png", mask)
 
 
 def write_observation_masks(root: Path, d: float, t: int, cam: int, unobserved: np.ndarray, disoccluded: np.ndarray) -> None:
