@@ -76,13 +76,19 @@ def main(argv: list[str] | None = None) -> None:
         packs = sorted(a.packs.glob(f"runs_seed{seed}_*.tgz")) or [a.packs / f"runs_seed{seed}.tgz"]
         methods = sorted({m for pack in packs for m in unpack(pack, folder)} - {"logs"})
         per_seed[str(seed)], device_figures[str(seed)] = {}, {}
+        shared_cache = folder / "inception_features.npz"  # the seed's ground truth and captured frames, once
         for method in methods:
             run = folder / method
+            cache = run / "eval" / "inception_features.npz"
+            if shared_cache.is_file() and not cache.is_file():
+                shutil.copy(shared_cache, cache)
             device_json, local_json = run / "eval" / "lane_shift_device.json", run / "eval" / "lane_shift.json"
             if not device_json.is_file():
                 shutil.copy(local_json, device_json)  # the device's own PSNR / SSIM / LPIPS on the unrounded renders
             result = run_eval(EvalConfig(run=run, data=scene, renders=run / "eval" / "renders", device="cpu",
                                          fid=not a.no_fid, frame_stride=sizes["frame_stride"]))
+            if cache.is_file():
+                shutil.copy(cache, shared_cache)
             per_seed[str(seed)][method] = result["by_magnitude"]
             device_figures[str(seed)][method] = json.loads(device_json.read_text())["by_magnitude"]
             runs.append(collect_run(run, f"{method}, seed {seed}"))
