@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"eig"},
     {"fixers"},
     {"fusion"},
-    {"curation"},
+    {"curation", "protocols"},
     {"batch"},
     {"bench"},
     {"viewer"},

@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 from faithfusion.errors import USER_ERROR_EXIT_CODE, UserError
 
-__all__ = ["Command", "Group", "USER_ERROR_EXIT_CODE", "UserError", "commands", "convert_table", "fixer_table", "fuse_table", "metricnets_table"]
+__all__ = ["Command", "Group", "USER_ERROR_EXIT_CODE", "UserError", "commands", "convert_table", "fixer_table", "fuse_table",
+           "metricnets_table", "protocol_table"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ def metricnets_table() -> dict[str, Command]:
     return {name: Command(cls, fn, text) for name, (cls, fn, text) in metricnets_commands().items()}
 
 
+def protocol_table() -> dict[str, Command]:
+    from faithfusion.commands.protocol import protocol_commands
+
+    return {name: Command(cls, fn, text) for name, (cls, fn, text) in protocol_commands().items()}
+
+
 def commands() -> dict[str, Command | Group]:
     """`faithfusion NAME` -> the command (or group of subcommands) it runs."""
     from faithfusion.commands.batch import BatchConfig, run_batch_command
@@ -97,5 +104,6 @@ def commands() -> dict[str, Command | Group]:
         "view": Command(ViewConfig, run_view, "a run in the browser: drive timeline, lane-shift slider, EIG / depth / ground-truth layers"),
         "fixer": Group(fixer_table, "fixer data and models: `faithfusion fixer {curate,train,merge,evaluate,evaluate-video}`"),
         "metricnets": Group(metricnets_table, "the NTA-IoU / NTL-IoU metric networks: `faithfusion metricnets train --out DIR`"),
+        "protocol": Group(protocol_table, "protocols that train every method themselves: `faithfusion protocol sparse --help`"),
         "convert": Group(convert_table, "raw dataset files into a readable layout: `faithfusion convert waymo --help`"),
     }

@@ -15,6 +15,7 @@ from torch import Tensor
 from faithfusion.cameras import Camera
 from faithfusion.data.frame import Frame, SceneError
 from faithfusion.data.images import load_frame_image, load_frame_mask
+from faithfusion.data.novel_path import InterpolatedPath
 
 
 @dataclass
@@ -62,6 +63,8 @@ class SceneData:
     kind: str = "generic"  # "driving" scenes get sky handling and lane shifts
     instances: dict | None = None
     extra: dict = field(default_factory=dict)
+    novel_path: InterpolatedPath | None = None
+    """Where novel cameras lie instead of a lane shift (the sparse-view protocol: between training views)."""
 
     def __post_init__(self) -> None:
         if not self.frames:
@@ -94,19 +97,33 @@ class SceneData:
         """The camera of frame `index` with its ego moved `metres` to the left (negative = right).
 
         Driving scenes shift along the ego's left axis; other scenes along the camera's own left
-        (-x in OpenCV). Metres are converted with the scene transform."""
+        (-x in OpenCV). Metres are converted with the scene transform. A scene with a `novel_path` moves
+        along it instead (path metres, data/novel_path.py)."""
         from faithfusion.cameras import lane_shift_camera
 
         frame = self.frames[index]
         cam = self.camera(index, scale)
         if metres == 0.0:
             return cam
+        if self.novel_path is not None:
+            return self.novel_path.camera(cam, index, metres, lambda j: self.camera(j, scale))
         d = self.transform.metres_to_scene(metres)
         if frame.ego_to_world is not None:
             return lane_shift_camera(cam, frame.ego_to_world, d)
         c2w = cam.camtoworld.clone()
         c2w[:3, 3] = c2w[:3, 3] - d * c2w[:3, 0]
         return cam.with_camtoworld(c2w)
+
+    def metres_to_scene(self, metres: float) -> float:
+        """A distance of the novel cameras' schedules in scene units (path metres where a novel path is set)."""
+        if self.novel_path is not None:
+            return self.novel_path.metres_to_scene(metres)
+        return self.transform.metres_to_scene(metres)
+
+    def use_interpolated_path(self) -> InterpolatedPath:
+        """Place novel cameras between the training views (in capture order) from now on; returns the path."""
+        self.novel_path = InterpolatedPath.through({i: self.frames[i].camera for i in self.train_ids})
+        return self.novel_path
 
     def summary(self) -> dict:
         return {
@@ -117,7 +134,8 @@ class SceneData:
             "test": len(self.test_ids),
             "points": int(self.points.shape[0]),
             "transform": self.transform.to_dict(),
-        }
+        } | ({"novel_path": {"order": list(self.novel_path.order), "scene_units_per_metre": self.novel_path.unit}}
+             if self.novel_path is not None else {})
 
 
 def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:

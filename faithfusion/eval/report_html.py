@@ -5,6 +5,8 @@ A run folder contributes what it holds:
   RUN/config.yaml              the run's configuration (method, data, schedule) and the command that trains it
   RUN/eval/lane_shift.json     the lane-shift protocol (PSNR / SSIM / LPIPS / FID / KID per shift)
   RUN/eval/holdout.json        the held-out protocol
+  OUT/eval/sparse_views.json   GenFusion's sparse-view protocol (`faithfusion protocol sparse --out OUT`): one row
+                               per number of training views and method
   RUN/eval/views/*.png         image strips (`save_view_strip`): ground truth, render, fixed at a few shifts
   RUN/eig/*_eig_cal.png        EIG heatmaps written by `faithfusion eig`
 """
@@ -89,7 +91,7 @@ def collect_run(folder: Path, name: str | None = None) -> RunReport:
     if config:
         rep.config_text = cfg_path.read_text()
         rep.commands.append(run_command(config, folder))
-    for proto, file in (("lane-shift", "lane_shift.json"), ("holdout", "holdout.json")):
+    for proto, file in (("lane-shift", "lane_shift.json"), ("holdout", "holdout.json"), ("sparse-views", "sparse_views.json")):
         path = folder / "eval" / file
         if path.is_file():
             try:
@@ -136,20 +138,24 @@ def _fmt(value, fmt: str) -> str:
     return fmt.format(value)
 
 
+def metric_cells(v: dict) -> str:
+    """The METRIC_COLUMNS cells of one result row (KID with its spread over subsets)."""
+    cells = []
+    for key, _, fmt in METRIC_COLUMNS:
+        text = _fmt(v.get(key), fmt)
+        std_key = {"kid": "kid_std", "kid_train": "kid_train_std"}.get(key)
+        if std_key and v.get(std_key):
+            text += f" &plusmn; {1e3 * v[std_key]:.2f}"
+        cells.append(f"<td>{text}</td>")
+    return "".join(cells)
+
+
 def lane_shift_table(runs: list[RunReport]) -> str:
     rows = []
     for r in runs:
         by = r.protocols.get("lane-shift", {}).get("by_magnitude", {})
         for mag in sorted(by, key=float):
-            v = by[mag]
-            cells = []
-            for key, _, fmt in METRIC_COLUMNS:
-                text = _fmt(v.get(key), fmt)
-                std_key = {"kid": "kid_std", "kid_train": "kid_train_std"}.get(key)
-                if std_key and v.get(std_key):
-                    text += f" &plusmn; {1e3 * v[std_key]:.2f}"
-                cells.append(f"<td>{text}</td>")
-            rows.append(f"<tr><td>{html.escape(r.name)}</td><td>{float(mag):g} m</td>{''.join(cells)}</tr>")
+            rows.append(f"<tr><td>{html.escape(r.name)}</td><td>{float(mag):g} m</td>{metric_cells(by[mag])}</tr>")
     head = "".join(f"<th>{label}</th>" for _, label, _ in METRIC_COLUMNS)
     return f"<table><tr><th>method</th><th>|shift|</th>{head}</tr>{''.join(rows)}</table>"
 
@@ -163,6 +169,36 @@ def holdout_table(runs: list[RunReport]) -> str:
             rows.append(f"<tr><td>{html.escape(r.name)}</td>{cells}</tr>")
     head = "".join(f"<th>{label}</th>" for _, label, _ in METRIC_COLUMNS[:3])
     return f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def sparse_views_table(runs: list[RunReport]) -> str:
+    """One row per protocol folder, number of training views and method (held-out frames' means)."""
+    rows = []
+    for r in runs:
+        res = r.protocols.get("sparse-views", {})
+        for n in sorted(res.get("results", {}), key=int):
+            for method, cell in res["results"][n].items():
+                flag = " (untrained identity fixer)" if cell.get("identity_fixer") else ""
+                rows.append(f"<tr><td>{html.escape(r.name)}</td><td>{int(n)}</td><td>{html.escape(method + flag)}</td>"
+                            f"{metric_cells(cell.get('mean', {}))}</tr>")
+    head = "".join(f"<th>{label}</th>" for _, label, _ in METRIC_COLUMNS).replace("<th>views</th>", "<th>held-out views</th>")
+    return f"<table><tr><th>protocol</th><th>training views</th><th>method</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def sparse_views_notes(runs: list[RunReport]) -> str:
+    """The training frames of each N and the protocol's settings, under its table."""
+    items = []
+    for r in runs:
+        res = r.protocols.get("sparse-views")
+        if not res:
+            continue
+        s = res.get("settings", {})
+        splits = "; ".join(f"{n}: {', '.join(sp.get('train_names', map(str, sp['train_ids'])))}"
+                           for n, sp in sorted(res.get("splits", {}).items(), key=lambda kv: int(kv[0])))
+        items.append(f"<li>{html.escape(r.name)}: {html.escape(str(s.get('data')))}, {s.get('steps')} steps, scale "
+                     f"{s.get('scale')}, evaluated: {html.escape(str(s.get('eval_views')))} (every "
+                     f"{s.get('holdout_every')}-th frame when holdout). Training frames {html.escape(splits)}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
 def shift_plot_svg(runs: list[RunReport]) -> str:
@@ -214,6 +250,13 @@ def render_html(runs: list[RunReport], title: str = "FaithFusion report", notes:
                  "ground truth of the same views; (train): against the captured training frames. FID of a few dozen "
                  "images is biased upwards: read KID (unbiased) beside it, and docs/eval.md for the floor.</p>",
                  lane_shift_table(runs), shift_plot_svg(runs)]
+    if any("sparse-views" in r.protocols for r in runs):
+        body += ["<h2>Sparse views (GenFusion's protocol)</h2>",
+                 "<p>Each method trained on N captured views only and scored on frames it was not trained on, with its "
+                 "own render (Difix3D+ fixes it). The fixers' novel views lie between neighbouring training views. "
+                 "FID/KID (gt): renders against the held-out images; (train): against the training images. With a "
+                 "few views FID is biased upwards: read KID (docs/sparse_views.md).</p>",
+                 sparse_views_table(runs), sparse_views_notes(runs)]
     if any("holdout" in r.protocols for r in runs):
         body += ["<h2>Held-out frames</h2>", holdout_table(runs)]
     strips = strips_html(runs)

@@ -52,7 +52,7 @@ class Difix3D:
 
     def run_round(self, trainer, rnd: Round) -> dict:
         known = [v.camera.to("cpu") for v in trainer.real.views] + self.novel
-        step = self.scene.transform.metres_to_scene(self.sched.step_metres)
+        step = self.scene.metres_to_scene(self.sched.step_metres)
         poses = progressive_poses(known, self.targets, step)
         renders = render_cameras(trainer, poses)
         fixed = fix_frames(self.fixer.fixer, renders.rgb, self.refs.for_cameras(poses).to(renders.rgb.device))
@@ -62,7 +62,7 @@ class Difix3D:
         self.novel.extend(poses)
         self.last = poses
         gaps = torch.stack([(p.center - t.center.cpu()).norm() for p, t in zip(poses, self.targets)])
-        return {"views": len(views), "pool": len(self.pool.views), "gap_to_target_mean": float(gaps.mean()) / self.scene.transform.scale,
+        return {"views": len(views), "pool": len(self.pool.views), "gap_to_target_mean": float(gaps.mean()) / self.scene.metres_to_scene(1.0),
                 "masked_fraction": float((renders.alpha < self.sched.alpha_min).float().mean())}
 
     def on_step(self, trainer, stats: dict) -> None:

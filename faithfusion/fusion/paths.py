@@ -63,7 +63,10 @@ def progressive_poses(current: list[Camera], targets: list[Camera], distance: fl
 
 
 def sequences(scene: SceneData, ids: list[int]) -> list[list[int]]:
-    """Frames `ids` grouped per physical camera and ordered by time: the paths a video fixer walks."""
+    """Frames `ids` grouped per physical camera and ordered by time: the paths a video fixer walks. A scene with a
+    novel path (the sparse-view protocol) has one: its training frames in capture order."""
+    if scene.novel_path is not None:
+        return [sorted(ids)] if ids else []
     groups: dict[str, list[int]] = defaultdict(list)
     for i in ids:
         groups[scene.frames[i].cam_name].append(i)

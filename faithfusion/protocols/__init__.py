@@ -1,0 +1,1 @@
+"""Evaluation protocols that train their own runs (GenFusion's sparse-view protocol), above fusion and eval."""
