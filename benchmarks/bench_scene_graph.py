@@ -10,7 +10,8 @@ Parts (each unit writes its result when done and is skipped when run again, so t
   ground truth at 1..6 m both ways; `recon` background-only and `--scene-graph` (the quick demo's budget); each
   evaluated on the lane-shift protocol (PSNR / SSIM / LPIPS at 0..6 m), and on vehicle pixels: at 0 m the
   held-out frames' whole image, every vehicle (`instance_masks` > 0) and the moving vehicles (`dynamic_masks`),
-  at each shift the moving vehicles (instances of the scene's moving tracks in `gt_shifted/*/instance_masks`).
+  at each shift (every 3rd timestep, all cameras, both ways) the moving vehicles (instances of the scene's moving
+  tracks in `gt_shifted/*/instance_masks`).
   DIR/table/seed_S/{background_only,scene_graph}.json.
 - `strip`: DIR/strip.png, the held-out view of the first seed with the most moving-vehicle pixels at 0 and 3 m:
   ground truth, background only, scene graph (rows), from the rows the `table` runs of that seed saved.
@@ -44,6 +45,7 @@ ALL_METHODS = ("3dgs", "difix3d", "difix3d+", "genfusion", "faithfusion", "faith
 QUICK = {"frames": 16, "width": 192, "height": 128}
 SHIFTS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 STRIP_SHIFTS = (0.0, 3.0)
+FRAME_STRIDE = 3  # shifted views: every 3rd timestep, all cameras (the quick demo's lane-shift protocol)
 
 
 def masked_psnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> float | None:
@@ -89,7 +91,7 @@ def vehicle_psnr(render_fn, scene, root: Path, moving: set[int], shifts: tuple[f
         rows.append({"frame": i, "all": masked_psnr(pred, gt, torch.ones_like(vehicle)), "vehicle": masked_psnr(pred, gt, vehicle),
                      "moving_vehicle": masked_psnr(pred, gt, dyn), "moving_pixels": int(dyn.sum())})
     out["0m"] = {k: mean_of(rows, k) for k in ("all", "vehicle", "moving_vehicle")} | {"views": rows}
-    ids = list(range(len(scene.frames)))
+    ids = [i for i, f in enumerate(scene.frames) if f.timestep % FRAME_STRIDE == 0]  # the lane-shift table's views
     for d in shifts:
         rows = []
         for sd in (d, -d):
@@ -119,7 +121,8 @@ def table_scene(out: Path, seed: int) -> Path:
     return root
 
 
-def table_run(out: Path, seed: int, graph: bool, steps: int, device: str, strip: bool = False) -> dict:
+def table_run(out: Path, seed: int, graph: bool, steps: int, device: str, strip: bool = False,
+              shifts: tuple[float, ...] = SHIFTS) -> dict:
     """One (seed, background-only | scene graph) run of the `table` part: trained, evaluated, written; with `strip`
     also its row of the picture strip (DIR/table/seed_S/strip_{run}.png, and the ground truth's)."""
     from faithfusion.eval.lane_shift import evaluate_lane_shift
@@ -143,12 +146,12 @@ def table_run(out: Path, seed: int, graph: bool, steps: int, device: str, strip:
     def render_fn(cam):
         return trainer.render_camera(cam.to(trainer.device))[0]
 
-    lane = evaluate_lane_shift(render_fn, scene, root, shifts=list(SHIFTS), frame_stride=3)
+    lane = evaluate_lane_shift(render_fn, scene, root, shifts=list(shifts), frame_stride=FRAME_STRIDE)
     result = {"seed": seed, "run": name, "steps": steps, "train_seconds": seconds, "num_gaussians": len(trainer.model),
               "nodes": trainer.graph.num_nodes if trainer.graph is not None else 0,
               "node_gaussians": trainer.graph.node_counts() if trainer.has_nodes else [],
               "lane_shift": lane["by_magnitude"], "lpips_net": lane["lpips_net"],
-              "vehicle_psnr": vehicle_psnr(render_fn, scene, root, moving_instance_ids(scene), SHIFTS)}
+              "vehicle_psnr": vehicle_psnr(render_fn, scene, root, moving_instance_ids(scene), shifts)}
     if strip:
         folder = path.parent
         frame = strip_frame(scene, root)
@@ -264,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[8, 9])
     ap.add_argument("--parts", nargs="+", default=["table", "strip", "fusion", "gpu"], choices=["table", "strip", "fusion", "gpu"])
+    ap.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS), help="lane shifts of the table (metres)")
     ap.add_argument("--steps", type=int, default=1000, help="recon steps of the table runs (the quick demo's 1000)")
     ap.add_argument("--fusion-steps", type=int, default=None, help="steps per fusion method (default: the quick demo's)")
     ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS))
@@ -280,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     if "table" in a.parts:
         for seed in a.seeds:
             for graph in (False, True):
-                r = table_run(a.out, seed, graph, a.steps, device, strip=seed == a.seeds[0])
+                r = table_run(a.out, seed, graph, a.steps, device, strip=seed == a.seeds[0], shifts=tuple(a.shifts))
                 runs[(seed, r["run"])] = r
         result["table"] = table_summary(runs)
         result["table_per_seed"] = {f"{s}/{n}": {k: r[k] for k in ("lane_shift", "train_seconds", "nodes", "num_gaussians")}

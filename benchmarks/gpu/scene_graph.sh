@@ -11,7 +11,7 @@
 # (/tmp/scene_graph) is still there, so the full-size demo resumes from its checkpoints (it needs two calls).
 # PARTS (default "table strip fusion gpu"), SEEDS ("8 9"), GPU_SEED (8), BENCH_FLAGS (more bench flags, e.g.
 # "--fusion-steps 300"). CPU check of this logic: SETUP=/dev/null PYTHON=.venv/bin/python DEVICE=cpu OUT=/tmp/o \
-#   BENCH_FLAGS="--steps 20 --fusion-steps 20 --gpu-steps 20" bash benchmarks/gpu/scene_graph.sh
+#   BENCH_FLAGS="--steps 20 --shifts 3 --fusion-steps 20" bash benchmarks/gpu/scene_graph.sh
 # Results ($OUT/scene_graph/, 4 files): scene_graph.json (the summary), strip.png, log.txt, results.tgz.
 set -o pipefail
 source ${SETUP:-benchmarks/gpu/setup.sh} > /dev/null 2>&1
