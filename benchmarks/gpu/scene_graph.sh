@@ -30,6 +30,7 @@ grep -a -E "^table|^checks|^background_only|^scene_graph|^done|Error|error:" $R/
 # demo.json (no scenes, no checkpoints, no run folders)
 (cd $W && find . -maxdepth 4 \( -path './table/seed_*/*.json' -o -path './table/seed_*/strip_*.png' \
    -o -path './fusion/seed_*/*/demo_method.json' -o -path './gpu_seed_*/demo.json' -o -name 'strip.*' \) -type f \
+   -not -path '*/scene/*' \
    | tar czf $R/results.tgz -T -)
 for f in scene_graph.json strip.png; do [ -f $W/$f ] && cp $W/$f $R/; done
 echo "carried back: $(tar tzf $R/results.tgz | wc -l) result files; total $(( $(date +%s) - t0 )) s"
