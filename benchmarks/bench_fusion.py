@@ -1,12 +1,13 @@
 """The fusion comparison: every method on several held-out SynthStreet seeds, the same step budget.
 
-    python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--steps N]
+    python benchmarks/bench_fusion.py --out DIR [--seeds 8 9 10] [--quick] [--dynamic] [--steps N]
         [--methods 3dgs difix3d difix3d+ faithfusion faithfusion-no-eig] [--result benchmarks/results/NAME.json]
         [--demo-args="--faithfusion.no-paired --faithfusion.loss-weight 0.3 --difix3d.paired"] [--save-renders]
 
 Each (seed, method) is one `faithfusion demo --methods M` run in DIR/seed_S (the seed's scene is generated
 once and shared); a method whose DIR/seed_S/M/eval/lane_shift.json exists is not run again (resume). The
-JSON holds, per method, the mean PSNR / SSIM / LPIPS at every |shift| over the seeds, the per-seed figures
+`--dynamic`: dynamic SynthStreet scenes (moving traffic) and every method on the scene graph (`demo --dynamic`).
+The JSON holds, per method, the mean PSNR / SSIM / LPIPS at every |shift| over the seeds, the per-seed figures
 and wall times (the method's whole demo time: training, rounds and evaluation); the PNG beside it plots them.
 """
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[8, 9, 10])
     ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     ap.add_argument("--quick", action="store_true", help="the demo's CPU size (192x128, 16 frames, 1000 steps)")
+    ap.add_argument("--dynamic", action="store_true", help="moving traffic, every method with --scene-graph (demo --dynamic)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--result", type=Path, default=None)
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if not done.is_file():
                 run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,),
-                                    steps=a.steps, overwrite=True, save_renders=a.save_renders, **schedules))
+                                    steps=a.steps, overwrite=True, save_renders=a.save_renders, dynamic=a.dynamic,
+                                    **schedules))
                 demo = json.loads((folder / "demo.json").read_text())
                 save_json_atomic(done, {"by_magnitude": demo["by_magnitude"][method], "seconds": demo["seconds"][method],
                                   "notes": demo["notes"], "sizes": demo["sizes"]})
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "fusion_comparison", "commit": git_commit(), "command": "python " + " ".join(sys.argv),
         "seeds": a.seeds, "seeds_per_method": {m: [r["seed"] for r in runs if m in r["by_magnitude"]] for m in a.methods},
         "sizes": next(r["sizes"] for r in runs if "sizes" in r), "steps_per_method": next(r["sizes"] for r in runs if "sizes" in r)["steps"] if a.steps is None else a.steps,
-        "demo_args": a.demo_args, "device": device_name(resolve_device(a.device)),
+        "demo_args": a.demo_args, "dynamic": a.dynamic, "device": device_name(resolve_device(a.device)),
         "notes": sorted({n for r in runs for n in r["notes"]}), "mean_by_magnitude": curves,
         "per_seed": {str(r["seed"]): {"by_magnitude": r["by_magnitude"], "seconds": r["seconds"]} for r in runs},
     }

@@ -61,6 +61,9 @@ class DemoConfig:
     save_renders: bool = False
     """Keep every evaluated render as a PNG under OUT/METHOD/eval/renders/ (`faithfusion eval --renders` measures
     them again, e.g. FID on another machine)."""
+    dynamic: bool = False
+    """Moving traffic: a dynamic SynthStreet scene (`synth --dynamic`) and every method on the scene graph
+    (`--scene-graph`: a rigid node per moving vehicle, docs/scene_graph.md)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -77,15 +80,17 @@ def check_resume(out: Path, cfg: DemoConfig, sizes: dict) -> None:
     demo_json, scene_json = out / "demo.json", out / "scene" / "scene.json"
     if demo_json.is_file():
         done = json.loads(demo_json.read_text())
-        want = {"seed": cfg.seed, "quick": cfg.quick, "steps": sizes["steps"]}
-        have = {"seed": done.get("seed"), "quick": done.get("quick"), "steps": done.get("sizes", {}).get("steps")}
+        want = {"seed": cfg.seed, "quick": cfg.quick, "steps": sizes["steps"], "dynamic": cfg.dynamic}
+        have = {"seed": done.get("seed"), "quick": done.get("quick"), "steps": done.get("sizes", {}).get("steps"),
+                "dynamic": done.get("dynamic", False)}
         diff = [f"{k} {have[k]} (asked {want[k]})" for k in want if have[k] is not None and have[k] != want[k]]
         if diff:
             raise DemoFolderError(f"{demo_json}: --resume continues a demo run with {', '.join(diff)}; "
                                   "pass the folder's settings or use another --out")
     if scene_json.is_file():
         scene = json.loads(scene_json.read_text())
-        want = {"seed": cfg.seed, "frames": sizes["frames"], "width": sizes["width"], "height": sizes["height"]}
+        want = {"seed": cfg.seed, "frames": sizes["frames"], "width": sizes["width"], "height": sizes["height"],
+                "dynamic": cfg.dynamic}
         diff = [f"{k} {scene.get(k)} (asked {want[k]})" for k in want if k in scene and scene[k] != want[k]]
         if diff:
             raise DemoFolderError(f"{scene_json}: --resume would reuse a scene with {', '.join(diff)}; "
@@ -97,6 +102,8 @@ def demo_command(cfg: DemoConfig) -> str:
     parts = ["faithfusion demo", f"--out {cfg.out}", f"--seed {cfg.seed}", "--methods " + " ".join(cfg.methods)]
     if cfg.quick:
         parts.append("--quick")
+    if cfg.dynamic:
+        parts.append("--dynamic")
     for flag, value in (("--fixer", cfg.fixer), ("--video-fixer", cfg.video_fixer), ("--steps", cfg.steps)):
         if value is not None:
             parts.append(f"{flag} {value}")
@@ -140,7 +147,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     scene_dir = out / "scene"
     if not (scene_dir / "scene.json").is_file():
         generate(scene_dir, cfg.seed, frames=sizes["frames"], width=sizes["width"], height=sizes["height"],
-                 shifts=sizes["shifts"], progress=True, overwrite=True)
+                 shifts=sizes["shifts"], dynamic=cfg.dynamic, progress=True, overwrite=True)
     record("synth", time.perf_counter() - t0)
 
     steps = sizes["steps"]
@@ -149,7 +156,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         overwrite=not cfg.resume, resume=cfg.resume,
         ckpt_every=min(1000, max(1, steps // 5)),  # an interrupted demo resumes from at most a fifth of its steps back
         init=InitConfig(max_points=sizes["max_points"], random_points=sizes["random_points"]),
-        strategy=StrategyConfig(refine_stop=int(0.75 * steps)),
+        strategy=StrategyConfig(refine_stop=int(0.75 * steps)), scene_graph=cfg.dynamic,
     )
     video_fixer = cfg.video_fixer if cfg.video_fixer is not None or cfg.fixer != "identity" else "identity"
     curves, results, notes, train_seconds = {}, {}, [], {}
@@ -188,7 +195,7 @@ def run_demo(cfg: DemoConfig) -> Path:
                       title=f"FaithFusion demo: SynthStreet seed {cfg.seed}" + (" (quick)" if cfg.quick else ""),
                       notes=[f"{sizes['frames']} frames, {sizes['width']}x{sizes['height']}, {sizes['steps']} training steps "
                              f"per method; made by: {demo_command(cfg)}", *notes])
-    save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "sizes": sizes, "methods": list(cfg.methods),
+    save_json_atomic(out / "demo.json", {"seed": cfg.seed, "quick": cfg.quick, "dynamic": cfg.dynamic, "sizes": sizes, "methods": list(cfg.methods),
                                          "seconds": timings, "seconds_all_commands": spent,
                                          "train_seconds": train_seconds,
                                          "resumed": cfg.resume, "notes": notes, "by_magnitude": curves})

@@ -22,12 +22,16 @@ the Gaussian count changed.
 A view that is both mapped and added within one round (a fused view: its EIG map, then its weighted
 Fisher) is projected and planned once: `prepare(camera)` gives a `PreparedView` (projection, Jacobian,
 pair chunks, background) that `EigSession.eig` and `add_view` both take, valid while the parameters stay.
+
+On a scene graph (`frames`, faithfusion/scene_graph/fisher.py) each camera is prepared on the Gaussian set of its
+timestep (`frames.model_for`) and its Fisher is carried back to the stored node-local parameters
+(`frames.to_local`) before it is added, so H lives in the model's own frame and sums over timesteps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -38,6 +42,16 @@ from faithfusion.eig.jacobian import GEO_ROWS
 from faithfusion.gaussians.model import GaussianModel
 
 BackgroundFn = Callable[[Camera], Tensor]  # camera -> [H, W, 3] or [3]
+
+
+class ViewFrames(Protocol):
+    """What a camera sees when the stored Gaussians are not the world-frame set (a scene graph's nodes)."""
+
+    def model_for(self, model: GaussianModel, camera: Camera) -> GaussianModel: ...
+
+    def to_local(self, model: GaussianModel, camera: Camera, H: dict[str, Tensor]) -> dict[str, Tensor]: ...
+
+    def to_world(self, model: GaussianModel, camera: Camera, H: dict[str, Tensor]) -> dict[str, Tensor]: ...
 
 
 @dataclass
@@ -72,9 +86,11 @@ class FisherAccumulator:
         groups: Sequence[str] = PARAM_GROUPS,
         background_fn: BackgroundFn | None = None,
         keep_views: bool = True,
+        frames: ViewFrames | None = None,
         **fisher_kw,
     ) -> None:
         self.model = model
+        self.frames = frames  # None: the model is the world-frame set every camera sees
         self.groups = check_groups(groups)
         self.background_fn = background_fn
         self.keep_views = keep_views
@@ -93,25 +109,35 @@ class FisherAccumulator:
 
     # --- adding views -----------------------------------------------------------------------
 
+    def model_for(self, camera: Camera) -> GaussianModel:
+        """The Gaussian set `camera` sees: the model, or on a scene graph the set composed at its timestep."""
+        return self.model if self.frames is None else self.frames.model_for(self.model, camera)
+
+    def to_local(self, camera: Camera, H: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A Fisher of `model_for(camera)` as one of the stored parameters (the identity without frames)."""
+        return H if self.frames is None else self.frames.to_local(self.model, camera, H)
+
     def prepare(self, camera: Camera) -> PreparedView:
         """`camera` projected and planned as `view_fisher` would do it (same settings), with its background."""
         kw = {k: v for k, v in self.fisher_kw.items() if k in ("sh_degree", "eps2d", "near_plane", "far_plane", "max_pairs")}
         backend = resolve_backend(self.fisher_kw.get("backend", "auto"), self.model.device)
-        vp = prepare_view(self.model, camera, jacobian=any(g in GEO_ROWS for g in self.groups),
+        vp = prepare_view(self.model_for(camera), camera, jacobian=any(g in GEO_ROWS for g in self.groups),
                           plan=backend == "torch", **kw)
         bg = self.background_fn(camera) if self.background_fn is not None else None
         return PreparedView(vp, bg)
 
     def view_fisher(self, camera: Camera, pixel_weights: Tensor | None = None,
                     prepared: PreparedView | None = None) -> dict[str, Tensor]:
-        """One view's Fisher at the model's current parameters (not added); `prepared` = `prepare(camera)`."""
+        """One view's Fisher at the model's current parameters (not added), in the stored parameters' frame;
+        `prepared` = `prepare(camera)`."""
         if prepared is None:
             bg = self.background_fn(camera) if self.background_fn is not None else None
         else:
             bg = prepared.background
         pw = None if pixel_weights is None else pixel_weights.to(self.model.device)
-        return view_fisher(self.model, camera, groups=self.groups, pixel_weights=pw, background=bg,
-                           vp=None if prepared is None else prepared.vp, **self.fisher_kw)
+        h = view_fisher(self.model_for(camera), camera, groups=self.groups, pixel_weights=pw, background=bg,
+                        vp=None if prepared is None else prepared.vp, **self.fisher_kw)
+        return self.to_local(camera, h)
 
     def add_view(self, camera: Camera, pixel_weights: Tensor | None = None, name: str = "",
                  prepared: PreparedView | None = None) -> None:
@@ -192,7 +218,8 @@ class FisherAccumulator:
             "H": {g: h.detach().cpu() for g, h in self.H.items()},
             "n_added": self.n_added,
             "views": [{"K": v.camera.K, "viewmat": v.camera.viewmat, "width": v.camera.width, "height": v.camera.height,
-                       "camera_name": v.camera.name, "pixel_weights": v.pixel_weights, "name": v.name} for v in self.views],
+                       "camera_name": v.camera.name, "meta": dict(v.camera.meta), "pixel_weights": v.pixel_weights,
+                       "name": v.name} for v in self.views],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -201,7 +228,7 @@ class FisherAccumulator:
         self.H = {g: h.to(device) for g, h in state["H"].items()}
         self.n_added = int(state["n_added"])
         self.views = [
-            FisherView(Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]),
-                       v["pixel_weights"], v["name"])
+            FisherView(Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"],
+                              meta=dict(v.get("meta") or {})), v["pixel_weights"], v["name"])
             for v in state["views"]
         ]

@@ -25,7 +25,7 @@ coverage rule. Research variants of the acquisition and of the map live in `vari
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -183,13 +183,15 @@ def eig_map(
     backend: str = "auto",
     prior: PixelPrior | None = None,
     vp: ViewPass | None = None,
+    to_local: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
 ) -> EigMap:
     """EIG map of `camera` against `H_train` in one of `FORMS`. Paper forms: its own Fisher H_view, the
     acquisition with `lam`, composited per pixel. "pixel": `pixel.pixel_variance` with `prior` (default
     `PixelPrior()`; `lam` unused). `backend` ('auto', 'torch', 'triton'; `fisher.resolve_backend`) runs the
     pair loops in torch chunks or in the Triton kernels. `vp`: the camera already prepared at the model's
     current parameters (`prepare_view` with the same sh_degree and max_pairs), reused instead of preparing it
-    (paper forms)."""
+    (paper forms). `to_local`: maps H_view of `model` into the frame of `H_train` (a scene graph's composed set
+    against its node-local H_train, faithfusion/scene_graph/fisher.py); None when they share a frame."""
     check_form(form)
     groups = tuple(groups or H_train.keys())
     backend = resolve_backend(backend, model.device)
@@ -206,5 +208,7 @@ def eig_map(
     blends = [] if backend == "torch" and not compiled and model.device.type == "cpu" else None
     H_view = view_fisher(model, camera, groups=groups, background=background, vp=vp, compiled=compiled, backend=backend,
                          keep_blends=blends)
+    if to_local is not None:
+        H_view = to_local(H_view)
     I = acquisition(H_view, H_train, lam)  # [N]
     return finish_map(composite_scalar(vp, I, backend, blends), form, alpha_min, I if keep_acquisition else None)

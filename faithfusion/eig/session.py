@@ -73,6 +73,10 @@ class EigSession:
     def model(self):
         return self.trainer.model
 
+    def model_for(self, camera: Camera):
+        """The Gaussian set `camera` sees (a scene graph's composition at its timestep, else the model)."""
+        return self.acc.model_for(camera)
+
     def background(self, camera: Camera) -> Tensor | None:
         return self.acc.background_fn(camera) if self.acc.background_fn is not None else None
 
@@ -88,9 +92,15 @@ class EigSession:
                                      or any(kw.get(k) is not None for k in ("sh_degree", "eps2d", "near_plane", "far_plane"))):
             prepared = None  # planned with the accumulator's settings, which are not the map's
         bg = self.background(camera) if prepared is None else prepared.background
-        m = eig_map(self.model, camera, self.acc.H, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
+        H_train, to_local = self.acc.H, None
+        if self.acc.frames is not None:  # a scene graph: the view's set in its timestep's frame, H_train node-local
+            if self.form == "pixel":
+                H_train = self.acc.frames.to_world(self.model, camera, H_train)
+            else:
+                to_local = lambda H: self.acc.to_local(camera, H)  # noqa: E731
+        m = eig_map(self.model_for(camera), camera, H_train, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
                     background=bg, max_pairs=self.max_pairs, compiled=self.compiled, prior=self.prior,
-                    vp=None if prepared is None else prepared.vp)
+                    vp=None if prepared is None else prepared.vp, to_local=to_local)
         return m, self.calibration.calibrate(m.eig)
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
@@ -113,6 +123,19 @@ def calibration_names(trainer, calib_views: int) -> set[str]:
     return {view_name(v) for v in evenly_spaced(trainer.real.views, calib_views)}
 
 
+def view_frames(trainer):
+    """The trainer's scene-graph frames (`scene_graph/fisher.py`) when it has vehicle nodes, else None."""
+    from faithfusion.scene_graph.fisher import graph_frames
+
+    return graph_frames(trainer)
+
+
+def empty_accumulator(trainer, groups: tuple[str, ...] = PARAM_GROUPS, **fisher_kw) -> FisherAccumulator:
+    """A FisherAccumulator over `trainer`'s Gaussians, its sky as the background, its scene graph's frames."""
+    return FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), frames=view_frames(trainer),
+                             **fisher_kw)
+
+
 def train_accumulator(
     trainer,
     *,
@@ -126,8 +149,7 @@ def train_accumulator(
     """H_train: the Fisher of every captured view of `trainer`, over its sky background, with the sky-mask
     pixels weighted 0 (when `exclude_sky`); `keep_prepared`: names (`train_<index>`) of the views whose
     preparation to keep for their calibration maps (`FisherAccumulator.take_prepared`)."""
-    acc = FisherAccumulator(trainer.model, groups, background_fn=sky_background(trainer), max_pairs=max_pairs,
-                            compiled=compiled)
+    acc = empty_accumulator(trainer, groups, max_pairs=max_pairs, compiled=compiled)
     acc.keep_prepared = set(keep_prepared or ())
     for v in track(trainer.real.views, "H_train", progress):
         w = (~v.sky_mask).float() if exclude_sky and v.sky_mask is not None else None

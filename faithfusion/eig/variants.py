@@ -217,9 +217,10 @@ class VariantMaps:
         from faithfusion.eig.fisher import prepare_view, view_fisher
 
         s = self.session
-        vp = prepare_view(s.model, camera, max_pairs=s.max_pairs)
+        model = s.model_for(camera)  # a scene graph's set at the camera's timestep
+        vp = prepare_view(model, camera, max_pairs=s.max_pairs)
         bg = s.background(camera)
-        Hv = view_fisher(s.model, camera, groups=tuple(s.acc.H), background=bg, vp=vp)
+        Hv = s.acc.to_local(camera, view_fisher(model, camera, groups=tuple(s.acc.H), background=bg, vp=vp))
         return vp, Hv, bg
 
     def _train_scales(self, views, acq, h_floor, lam) -> dict[str, float]:

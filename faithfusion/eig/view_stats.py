@@ -140,7 +140,7 @@ def scene_view_stats(loaded, data_root: Path, cfg: ViewStatsSettings, name: str)
             maps |= {"one_minus_alpha": 1.0 - alpha,
                      "jitter_std": jitter_std(base, cam, cfg.jitter_renders, jitter_t, cfg.jitter_deg, cfg.seed + i),
                      "render_grad": render_grad(pred),
-                     "unconstrained": unc.pixel_fraction(base.model, cam, alpha_min=base.alpha_min,
+                     "unconstrained": unc.pixel_fraction(base.model_for(cam), cam, alpha_min=base.alpha_min,
                                                          max_pairs=base.max_pairs)}
             err = view_errors(pred, gt)
             sky = _sky_mask(data_root, d, frame.timestep, frame.cam_name, size) if cfg.exclude_sky else None

@@ -271,10 +271,9 @@ class FaithFusionMethod:
             self.calibration = Calibration(**cal)
 
     def _accumulator_empty(self, trainer):
-        from faithfusion.eig.accumulator import FisherAccumulator
-        from faithfusion.eig.session import sky_background
+        from faithfusion.eig.session import empty_accumulator
 
-        return FisherAccumulator(trainer.model, background_fn=sky_background(trainer))
+        return empty_accumulator(trainer)
 
     def render_fn(self, trainer):
         """FaithFusion+: the final renders fixed by Difix where their EIG is high (None for plain FaithFusion)."""

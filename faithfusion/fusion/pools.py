@@ -108,7 +108,7 @@ def pool_state(pool: ViewPool) -> dict:
         "views": [
             {
                 "K": v.camera.K.cpu(), "viewmat": v.camera.viewmat.cpu(), "width": v.camera.width,
-                "height": v.camera.height, "camera_name": v.camera.name, "image": _cpu(v.image),
+                "height": v.camera.height, "camera_name": v.camera.name, "meta": dict(v.camera.meta), "image": _cpu(v.image),
                 "weight": _cpu(v.weight), "mask": _cpu(v.mask), "depth": _cpu(v.depth), "index": v.index,
                 "lidar": _cpu(v.lidar),
             }
@@ -128,7 +128,8 @@ def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> 
     pool.draws = int(state.get("draws", 1))
     pool.views = [
         View(
-            camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"]).to(device),
+            camera=Camera(K=v["K"], viewmat=v["viewmat"], width=v["width"], height=v["height"], name=v["camera_name"],
+                          meta=dict(v.get("meta") or {})).to(device),
             image=dev(v["image"]), weight=dev(v["weight"]), mask=dev(v["mask"]), depth=dev(v["depth"]), index=v["index"],
             lidar=dev(v.get("lidar")),
         )
@@ -138,11 +139,14 @@ def load_pool_state(pool: ViewPool, state: dict, device: torch.device | str) -> 
 
 
 def camera_state(cam: Camera) -> dict:
-    return {"K": cam.K.cpu(), "viewmat": cam.viewmat.cpu(), "width": cam.width, "height": cam.height, "name": cam.name}
+    """A camera as a checkpoint stores it; `meta` keeps its timestep (what a scene graph composes for it)."""
+    return {"K": cam.K.cpu(), "viewmat": cam.viewmat.cpu(), "width": cam.width, "height": cam.height, "name": cam.name,
+            "meta": dict(cam.meta)}
 
 
 def camera_from_state(state: dict) -> Camera:
-    return Camera(K=state["K"], viewmat=state["viewmat"], width=state["width"], height=state["height"], name=state["name"])
+    return Camera(K=state["K"], viewmat=state["viewmat"], width=state["width"], height=state["height"], name=state["name"],
+                  meta=dict(state.get("meta") or {}))
 
 
 def post_render_fixer(trainer, fixer, refs: ReferenceImages, gate=None):

@@ -95,9 +95,6 @@ def method_trainer(method, cfg: FuseConfig, scene: SceneData, device) -> Trainer
 def run_fusion(p: MethodPreset, cfg: FuseConfig, scene: SceneData | None = None) -> MethodRun:
     """Train (or resume) the fusion preset `p` on cfg.data into cfg.out."""
     name = p.name
-    if getattr(cfg, "scene_graph", False):
-        raise FusionRunError(f"--scene-graph: {name} does not run on the scene graph yet (its pools, Fisher and EIG "
-                             "would see node Gaussians in their box frames); use `faithfusion recon --scene-graph`")
     out = open_run_folder(cfg)
     device = resolve_device(cfg.device)
     scene = scene or load_scene_for(cfg)
