@@ -173,3 +173,33 @@ def test_multi_scene_analysis_writes_intervals_for_every_map_measure_and_shift(t
         run_analysis(AnalysisConfig(**{**cfg.__dict__, "forms": ("bogus",)}))
     with pytest.raises(AnalysisSettingsError, match="--out"):
         run_analysis(AnalysisConfig(runs=tuple(runs), device="cpu"))
+
+
+def test_combined_form_from_the_session_and_in_the_multi_scene_rows(tiny_run):
+    """`combined` (eig/combined.py): the session's map is the rank mean of its pixel map and its render's gradient,
+    and the multi-scene analysis reports it as one more map (it needs `pixel` among the forms)."""
+    from faithfusion.commands.eig_analysis import AnalysisSettingsError
+    from faithfusion.eig.combined import combined_map, image_gradient
+    from faithfusion.eig.session import build_session
+    from faithfusion.train.run import load_run
+
+    loaded = load_run(tiny_run / "run", torch.device("cpu"))
+    pix = build_session(loaded.trainer, form="pixel", calib_views=2, progress=False)
+    comb = build_session(loaded.trainer, acc=pix.acc, form="combined", calib_views=2, progress=False)
+    cam = loaded.scene.shifted_camera(0, 3.0, loaded.cfg.scale)
+    m, g = comb.eig(cam)
+    expected = combined_map(pix.eig(cam)[0].eig, image_gradient(comb.render(cam)[0]))
+    assert m.form == "combined" and m.eig.shape == (cam.height, cam.width) and torch.equal(m.eig, expected)
+    assert 0 < float(m.eig.min()) and float(m.eig.max()) <= 1 and comb.calibration.form == "combined"
+    assert torch.isfinite(g).all()
+
+    out = tiny_run / "combined_out"
+    cfg = AnalysisConfig(runs=(tiny_run / "run",), out=out, shifts=(3.0,), max_frames=1, device="cpu", jitter_renders=2,
+                         samples_per_view=200, calib_views=2, progress=False, forms=("pixel", "combined"),
+                         reference="pixel", bootstrap=100)
+    summary = run_analysis(cfg)
+    e = summary["per_shift"]["3.0"]
+    assert list(e["maps"])[:3] == ["pixel", "combined", "one_minus_alpha"] and "combined" in e["differences"]
+    assert e["maps"]["combined"]["spearman_l1"]["views"] == 2
+    with pytest.raises(AnalysisSettingsError, match="add 'pixel'"):
+        run_analysis(AnalysisConfig(**{**cfg.__dict__, "forms": ("fisherrf", "combined"), "reference": "fisherrf"}))

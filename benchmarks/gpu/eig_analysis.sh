@@ -8,23 +8,32 @@
 # bounded by `timeout` so the call ends CALL_SECONDS (default 560) after it began, with its files written.
 # Per-view files carried back in .gpu/eig_analysis/{train,heldout}/views/seedS.json are reused (no recon needed).
 #   bash benchmarks/gpu/eig_analysis.sh            (carry .whl and .gpu; call again until it prints "complete")
-#   SEEDS_TRAIN (default "0 1"), SEEDS_HELDOUT ("8 9 10 11 12"), PAR (4), FORMS (fisherrf faithfusion, + pixel when
-#   eig/maps.py has it), FRAMES (max frames per shift, 12), STEPS (7000), CALL_SECONDS (560)
-# Results: $OUT/eig_analysis/{train,heldout}/{eig_analysis.json,eig_analysis.md,retained.png,views/seedS.json},
-#          $OUT/eig_analysis/logs/seedS.txt (tails), $OUT/eig_analysis/status.txt
+#   SEEDS_TRAIN (default "0 1"), SEEDS_HELDOUT ("8 9 10 11 12"), PAR (4), FORMS (fisherrf faithfusion pixel combined;
+#   combined = the per-view rank mean of pixel EIG and image gradient, eig/combined.py), FRAMES (max frames per
+#   shift, 12), STEPS (7000), CALL_SECONDS (560)
+# Results, all in ONE archive $OUT/eig_analysis.tgz (the device returns at most 8 files):
+#   eig_analysis/{train,heldout}/{eig_analysis.json,eig_analysis.md,retained.png,views/seedS.json},
+#   eig_analysis/form_choice.txt (`faithfusion eig-form-choice` on the training summary: the written rule's form),
+#   eig_analysis/logs/seedS.txt (tails), eig_analysis/status.txt.
+# Beside it, small copies: $OUT/status.txt, $OUT/form_choice.txt, $OUT/{train,heldout}_eig_analysis.json.
+# To carry the per-view files to a fresh machine: tar -C .gpu -xzf eig_analysis.tgz
 set -o pipefail
 source benchmarks/gpu/setup.sh > /dev/null 2>&1
 t0=$(date +%s); deadline=$(( t0 + ${CALL_SECONDS:-560} - 25 ))
 W=/tmp/eig_analysis; R=$OUT/eig_analysis; mkdir -p $W/scenes $W/runs $W/logs $R/logs
 ff="python3 -m faithfusion.cli"; STEPS=${STEPS:-7000}; PAR=${PAR:-4}
 TRAIN=${SEEDS_TRAIN:-0 1}; HELDOUT=${SEEDS_HELDOUT:-8 9 10 11 12}
-FORMS=${FORMS:-$(python3 -c "from faithfusion.eig.maps import FORMS; print('fisherrf faithfusion' + (' pixel' if 'pixel' in FORMS else ''))")}
+FORMS=${FORMS:-fisherrf faithfusion pixel combined}
 AFLAGS="--shifts 3.0 6.0 --max-frames ${FRAMES:-12} --forms $FORMS --reference fisherrf --samples-per-view 20000 \
   --bootstrap 2000 --seed 0 --device cuda --no-progress"
 left() { echo $(( deadline - $(date +%s) )); }
 group() { case " $TRAIN " in *" $1 "*) echo train;; *) echo heldout;; esac; }
-for g in train heldout; do  # per-view files carried back from an earlier machine
-  mkdir -p $W/$g/views; [ -d .gpu/eig_analysis/$g/views ] && cp -n .gpu/eig_analysis/$g/views/*.json $W/$g/views/ 2>/dev/null
+for g in train heldout; do  # per-view files carried back from an earlier machine, when made with these forms
+  mkdir -p $W/$g/views
+  for f in .gpu/eig_analysis/$g/views/*.json; do
+    [ -f "$f" ] && python3 -c "import json, sys; sys.exit(json.load(open('$f'))['settings']['forms'] != '$FORMS'.split())" \
+      && cp -n "$f" $W/$g/views/
+  done
 done
 
 seed_job() {  # synth -> recon -> per-view statistics of one seed, each step skipped when done
@@ -67,6 +76,8 @@ for g in train heldout; do
     || { complete=0; echo "$g: aggregation failed"; tail -5 $W/logs/aggregate_$g.txt; continue; }
   cp $W/$g/eig_analysis.json $W/$g/eig_analysis.md $W/$g/retained.png $R/$g/
   echo "$g: complete ($(echo $seeds | wc -w) seeds)" | tee -a $R/status.txt
+  # the written rule picks FaithFusion's default form on the training seeds only (3 m and 6 m rows)
+  [ $g = train ] && $ff eig-form-choice $R/train/eig_analysis.json 2>&1 | tee $R/form_choice.txt
   python3 -c "
 import json; r = json.load(open('$R/$g/eig_analysis.json'))
 for key in ('3.0', '6.0'):
@@ -80,6 +91,7 @@ done
 for f in $W/logs/seed*.txt; do [ -f $f ] && tail -n 15 $f > $R/logs/$(basename $f); done
 [ $complete = 1 ] && echo "complete" | tee -a $R/status.txt || echo "call again to continue" | tee -a $R/status.txt
 echo "total $(( $(date +%s) - t0 )) s"
-# The device returns only a few files: the per-view files and logs go back as one archive
-# (unpack it into .gpu/ to carry them to a fresh machine: tar -C .gpu -xzf eig_analysis_views.tgz).
-(cd $OUT && tar czf eig_analysis_views.tgz eig_analysis/*/views eig_analysis/logs 2>/dev/null && rm -rf eig_analysis/*/views eig_analysis/logs)
+# The device returns at most 8 files: everything goes back as one archive, with small copies beside it
+for g in train heldout; do [ -f $R/$g/eig_analysis.json ] && cp $R/$g/eig_analysis.json $OUT/${g}_eig_analysis.json; done
+cp $R/status.txt $OUT/status.txt; [ -f $R/form_choice.txt ] && cp $R/form_choice.txt $OUT/form_choice.txt
+(cd $OUT && tar czf eig_analysis.tgz eig_analysis && rm -rf eig_analysis && ls -la $OUT)

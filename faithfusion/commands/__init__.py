@@ -78,6 +78,7 @@ def commands() -> dict[str, Command | Group]:
     from faithfusion.commands.demo import DemoConfig, run_demo
     from faithfusion.commands.eig import EigConfig, run_eig
     from faithfusion.commands.eig_analysis import AnalysisConfig, run_analysis
+    from faithfusion.commands.eig_form_choice import FormChoiceConfig, run_form_choice
     from faithfusion.commands.eval import EvalConfig, run_eval
     from faithfusion.commands.recon import ReconConfig, run_recon_command
     from faithfusion.commands.recon_ddp import DataParallelConfig, run_recon_ddp_command
@@ -95,6 +96,8 @@ def commands() -> dict[str, Command | Group]:
         "eval": Command(EvalConfig, run_eval, "evaluate a finished run (lane shift or held-out frames)"),
         "eig": Command(EigConfig, run_eig, "per-pixel EIG maps of a run's frames"),
         "eig-analysis": Command(AnalysisConfig, run_analysis, "EIG against the true error of lane-shifted renders"),
+        "eig-form-choice": Command(FormChoiceConfig, run_form_choice,
+                                   "the written rule's EIG form from a training-seed eig-analysis summary"),
         "synth": Command(SynthConfig, run_synth, "generate a SynthStreet scene"),
         "fuse": Group(fuse_table, "reconstruct with a fusion method: `faithfusion fuse METHOD --help`"),
         "demo": Command(DemoConfig, run_demo, "the synthetic street end to end, with a report"),

@@ -50,7 +50,8 @@ class AnalysisConfig:
     variants: tuple[str, ...] = ()
     """Other EIG definitions to evaluate on the same pixels (see `parse_variant`), e.g. faithfusion+log+box=5."""
     forms: tuple[str, ...] = ("fisherrf", "faithfusion")
-    """--runs: the EIG forms to compare, by the session's form names (fisherrf, faithfusion, pixel)."""
+    """--runs: the EIG forms to compare, by the session's form names (fisherrf, faithfusion, pixel; combined, the
+    per-view rank mean of pixel and the image gradient, needs pixel among them)."""
     reference: str = "fisherrf"
     """--runs: the map that paired differences are taken against."""
     bootstrap: int = 2000
@@ -108,11 +109,17 @@ def check_settings(cfg: AnalysisConfig) -> None:
 
     if cfg.out is None:
         raise AnalysisSettingsError("--runs needs --out (the folder for the per-view statistics and the summary)")
-    from faithfusion.eig.maps import FORMS
+    from faithfusion.eig.session import SESSION_FORMS
+    from faithfusion.eig.view_stats import check_forms
 
-    unknown = [f for f in cfg.forms if f not in FORMS]
+    unknown = [f for f in cfg.forms if f not in SESSION_FORMS]
     if not cfg.forms or unknown:
-        raise AnalysisSettingsError(f"--forms {' '.join(cfg.forms)}: name one or more EIG forms of {', '.join(FORMS)}")
+        raise AnalysisSettingsError(f"--forms {' '.join(cfg.forms)}: name one or more EIG forms of "
+                                    f"{', '.join(SESSION_FORMS)}")
+    try:
+        check_forms(cfg.forms)
+    except ValueError as e:
+        raise AnalysisSettingsError(str(e)) from None
     if cfg.reference not in (*cfg.forms, "one_minus_alpha", "jitter_std", "render_grad", "unconstrained"):
         raise AnalysisSettingsError(f"--reference {cfg.reference!r} is none of the maps (--forms or a baseline)")
     require_at_least("--bootstrap", cfg.bootstrap, 100)

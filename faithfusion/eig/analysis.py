@@ -128,12 +128,10 @@ def spearman_table(samples: dict[str, np.ndarray], uncertainties: tuple[str, ...
 
 
 def render_grad(rgb: Tensor) -> Tensor:
-    """Image-gradient magnitude of a render `[H, W, 3]` -> `[H, W]` (central differences, channel mean)."""
-    x = rgb.permute(2, 0, 1)[None]
-    x = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")[0]
-    gx = 0.5 * (x[:, 1:-1, 2:] - x[:, 1:-1, :-2])
-    gy = 0.5 * (x[:, 2:, 1:-1] - x[:, :-2, 1:-1])
-    return (gx * gx + gy * gy).sqrt().mean(0)
+    """Image-gradient magnitude of a render `[H, W, 3]` -> `[H, W]` (`combined.image_gradient`)."""
+    from faithfusion.eig.combined import image_gradient
+
+    return image_gradient(rgb)
 
 
 def monotone(rows: list[dict], key: str = "fraction", tol: float = 0.0) -> dict:

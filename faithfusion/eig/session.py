@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -22,8 +23,14 @@ from faithfusion.cameras import Camera
 from faithfusion.eig.accumulator import BackgroundFn, FisherAccumulator, PreparedView
 from faithfusion.eig.calibrate import Calibration, fit_calibration
 from faithfusion.eig.fisher import PARAM_GROUPS
-from faithfusion.eig.maps import ALPHA_MIN, LAMBDA, EigMap, Form, eig_map
+from faithfusion.eig.combined import COMBINED, INPUT_FORM, combined_map, image_gradient
+from faithfusion.eig.maps import ALPHA_MIN, FORMS, LAMBDA, EigMap, Form, eig_map
 from faithfusion.eig.pixel import PixelPrior
+
+SessionForm = Literal["fisherrf", "faithfusion", "pixel", "combined"]
+SESSION_FORMS: tuple[str, ...] = (*FORMS, COMBINED)
+"""The maps a session makes: `maps.FORMS`, and `combined` (`eig/combined.py`: the `pixel` map and the image
+gradient of the session's render, rank-normalised per view and averaged)."""
 
 
 def track(items, description: str, enabled: bool = True):
@@ -61,7 +68,7 @@ class EigSession:
     trainer: object  # faithfusion.train.trainer.Trainer holding the run's weights
     acc: FisherAccumulator
     calibration: Calibration
-    form: Form = "fisherrf"
+    form: SessionForm = "fisherrf"
     lam: float = LAMBDA
     alpha_min: float = ALPHA_MIN
     max_pairs: int | None = None
@@ -91,16 +98,20 @@ class EigSession:
         if prepared is not None and (kw.get("max_pairs") != self.max_pairs
                                      or any(kw.get(k) is not None for k in ("sh_degree", "eps2d", "near_plane", "far_plane"))):
             prepared = None  # planned with the accumulator's settings, which are not the map's
+        form: Form = INPUT_FORM if self.form == COMBINED else self.form
         bg = self.background(camera) if prepared is None else prepared.background
         H_train, to_local = self.acc.H, None
         if self.acc.frames is not None:  # a scene graph: the view's set in its timestep's frame, H_train node-local
-            if self.form == "pixel":
+            if form == "pixel":
                 H_train = self.acc.frames.to_world(self.model, camera, H_train)
             else:
                 to_local = lambda H: self.acc.to_local(camera, H)  # noqa: E731
-        m = eig_map(self.model_for(camera), camera, H_train, form=self.form, lam=self.lam, alpha_min=self.alpha_min,
+        m = eig_map(self.model_for(camera), camera, H_train, form=form, lam=self.lam, alpha_min=self.alpha_min,
                     background=bg, max_pairs=self.max_pairs, compiled=self.compiled, prior=self.prior,
                     vp=None if prepared is None else prepared.vp, to_local=to_local)
+        if self.form == COMBINED:
+            rgb, _ = self.render(camera)  # [H, W, 3]
+            m = EigMap(combined_map(m.eig, image_gradient(rgb).to(m.eig.device)), m.covered, m.alpha, m.count, COMBINED)
         return m, self.calibration.calibrate(m.eig)
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
@@ -161,7 +172,7 @@ def build_session(
     trainer,
     *,
     acc: FisherAccumulator | None = None,
-    form: Form = "fisherrf",
+    form: SessionForm = "fisherrf",
     lam: float = LAMBDA,
     alpha_min: float = ALPHA_MIN,
     calib_views: int = 16,

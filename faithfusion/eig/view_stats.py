@@ -5,6 +5,8 @@ and each map is computed (higher = more likely wrong):
 
     <form>             the raw EIG of each form the session accepts (`fisherrf`, `faithfusion`, ... by name;
                        the calibration g is monotone in it, so every rank measure is the same on g)
+    combined           (when asked, with `pixel`) the per-view rank mean of the `pixel` map and `render_grad`
+                       over all the view's pixels (eig/combined.py), from the same two maps as their rows
     one_minus_alpha    1 - accumulated opacity
     jitter_std         per-pixel std of renders under small pose jitter (analysis.jitter_std)
     render_grad        the image-gradient magnitude of the render
@@ -96,10 +98,23 @@ def mask_status(root: Path, shifts: list[float]) -> dict[str, str]:
     return out
 
 
+def check_forms(forms: tuple[str, ...]) -> None:
+    """`combined` is made from the `pixel` map: it needs `pixel` among the forms."""
+    from faithfusion.eig.combined import COMBINED, INPUT_FORM
+
+    if COMBINED in forms and INPUT_FORM not in forms:
+        raise ValueError(f"--forms {' '.join(forms)}: {COMBINED!r} is made from the {INPUT_FORM!r} map; "
+                         f"add {INPUT_FORM!r} to --forms")
+
+
 def build_sessions(trainer, forms: tuple[str, ...], calib_views: int, progress: bool) -> dict:
-    """One EIG session per form, all on one H_train (computed once)."""
+    """One EIG session per form (`combined` needs none: it is made from the `pixel` map and the render), all on one
+    H_train (computed once)."""
+    from faithfusion.eig.combined import COMBINED
     from faithfusion.eig.session import build_session
 
+    check_forms(forms)
+    forms = tuple(f for f in forms if f != COMBINED)
     first = build_session(trainer, form=forms[0], calib_views=calib_views, progress=progress)
     sessions = {forms[0]: first}
     for f in forms[1:]:
@@ -116,9 +131,11 @@ def scene_view_stats(loaded, data_root: Path, cfg: ViewStatsSettings, name: str)
     from faithfusion.eval.gt_masks import load_gt_mask
     from faithfusion.eval.uncertainty import retained_mse
 
+    from faithfusion.eig.combined import COMBINED, INPUT_FORM, combined_map
+
     scene, scale = loaded.scene, loaded.cfg.scale
     sessions = build_sessions(loaded.trainer, tuple(cfg.forms), cfg.calib_views, cfg.progress)
-    base = sessions[cfg.forms[0]]
+    base = next(iter(sessions.values()))
     unc = UnconstrainedGaussians.from_h_train(base.acc.H, cfg.unconstrained_quantile)
     shifts = [d for mag in cfg.shifts for d in (mag, -mag)]
     status = mask_status(data_root, shifts)
@@ -137,9 +154,13 @@ def scene_view_stats(loaded, data_root: Path, cfg: ViewStatsSettings, name: str)
             gt = load_gt_image(data_root, d, frame.timestep, frame.cam_name, size).to(device)
             pred, alpha = base.render(cam)
             maps: dict[str, Tensor] = {f: s.eig(cam)[0].eig for f, s in sessions.items()}
+            grad = render_grad(pred)  # [H, W]
+            if COMBINED in cfg.forms:
+                maps[COMBINED] = combined_map(maps[INPUT_FORM], grad)
+            maps = {f: maps[f] for f in cfg.forms}  # the order of --forms
             maps |= {"one_minus_alpha": 1.0 - alpha,
                      "jitter_std": jitter_std(base, cam, cfg.jitter_renders, jitter_t, cfg.jitter_deg, cfg.seed + i),
-                     "render_grad": render_grad(pred),
+                     "render_grad": grad,
                      "unconstrained": unc.pixel_fraction(base.model_for(cam), cam, alpha_min=base.alpha_min,
                                                          max_pairs=base.max_pairs)}
             err = view_errors(pred, gt)
