@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Iterable
 
 import torch
 
 from faithfusion.gaussians.model import GaussianModel
 from faithfusion.train.config import LearningRates
+
+
+def adam(params: Iterable[Any], **kwargs: Any) -> torch.optim.Adam:
+    """`torch.optim.Adam` over `params` (tensors or param-group dicts), fused (one kernel for the group, no per-step
+    host work) when every parameter is on CUDA; the plain implementation otherwise (CPU keeps its exact updates)."""
+    groups = [dict(g, params=[g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"]))
+              if isinstance(g, dict) else g for g in params]
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(tensors) and all(p.is_cuda for p in tensors)
+    return torch.optim.Adam(groups, fused=True, **kwargs) if fused else torch.optim.Adam(groups, **kwargs)
 
 
 def build_optimizers(
@@ -27,8 +38,8 @@ def build_optimizers(
     bs = max(batch_size, 1)
     betas = (1 - bs * (1 - 0.9), 1 - bs * (1 - 0.999))
     return {
-        name: torch.optim.Adam(
-            [{"params": model.params[name], "lr": rate * math.sqrt(bs), "name": name}],
+        name: adam(
+            [{"params": [model.params[name]], "lr": rate * math.sqrt(bs), "name": name}],
             eps=1e-15 / math.sqrt(bs),
             betas=betas,
         )
