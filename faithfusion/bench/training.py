@@ -53,7 +53,8 @@ class MinimalLoop:
     def __init__(self, params: dict[str, Tensor], sh_degree: int, views: list[View], cfg: ReconConfig,
                  scene_scale: float, raster: RasterFn, seed: int = 0) -> None:
         self.model = GaussianModel({k: v.detach().clone() for k, v in params.items()}, sh_degree)
-        self.optimizers = build_optimizers(self.model, cfg.lr, scene_scale)
+        # plain Adam, as gsplat's simple_trainer (the baseline the trainer's fused Adam is measured against)
+        self.optimizers = build_optimizers(self.model, cfg.lr, scene_scale, fused=False)
         self.views, self.raster, self.ssim_lambda = views, raster, cfg.ssim_lambda
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -8,6 +8,7 @@ skimage.metrics.structural_similarity(gaussian_weights=True, use_sample_covarian
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from pathlib import Path
@@ -66,6 +67,15 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = tor
     return (g / g.sum()).to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=32)
+def ssim_kernels(window: int, sigma: float, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The separable depthwise SSIM kernels `[15, 1, 1, window]` and `[15, 1, window, 1]` (5 maps x 3 channels),
+    built once per (window, sigma, dtype, device): no host-to-device copy in each training step's loss."""
+    with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable by autograd whatever the caller's mode
+        g = gaussian_window(window, sigma, dtype, device)
+        return g.view(1, 1, 1, window).repeat(15, 1, 1, 1), g.view(1, 1, window, 1).repeat(15, 1, 1, 1)
+
+
 def ssim_map(
     pred: Tensor,
     target: Tensor,
@@ -88,10 +98,8 @@ def ssim_map(
     dtype = torch.promote_types(pred.dtype, torch.float32)
     x = pred.to(dtype).reshape(-1, h, w, 3).permute(0, 3, 1, 2)  # [B, 3, H, W]
     y = target.to(dtype).reshape(-1, h, w, 3).permute(0, 3, 1, 2)
-    g = gaussian_window(window, sigma, dtype, pred.device)
     pad = window // 2 if padding == "same" else 0
-    gx = g.view(1, 1, 1, window).repeat(15, 1, 1, 1)  # 5 maps x 3 channels, depthwise
-    gy = g.view(1, 1, window, 1).repeat(15, 1, 1, 1)
+    gx, gy = ssim_kernels(window, float(sigma), dtype, pred.device)  # 5 maps x 3 channels, depthwise
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # [B, 15, H, W]
     blur = F.conv2d(F.conv2d(stack, gx, padding=(0, pad), groups=15), gy, padding=(pad, 0), groups=15)
     mu_x, mu_y, e_xx, e_yy, e_xy = blur.split(3, dim=1)  # each [B, 3, H', W']

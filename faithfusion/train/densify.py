@@ -66,10 +66,10 @@ class GsplatDefault:
     carries_lineage = True
 
     def __init__(self, cfg: StrategyConfig) -> None:
-        from gsplat.strategy import DefaultStrategy
+        from faithfusion.train.densify_stats import masked_default_strategy_class
 
         self.cfg = cfg
-        self.inner = DefaultStrategy(
+        self.inner = masked_default_strategy_class()(
             prune_opa=cfg.prune_opa,
             grow_grad2d=cfg.grow_grad2d,
             refine_start_iter=cfg.refine_start,

@@ -38,15 +38,29 @@ class SkyModel(nn.Module):
         super().__init__()
         self.register_buffer("up", F.normalize(up.float(), dim=0))
         self.texture = nn.Parameter(torch.full((1, 3, *resolution), math.log(init_color / (1 - init_color))))
+        self._frame: tuple[tuple, Tensor, Tensor] | None = None
 
-    def forward(self, dirs: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+    def frame(self) -> tuple[Tensor, Tensor]:
+        """Two unit vectors `[3]` completing `up` to an orthonormal frame; rebuilt (one host synchronisation) only
+        when `up` is replaced, moved or loaded, not in every forward."""
         up = self.up
-        # an orthonormal frame around up
+        key = (id(up), up._version, up.device)
+        if self._frame is None or self._frame[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._frame = (key, *self._build_frame(up))
+        return self._frame[1], self._frame[2]
+
+    @staticmethod
+    def _build_frame(up: Tensor) -> tuple[Tensor, Tensor]:
         helper = torch.tensor([1.0, 0.0, 0.0], device=up.device)
         if abs(float(torch.dot(helper, up))) > 0.9:
             helper = torch.tensor([0.0, 1.0, 0.0], device=up.device)
         e1 = F.normalize(helper - torch.dot(helper, up) * up, dim=0)
-        e2 = torch.linalg.cross(up, e1)
+        return e1, torch.linalg.cross(up, e1)
+
+    def forward(self, dirs: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+        up = self.up
+        e1, e2 = self.frame()  # an orthonormal frame around up
         elevation = torch.asin((dirs @ up).clamp(-1, 1))  # [...]
         azimuth = torch.atan2(dirs @ e2, dirs @ e1)  # [...]
         grid = torch.stack([azimuth / math.pi, -elevation / (math.pi / 2)], dim=-1)  # x in [-1,1], y: up=-1

@@ -22,8 +22,9 @@ from faithfusion.gaussians.model import GaussianModel
 from faithfusion.render import RenderOutput, render
 from faithfusion.train.config import ReconConfig
 from faithfusion.train.init import camera_extent, init_gaussians
-from faithfusion.train.losses import lidar_depth_loss, photometric_loss, sky_opacity_loss
-from faithfusion.train.optim import build_optimizers, means_lr_factor, set_means_lr
+from faithfusion.train.losses import (
+    dense_depth_loss, dense_depth_target, lidar_target_loss, lidar_targets, photometric_loss, sky_opacity_loss)
+from faithfusion.train.optim import adam, build_optimizers, means_lr_factor, set_means_lr
 from faithfusion.train.sky import SkyModel, pixel_directions
 from faithfusion.train.strategy import make_strategy, strategy_state_to
 from faithfusion.train.views import View, ViewPool, choose_paired, choose_pool
@@ -65,6 +66,13 @@ def real_views(scene: SceneData, ids: list[int], scale: float, device: torch.dev
     return views
 
 
+def view_weight(view: View) -> Tensor | None:
+    """The view's per-pixel loss weight `[H, W]` (EIG weight times mask), built once per view data (`View.derived`)."""
+    if view.mask is None:
+        return view.weight
+    return view.derived("weight", lambda: view.mask.float() if view.weight is None else view.weight * view.mask.float())
+
+
 class Trainer:
     """3DGS optimisation on a SceneData with pools of views."""
 
@@ -97,14 +105,14 @@ class Trainer:
         self.sky_optimizer: torch.optim.Optimizer | None = None
         if scene.kind == "driving":
             self.sky = SkyModel(scene_up(scene)).to(self.device)
-            self.sky_optimizer = torch.optim.Adam(self.sky.parameters(), lr=cfg.lr.sky)
+            self.sky_optimizer = adam(self.sky.parameters(), lr=cfg.lr.sky)
         self.appearance = None
         self.appearance_optimizer = None
         if cfg.appearance:
             from faithfusion.train.appearance import AppearanceModel
 
             self.appearance = AppearanceModel(len(scene.frames)).to(self.device)
-            self.appearance_optimizer = torch.optim.Adam(self.appearance.parameters(), lr=cfg.appearance_lr)
+            self.appearance_optimizer = adam(self.appearance.parameters(), lr=cfg.appearance_lr)
         self.real = ViewPool("real", real_views(scene, self.real_view_ids(), cfg.scale, self.device))
         self.pools: list[ViewPool] = []
         self.step = 0
@@ -128,7 +136,7 @@ class Trainer:
         check_strategy(self.strategy, self.cfg.strategy.name)
         self.strategy.state[NODE_IDS] = self.graph.node_ids.to(self.device)
         g = self.cfg.graph
-        self.graph_optimizer = torch.optim.Adam([
+        self.graph_optimizer = adam([
             {"params": [self.graph.pose_rotation], "lr": g.lr_rotation, "name": "pose_rotation"},
             {"params": [self.graph.pose_translation], "lr": g.lr_translation, "name": "pose_translation"},
         ])
@@ -189,21 +197,19 @@ class Trainer:
         if self.appearance is not None and pool is self.real:
             rgb = self.appearance(rgb, view.index)
         pred = rgb[None]
-        weight = view.weight
-        if view.mask is not None:
-            weight = view.mask.float() if weight is None else weight * view.mask.float()
+        weight = view_weight(view)
         loss = pool.loss_weight * photometric_loss(pred, target, cfg.ssim_lambda, None if weight is None else weight[None])
         if view.lidar is not None and cfg.depth_lambda > 0:
-            depth_term = lidar_depth_loss(out.depth[0], out.alpha[0], view.lidar, view.camera)
-            if depth_term is not None:
-                loss = loss + cfg.depth_lambda * depth_term
+            lidar = view.derived("lidar_targets", lambda: lidar_targets(view.lidar, view.camera))
+            if lidar is not None:
+                loss = loss + cfg.depth_lambda * lidar_target_loss(out.depth[0], out.alpha[0], lidar)
         if view.depth is not None:
-            valid = torch.isfinite(view.depth) & (view.depth > 0)
-            if valid.any():
-                d_err = (out.depth[0, ..., 0] - view.depth).abs() / view.depth.clamp_min(1e-3)
-                loss = loss + pool.loss_weight * cfg.depth_lambda * d_err[valid].mean()
+            dense = view.derived("depth_target", lambda: dense_depth_target(view.depth))
+            if dense is not None:
+                loss = loss + pool.loss_weight * cfg.depth_lambda * dense_depth_loss(out.depth[0, ..., 0], dense)
         if view.sky_mask is not None and cfg.sky_lambda > 0:
-            loss = loss + cfg.sky_lambda * sky_opacity_loss(out.alpha[0], view.sky_mask)
+            sky_target = view.derived("sky_target", lambda: (~view.sky_mask).float())
+            loss = loss + cfg.sky_lambda * sky_opacity_loss(out.alpha[0], view.sky_mask, target=sky_target)
         return loss, out, pred, target
 
     def train_step(self) -> dict:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager
+from typing import Any, Callable, ContextManager, TypeVar
 
 import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera
+
+T = TypeVar("T")
+
+DATA_FIELDS = ("camera", "image", "weight", "mask", "depth", "sky_mask", "lidar")
+"""The fields whose reassignment invalidates a view's derived tensors (`View.derived`)."""
 
 
 @dataclass
@@ -30,6 +35,31 @@ class View:
     sky_mask: Tensor | None = None  # [H, W] bool
     lidar: Tensor | None = None  # [M, 3] scene-coordinate lidar points
     index: int = -1  # frame index in the scene for real views
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """name -> (stamp of the data it was built from, value): the loss targets the trainer derives from this view."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in DATA_FIELDS and "_derived" in self.__dict__:
+            self.__dict__["_derived"].clear()
+        object.__setattr__(self, name, value)
+
+    def _stamp(self) -> tuple:
+        """Identity and in-place version of every data tensor: changes when one is replaced or edited in place."""
+        tensors = (self.camera.K, self.camera.viewmat, self.image, self.weight, self.mask, self.depth, self.sky_mask,
+                   self.lidar)
+        return tuple((id(t), t._version) if t is not None else None for t in tensors) + (
+            self.camera.width, self.camera.height)
+
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """`build()` computed once and kept until the view's data change (a field reassigned or a tensor edited
+        in place), so that the training step does not rebuild (or copy to the device) its targets every time."""
+        stamp = self._stamp()
+        hit = self._derived.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = build()
+        self._derived[name] = (stamp, value)
+        return value
 
     def image_float(self, device: torch.device) -> Tensor:  # [H, W, 3]
         img = self.image.to(device)

@@ -52,7 +52,7 @@ class TileLists:
         """The same structure from the `meta` that `gsplat.rasterization(packed=False)` returns."""
         flat = meta["flatten_ids"].long()
         starts = meta["isect_offsets"].reshape(-1).long()
-        offsets = torch.cat([starts, starts.new_tensor([flat.numel()])])
+        offsets = torch.cat([starts, starts.new_full((1,), flat.numel())])  # a fill, not a host-to-device copy
         return cls(
             tile_size=int(meta["tile_size"]),
             tiles_x=int(meta["tile_width"]),
