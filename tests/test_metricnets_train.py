@@ -60,3 +60,29 @@ def test_zero_steps_need_an_init(tmp_path, init):
         run_metricnets_train(MetricNetsTrainConfig(out=tmp_path / "o", lane_steps=0))
     with pytest.raises(UserError, match="not a metric-network folder"):
         run_metricnets_train(MetricNetsTrainConfig(out=tmp_path / "o", init=tmp_path / "nowhere"))
+
+
+def test_accuracy_benchmark_keeps_the_previous_figures(tmp_path, monkeypatch, init):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "metricnets_accuracy.py"
+    spec = importlib.util.spec_from_file_location("metricnets_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "ensure_scene", lambda root, seed: root / f"seed_{seed}")
+    monkeypatch.setattr(bench, "cached_view_arrays", lambda cache, scenes: _fake_views())
+    out = tmp_path / "acc.json"
+    out.write_text(json.dumps({"lane_iou_mean_per_view": 0.5, "vehicle_ap50": 0.25, "commit": "abc", "views": 9,
+                               "previous": {"lane_iou_mean_per_view": 0.125}}))
+    argv = ["x", "--work", str(tmp_path), "--seeds", "8", "--nets", str(init), "--out", str(out), "--keep-previous"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    new = json.loads(out.read_text())
+    assert new["previous"] == {"lane_iou_mean_per_view": 0.5, "vehicle_ap50": 0.25, "commit": "abc",
+                               "previous": {"lane_iou_mean_per_view": 0.125}}
+    assert new["views"] == 3 and new["nets"] == str(init) and new["lane_threshold"] == 0.45
+    monkeypatch.setattr(sys, "argv", argv[:-1])  # without --keep-previous the file is replaced whole
+    bench.main()
+    assert "previous" not in json.loads(out.read_text())
