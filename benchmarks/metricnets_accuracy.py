@@ -29,6 +29,10 @@ from faithfusion.eval.structure import box_iou, mask_iou, match_ious, pool  # no
 from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
 
+PREVIOUS_KEYS = ("command", "commit", "nets", "vehicle_ap50", "lane_threshold", "nta_iou_of_ground_truth",
+                 "lane_iou_mean_per_view", "lane_iou_pooled", "lane_views", "by_magnitude", "previous")
+
+
 def average_precision(dets: list[np.ndarray], kept: list[np.ndarray], ignored: list[np.ndarray], thr: float = 0.5) -> float:
     """VOC-style all-point AP over views: dets[v] [N, 5], kept[v] [G, 4], ignored[v] [I, 4]."""
     records = []  # (score, 1 right / 0 wrong)
@@ -71,7 +75,15 @@ def main() -> None:
     ap.add_argument("--ap-threshold", type=float, default=0.05,
                     help="detection score floor for AP50 (the ranking covers the scores down to it); NTA-IoU uses the nets' own threshold")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--keep-previous", action="store_true",
+                    help="keep the headline figures of the --out file already there under `previous` (and its own `previous`)")
     args = ap.parse_args()
+    previous = None
+    if args.keep_previous and args.out.is_file():
+        import json
+
+        old = json.loads(args.out.read_text())
+        previous = {k: old[k] for k in PREVIOUS_KEYS if k in old}
     t0 = time.time()
     scenes = [ensure_scene(args.work / "scenes", s) for s in args.seeds]
     arrays = cached_view_arrays(args.work / "heldout_views.npz", scenes)
@@ -133,6 +145,8 @@ def main() -> None:
         "goals": {"vehicle_ap50": 0.9, "lane_iou": 0.8},
         "seconds": {"data": round(t_data, 1), "eval": round(t_eval, 1)},
     }
+    if previous is not None:
+        result["previous"] = previous
     save_json_atomic(args.out, result, indent=1)
     print({k: result[k] for k in ("vehicle_ap50", "nta_iou_of_ground_truth", "lane_iou_mean_per_view", "lane_iou_pooled", "views")})
 

@@ -18,6 +18,13 @@ class MetricNetsTrainConfig:
     vehicle_steps: int = 1200
     lane_steps: int = 1000
     seed: int = 0
+    init: Path | None = None
+    """Continue from this metric-network folder (e.g. faithfusion/eval/weights/metricnets) instead of from scratch;
+    a network given 0 steps is then copied unchanged."""
+    vehicle_lr: float = 2e-3
+    """Peak learning rate of the detector's one-cycle schedule."""
+    lane_lr: float = 3e-3
+    """Peak learning rate of the segmenter's one-cycle schedule."""
 
 
 def run_metricnets_train(cfg: MetricNetsTrainConfig) -> dict:
@@ -27,7 +34,12 @@ def run_metricnets_train(cfg: MetricNetsTrainConfig) -> dict:
 
     if set(cfg.seeds) & set(HELDOUT_SEEDS):
         raise UserError(f"--seeds {sorted(set(cfg.seeds) & set(HELDOUT_SEEDS))}: held-out seeds (8-12) are not for training")
-    return train_metricnets(cfg.out, cfg.data, cfg.seeds, cfg.vehicle_steps, cfg.lane_steps, cfg.seed)
+    if cfg.init is not None and not (Path(cfg.init) / "config.json").is_file():
+        raise UserError(f"--init {cfg.init}: not a metric-network folder (no config.json)")
+    if min(cfg.vehicle_steps, cfg.lane_steps) < 0 or (cfg.init is None and min(cfg.vehicle_steps, cfg.lane_steps) == 0):
+        raise UserError(f"--vehicle-steps {cfg.vehicle_steps} --lane-steps {cfg.lane_steps}: each must be > 0 from scratch, >= 0 with --init")
+    return train_metricnets(cfg.out, cfg.data, cfg.seeds, cfg.vehicle_steps, cfg.lane_steps, cfg.seed, init=cfg.init,
+                            vehicle_lr=cfg.vehicle_lr, lane_lr=cfg.lane_lr)
 
 
 def metricnets_commands() -> dict:

@@ -70,8 +70,8 @@ def save_metricnets(folder: Path, vehicles: VehicleNet, lanes: LaneNet, config: 
     save_json_atomic(folder / "config.json", config, indent=1)
 
 
-def load_metricnets(folder: Path | None = None) -> tuple[NetDetector, NetSegmenter]:
-    """(detector, segmenter) from `folder` (default: the shipped networks)."""
+def load_metricnet_modules(folder: Path | None = None) -> tuple[VehicleNet, LaneNet, dict]:
+    """(VehicleNet, LaneNet, config) of `folder` (default: the shipped networks), as float32 modules in eval mode."""
     from safetensors.torch import load_file
 
     folder = Path(folder or SHIPPED)
@@ -91,5 +91,11 @@ def load_metricnets(folder: Path | None = None) -> tuple[NetDetector, NetSegment
         except RuntimeError as e:
             raise ValueError(f"{file}: does not fit the {cls.__name__} of this version ({e})") from e
         nets[name] = net.eval()
+    return nets["vehicles"], nets["lanes"], cfg
+
+
+def load_metricnets(folder: Path | None = None) -> tuple[NetDetector, NetSegmenter]:
+    """(detector, segmenter) from `folder` (default: the shipped networks)."""
+    vehicles, lanes, cfg = load_metricnet_modules(folder)
     size = tuple(cfg["input_size"])
-    return NetDetector(nets["vehicles"], size, float(cfg["threshold"])), NetSegmenter(nets["lanes"], size, float(cfg.get("lane_threshold", 0.5)))
+    return NetDetector(vehicles, size, float(cfg["threshold"])), NetSegmenter(lanes, size, float(cfg.get("lane_threshold", 0.5)))

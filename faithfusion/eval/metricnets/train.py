@@ -80,11 +80,12 @@ def _images(arrays: dict, idx: np.ndarray) -> Tensor:
     return torch.from_numpy(arrays["images"][idx]).permute(0, 3, 1, 2).float() / 255.0
 
 
-def train_vehicles(arrays: dict, steps: int = 1200, batch: int = 16, lr: float = 2e-3, seed: int = 0, log=print) -> VehicleNet:
-    """The detector, trained for `steps` batches of whole views."""
+def train_vehicles(arrays: dict, steps: int = 1200, batch: int = 16, lr: float = 2e-3, seed: int = 0, log=print,
+                   net: VehicleNet | None = None) -> VehicleNet:
+    """The detector, trained for `steps` batches of whole views (from `net` when given, else from scratch)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = VehicleNet()
+    net = VehicleNet() if net is None else net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     N, H, W = arrays["images"].shape[:3]
@@ -119,11 +120,12 @@ def train_vehicles(arrays: dict, steps: int = 1200, batch: int = 16, lr: float =
 
 
 def train_lanes(arrays: dict, steps: int = 1000, batch: int = 16, crop: tuple[int, int] = (64, 96), lr: float = 3e-3,
-                seed: int = 0, log=print) -> LaneNet:
-    """The segmenter, trained for `steps` batches of random crops (half of them centred on lane pixels)."""
+                seed: int = 0, log=print, net: LaneNet | None = None) -> LaneNet:
+    """The segmenter, trained for `steps` batches of random crops (half of them centred on lane pixels), from `net`
+    when given, else from scratch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
-    net = LaneNet()
+    net = LaneNet() if net is None else net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     N, H, W = arrays["images"].shape[:3]
@@ -178,14 +180,22 @@ def tune_lane_threshold(net: LaneNet, arrays: dict, views: int = 400, seed: int 
 
 
 def train_metricnets(out, data=None, seeds=None, vehicle_steps: int = 1200, lane_steps: int = 1000, seed: int = 0,
-                     log=print) -> dict:
+                     log=print, init=None, vehicle_lr: float = 2e-3, lane_lr: float = 3e-3) -> dict:
     """Generate (once) the training seeds' scenes under `data`, train both networks, save them into `out`.
-    Returns the config written to `out/config.json`."""
+    With `init` (a metric-network folder) both networks continue from its weights, and a network given 0 steps is
+    copied unchanged; without it both start from scratch and need steps. Returns the config written to
+    `out/config.json`."""
     from pathlib import Path
 
     from faithfusion.eval.metricnets.data import QUICK, TRAIN_SEEDS, cached_view_arrays, ensure_scene
-    from faithfusion.eval.metricnets.shipped import save_metricnets
+    from faithfusion.eval.metricnets.shipped import load_metricnet_modules, save_metricnets
 
+    if min(vehicle_steps, lane_steps) < 0 or (init is None and min(vehicle_steps, lane_steps) == 0):
+        raise ValueError(f"steps (vehicles {vehicle_steps}, lanes {lane_steps}): each must be > 0 from scratch, >= 0 with an init folder")
+    start_vehicles = start_lanes = None
+    init_cfg: dict = {}
+    if init is not None:
+        start_vehicles, start_lanes, init_cfg = load_metricnet_modules(Path(init))
     out = Path(out)
     data = Path(data) if data is not None else out / "data"
     seeds = tuple(TRAIN_SEEDS if seeds is None else seeds)
@@ -195,10 +205,13 @@ def train_metricnets(out, data=None, seeds=None, vehicle_steps: int = 1200, lane
     t_data = time.time() - t0
     log(f"{len(arrays['images'])} views of seeds {list(seeds)} ({t_data:.0f} s)")
     torch.set_num_threads(max(torch.get_num_threads(), 1))
-    vehicles = train_vehicles(arrays, vehicle_steps, seed=seed, log=log)
+    vehicles = start_vehicles if vehicle_steps == 0 else train_vehicles(arrays, vehicle_steps, lr=vehicle_lr, seed=seed, log=log, net=start_vehicles)
     t_veh = time.time() - t0 - t_data
-    lanes = train_lanes(arrays, lane_steps, seed=seed, log=log)
-    lane_threshold = tune_lane_threshold(lanes, arrays, seed=seed)
+    if lane_steps == 0:
+        lanes, lane_threshold = start_lanes, float(init_cfg.get("lane_threshold", 0.5))
+    else:
+        lanes = train_lanes(arrays, lane_steps, lr=lane_lr, seed=seed, log=log, net=start_lanes)
+        lane_threshold = tune_lane_threshold(lanes, arrays, seed=seed)
     log(f"lane threshold {lane_threshold:.2f} (best mean IoU on 400 training views)")
     t_lanes = time.time() - t0 - t_data - t_veh
     H, W = arrays["images"].shape[1:3]
@@ -206,10 +219,17 @@ def train_metricnets(out, data=None, seeds=None, vehicle_steps: int = 1200, lane
         "input_size": [int(H), int(W)], "width": 16, "threshold": 0.3, "lane_threshold": lane_threshold,
         "trained_on": {"generator": "SynthStreet classic", "seeds": list(seeds), "size": {k: list(v) if isinstance(v, tuple) else v for k, v in QUICK.items()},
                        "views": int(len(arrays["images"])), "vehicles": int((arrays["boxes"][:, 1] == 1).sum())},
-        "steps": {"vehicles": vehicle_steps, "lanes": lane_steps}, "seed": seed,
+        "steps": {"vehicles": vehicle_steps, "lanes": lane_steps}, "lr": {"vehicles": vehicle_lr, "lanes": lane_lr}, "seed": seed,
         "seconds": {"data": round(t_data, 1), "vehicles": round(t_veh, 1), "lanes": round(t_lanes, 1)},
         "threads": torch.get_num_threads(),
     }
+    if init is not None:
+        prior = init_cfg.get("steps_total", init_cfg.get("steps", {}))
+        config["init"] = {"folder": str(Path(init).resolve()), "steps": init_cfg.get("steps"), "seed": init_cfg.get("seed"),
+                          "lr": init_cfg.get("lr"), "init": init_cfg.get("init")}
+        config["steps_total"] = {k: int(prior.get(k, 0)) + config["steps"][k] for k in ("vehicles", "lanes")}
+        if vehicle_steps == 0:
+            config["threshold"] = init_cfg.get("threshold", config["threshold"])
     save_metricnets(out, vehicles, lanes, config)
     log(f"saved to {out} ({time.time() - t0:.0f} s in all)")
     return config
