@@ -47,6 +47,7 @@ def _rank(rank: int, world: int, data: str, out: str, rendezvous: str) -> None:
     try:
         result = train(Path(data), Path(out) / f"run{rank}", TorchComm())
         torch.save(result, Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # neither rank tears gloo down while the other still talks (that aborted a rank now and then)
     finally:
         dist.destroy_process_group()
 
