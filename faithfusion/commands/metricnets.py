@@ -30,14 +30,16 @@ class MetricNetsTrainConfig:
 def run_metricnets_train(cfg: MetricNetsTrainConfig) -> dict:
     from faithfusion.errors import UserError
     from faithfusion.eval.metricnets.data import HELDOUT_SEEDS
-    from faithfusion.eval.metricnets.train import train_metricnets
+    from faithfusion.eval.metricnets.train import check_steps, train_metricnets
 
     if set(cfg.seeds) & set(HELDOUT_SEEDS):
         raise UserError(f"--seeds {sorted(set(cfg.seeds) & set(HELDOUT_SEEDS))}: held-out seeds (8-12) are not for training")
     if cfg.init is not None and not (Path(cfg.init) / "config.json").is_file():
         raise UserError(f"--init {cfg.init}: not a metric-network folder (no config.json)")
-    if min(cfg.vehicle_steps, cfg.lane_steps) < 0 or (cfg.init is None and min(cfg.vehicle_steps, cfg.lane_steps) == 0):
-        raise UserError(f"--vehicle-steps {cfg.vehicle_steps} --lane-steps {cfg.lane_steps}: each must be > 0 from scratch, >= 0 with --init")
+    try:
+        check_steps(cfg.vehicle_steps, cfg.lane_steps, cfg.init is not None)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     return train_metricnets(cfg.out, cfg.data, cfg.seeds, cfg.vehicle_steps, cfg.lane_steps, cfg.seed, init=cfg.init,
                             vehicle_lr=cfg.vehicle_lr, lane_lr=cfg.lane_lr)
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from faithfusion.cameras import Camera, quat_to_rotmat
+from faithfusion.eig.combined import image_gradient
 from faithfusion.eig.variants import Variant, VariantMaps, parse_variant  # noqa: F401  (they live in variants.py)
 from faithfusion.utils.atomic import atomic_write
 
@@ -127,11 +128,8 @@ def spearman_table(samples: dict[str, np.ndarray], uncertainties: tuple[str, ...
     return out
 
 
-def render_grad(rgb: Tensor) -> Tensor:
-    """Image-gradient magnitude of a render `[H, W, 3]` -> `[H, W]` (`combined.image_gradient`)."""
-    from faithfusion.eig.combined import image_gradient
-
-    return image_gradient(rgb)
+render_grad = image_gradient
+"""Image-gradient magnitude of a render `[H, W, 3]` -> `[H, W]` (`combined.image_gradient`)."""
 
 
 def monotone(rows: list[dict], key: str = "fraction", tol: float = 0.0) -> dict:

@@ -179,6 +179,13 @@ def tune_lane_threshold(net: LaneNet, arrays: dict, views: int = 400, seed: int 
     return best[1]
 
 
+def check_steps(vehicle_steps: int, lane_steps: int, from_init: bool) -> None:
+    """Each network needs steps from scratch; with an init folder 0 steps copies it unchanged."""
+    if min(vehicle_steps, lane_steps) < 0 or (not from_init and min(vehicle_steps, lane_steps) == 0):
+        raise ValueError(f"--vehicle-steps {vehicle_steps} --lane-steps {lane_steps}: each must be > 0 from scratch, "
+                         ">= 0 with --init")
+
+
 def train_metricnets(out, data=None, seeds=None, vehicle_steps: int = 1200, lane_steps: int = 1000, seed: int = 0,
                      log=print, init=None, vehicle_lr: float = 2e-3, lane_lr: float = 3e-3) -> dict:
     """Generate (once) the training seeds' scenes under `data`, train both networks, save them into `out`.
@@ -190,8 +197,7 @@ def train_metricnets(out, data=None, seeds=None, vehicle_steps: int = 1200, lane
     from faithfusion.eval.metricnets.data import QUICK, TRAIN_SEEDS, cached_view_arrays, ensure_scene
     from faithfusion.eval.metricnets.shipped import load_metricnet_modules, save_metricnets
 
-    if min(vehicle_steps, lane_steps) < 0 or (init is None and min(vehicle_steps, lane_steps) == 0):
-        raise ValueError(f"steps (vehicles {vehicle_steps}, lanes {lane_steps}): each must be > 0 from scratch, >= 0 with an init folder")
+    check_steps(vehicle_steps, lane_steps, init is not None)
     start_vehicles = start_lanes = None
     init_cfg: dict = {}
     if init is not None:
