@@ -55,12 +55,11 @@ class Camera:
 def invert_rigid(T: Tensor) -> Tensor:
     """Inverse of rigid transforms `[..., 4, 4]` without a general matrix inverse."""
     R, t = T[..., :3, :3], T[..., :3, 3:]
-    out = torch.zeros_like(T)
     Rt = R.transpose(-1, -2)
-    out[..., :3, :3] = Rt
-    out[..., :3, 3:] = -Rt @ t
-    out[..., 3, 3] = 1.0
-    return out
+    top = torch.cat([Rt, -Rt @ t], dim=-1)  # [..., 3, 4]
+    # the last row [0, 0, 0, 1] made on T's device: writing a Python scalar into a CUDA tensor syncs the host
+    bottom = torch.eye(4, dtype=T.dtype, device=T.device)[3:].expand(*T.shape[:-2], 1, 4)
+    return torch.cat([top, bottom], dim=-2)
 
 
 def check_rigid(T: Tensor, source: str, tol: float = 1e-3) -> Tensor:
