@@ -10,6 +10,8 @@ Arms (fusion/weighting.py; every fusion arm is `faithfusion` with the same sched
   shuffled   (c) each view's pixels permuted at random (weight, condition and mask together)
   none       (d) no EIG (= faithfusion-no-eig)
   eig_repeat (a) again, the same configuration: run-to-run noise
+  eig_carried (a) with H_train recomputed only at the first round and carried (densification lineage, plus each
+             round's fused views) after: `--faithfusion.h-train-refresh 1000`, the speed option of issue 22
   3dgs       the plain reconstruction (the 0 m reference)
 Each (seed, arm) is one `faithfusion demo` folder DIR/seed_S/ARM whose scene is a link to DIR/seed_S/scene
 (`--prepare` generates the scenes first, so that concurrent arms share one). An arm whose DIR/seed_S/ARM/arm.json
@@ -46,11 +48,14 @@ ARMS: dict[str, tuple[str, str | None]] = {
     "shuffled": ("faithfusion", "shuffled"),
     "none": ("faithfusion", "none"),
     "eig_repeat": ("faithfusion", "eig"),
+    "eig_carried": ("faithfusion", "eig"),
     "3dgs": ("3dgs", None),
 }
 """arm -> (method preset, --faithfusion.weighting)."""
+ARM_SCHEDULE: dict[str, dict] = {"eig_carried": {"h_train_refresh": 1000}}
+"""arm -> further FaithFusion schedule fields, on top of --demo-args (one change per arm)."""
 REFERENCE = "eig"
-COMPARED = ("uniform", "shuffled", "none", "eig_repeat")
+COMPARED = ("uniform", "shuffled", "none", "eig_repeat", "eig_carried")
 MEASURES = ("psnr", "lpips")
 
 
@@ -92,13 +97,14 @@ def run_arm(out: Path, seed: int, arm: str, a: argparse.Namespace) -> Path:
         link.symlink_to(Path("..") / scene.name)
     schedules = demo_schedules(a.demo_args)
     if weighting is not None:
-        schedules["faithfusion"] = replace(schedules["faithfusion"], weighting=weighting)
+        schedules["faithfusion"] = replace(schedules["faithfusion"], weighting=weighting, **ARM_SCHEDULE.get(arm, {}))
     resume = (folder / "demo_seconds.json").is_file()
     run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,), steps=a.steps,
                         resume=resume, overwrite=not resume, **schedules))
     demo = json.loads((folder / "demo.json").read_text())
     lane = json.loads((folder / method / "eval" / "lane_shift.json").read_text())
     save_json_atomic(done, {"seed": seed, "arm": arm, "method": method, "weighting": weighting, "demo_args": a.demo_args,
+                            "schedule": ARM_SCHEDULE.get(arm, {}),
                             "sizes": demo["sizes"], "seconds": demo["seconds_all_commands"].get(method),
                             "train_seconds": demo["train_seconds"].get(method), "threads": torch.get_num_threads(),
                             "by_magnitude": lane["by_magnitude"], "per_shift": lane["per_shift"]})
