@@ -10,3 +10,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -c constraints.txt torch==2.13.0
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
 .venv/bin/python -c "import faithfusion, torch; print('faithfusion', faithfusion.__version__, 'torch', torch.__version__)"
+# numba compiles SynthStreet's kernels once into its cache (about 40 s on 2 cores): here, not in the first demo
+.venv/bin/python -m faithfusion.synth.warm
