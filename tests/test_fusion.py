@@ -608,39 +608,3 @@ def test_faithfusion_loop_options_uniform_weights_replace_pool_frozen_geometry_l
     for v in method.pool.views:
         assert float(v.weight.max() - v.weight.min()) < 1e-6  # uniform: one weight per view
         assert v.lidar is not None and v.lidar.shape[1] == 3 and len(v.lidar) > 0
-
-
-def test_demo_side_by_side_trains_each_method_once_and_reports_what_one_after_the_other_does(tmp_path, monkeypatch):
-    import json
-
-    import faithfusion.commands.demo as demo
-    from faithfusion.utils.side_by_side import supported
-
-    if not supported():
-        pytest.skip("side-by-side training needs SIGUSR1")
-    tiny_sizes = {"frames": 6, "width": 48, "height": 32, "shifts": (1.0,), "steps": 12, "max_points": 300,
-                  "random_points": 50, "frame_stride": 3, "fuse_view_stride": 3}
-    monkeypatch.setattr(demo, "demo_sizes", lambda cfg: dict(tiny_sizes))
-    records = {}
-    threads = torch.get_num_threads()
-    try:
-        for side in (False, True):
-            torch.set_num_threads(2 if side else 1)  # one after the other on one thread: fastest on a busy machine
-            out = tmp_path / f"side{int(side)}"
-            demo.run_demo(demo.DemoConfig(out=out, quick=True, methods=("3dgs", "difix3d"), device="cpu",
-                                          fixer="identity", side_by_side=side, video_frames=0))
-            records[side] = json.loads((out / "demo.json").read_text())
-    finally:
-        torch.set_num_threads(threads)
-    serial, side = records[False], records[True]
-    assert not serial["notes"] and "side by side" in side["notes"][0]
-    for method in ("3dgs", "difix3d"):
-        for shift, row in serial["by_magnitude"][method].items():  # the same models, whatever the thread count
-            got = side["by_magnitude"][method][shift]
-            assert got["psnr"] == pytest.approx(row["psnr"], abs=1e-3) and got["count"] == row["count"]
-        assert side["seconds"][method] > 0
-    # trained once, in its own process: the evaluation loaded the final checkpoints and trained no further
-    rounds = [(tmp_path / f"side{k}" / "difix3d" / "rounds.jsonl").read_text().splitlines() for k in (0, 1)]
-    assert [json.loads(r)["step"] for r in rounds[1]] == [json.loads(r)["step"] for r in rounds[0]]
-    ckpts = [sorted(p.name for p in (tmp_path / f"side{k}" / "difix3d" / "ckpt").glob("round_*.pt")) for k in (0, 1)]
-    assert ckpts[1] == ckpts[0] and ckpts[0]

@@ -64,10 +64,6 @@ class DemoConfig:
     dynamic: bool = False
     """Moving traffic: a dynamic SynthStreet scene (`synth --dynamic`) and every method on the scene graph
     (`--scene-graph`: a rigid node per moving vehicle, docs/scene_graph.md)."""
-    side_by_side: bool | None = None
-    """Train the methods side by side, each in its own process, sharing the CPU's threads (a finished method's
-    threads go to those still training); the evaluation and the report follow, one method at a time. None: on
-    for the CPU with 2 or more methods and threads (utils/side_by_side.py)."""
 
 
 def demo_sizes(cfg: DemoConfig) -> dict:
@@ -99,38 +95,6 @@ def check_resume(out: Path, cfg: DemoConfig, sizes: dict) -> None:
         if diff:
             raise DemoFolderError(f"{scene_json}: --resume would reuse a scene with {', '.join(diff)}; "
                                   "pass the folder's --seed / --quick or use another --out")
-
-
-def side_by_side_threads(cfg: DemoConfig) -> int:
-    """The threads the methods share when they train side by side; 0 when they train one after the other."""
-    import torch
-
-    from faithfusion.utils.device import resolve_device
-    from faithfusion.utils.side_by_side import supported
-
-    threads = torch.get_num_threads()
-    wanted = cfg.side_by_side
-    if wanted is None:
-        wanted = resolve_device(cfg.device).type == "cpu" and len(cfg.methods) >= 2 and threads >= 2 and supported()
-    return threads if wanted else 0
-
-
-def train_method(method: str, run_cfg) -> None:
-    """Train (or resume) one method to its end (a side-by-side job: module level, so a spawned process finds it)."""
-    from faithfusion.fusion.runner import run_method
-
-    run_method(method, run_cfg)
-
-
-def train_side_by_side(configs: dict, threads: int) -> dict[str, float]:
-    """Train each method (name -> its run config) in its own process, `threads` shared; method -> wall seconds."""
-    from faithfusion.utils.side_by_side import Job, run_side_by_side
-
-    print(f"training {', '.join(configs)} side by side ({threads} threads shared) ...", flush=True)
-    done = run_side_by_side([Job(m, train_method, (m, c)) for m, c in configs.items()], threads)
-    for m, r in done.items():
-        print(f"  {m} trained in {r['seconds']:.0f} s", flush=True)
-    return {m: r["seconds"] for m, r in done.items()}
 
 
 def demo_command(cfg: DemoConfig) -> str:
@@ -187,7 +151,6 @@ def run_demo(cfg: DemoConfig) -> Path:
     record("synth", time.perf_counter() - t0)
 
     steps = sizes["steps"]
-    side = side_by_side_threads(cfg)
     base = ReconConfig(
         data=scene_dir, steps=steps, device=cfg.device, holdout_every=10,
         overwrite=not cfg.resume, resume=cfg.resume,
@@ -205,28 +168,18 @@ def run_demo(cfg: DemoConfig) -> Path:
 
         distribution = DistributionEval(inception_feature_fn(str(resolve_device(cfg.device))),
                                         FeatureCache(scene_dir / "inception_features.npz"))
-
-    def method_config(method: str, **changes):
-        return fuse_config(preset(method).config, replace(base, out=out / method, **changes), fixer=cfg.fixer,
-                           video_fixer=video_fixer, difix3d=cfg.difix3d, genfusion=cfg.genfusion,
-                           faithfusion=replace(cfg.faithfusion, view_stride=sizes["fuse_view_stride"]))
-
-    trained: dict[str, float] = {}  # method -> wall seconds of its side-by-side training
-    if side:
-        trained = train_side_by_side({p.name: method_config(p.name, progress=False) for p in presets}, side)
-        base = replace(base, overwrite=False, resume=True)  # below: each finished run loaded and evaluated
-        notes.append(f"the methods trained side by side ({side} threads shared; wall seconds "
-                     + ", ".join(f"{m} {s:.0f}" for m, s in trained.items()) + "); their times overlap")
     for p in presets:
         method = p.name
         t1 = time.perf_counter()
-        run_cfg = method_config(method)
+        run_cfg = fuse_config(p.config, replace(base, out=out / method), fixer=cfg.fixer, video_fixer=video_fixer,
+                              difix3d=cfg.difix3d, genfusion=cfg.genfusion,
+                              faithfusion=replace(cfg.faithfusion, view_stride=sizes["fuse_view_stride"]))
         run = run_method(method, run_cfg)
         trainer, scene = run.trainer, run.scene
         result = evaluate_lane_shift(run.render, scene, scene_dir, list(sizes["shifts"]), sizes["frame_stride"],
                                      distribution=distribution,
                                      save_renders=out / method / "eval" / "renders" if cfg.save_renders else None)
-        record(method, trained.get(method, 0.0) + time.perf_counter() - t1)
+        record(method, time.perf_counter() - t1)
         train_seconds[method] = float(trainer.train_seconds)  # over every command that trained it (checkpointed)
         result["command"] = demo_command(cfg)
         save_json_atomic(out / method / "eval" / "lane_shift.json", result)
