@@ -11,7 +11,7 @@ Arms (fusion/weighting.py; every fusion arm is `faithfusion` with the same sched
   none       (d) no EIG (= faithfusion-no-eig)
   eig_repeat (a) again, the same configuration: run-to-run noise
   eig_carried (a) with H_train recomputed only at the first round and carried (densification lineage, plus each
-             round's fused views) after: `--faithfusion.h-train-refresh 1000`, the speed option of issue 22
+             round's fused views) after: `--faithfusion.h-train-refresh 1000`
   3dgs       the plain reconstruction (the 0 m reference)
 Each (seed, arm) is one `faithfusion demo` folder DIR/seed_S/ARM whose scene is a link to DIR/seed_S/scene
 (`--prepare` generates the scenes first, so that concurrent arms share one). An arm whose DIR/seed_S/ARM/arm.json
