@@ -42,18 +42,18 @@ from common import device_name, git_commit  # noqa: E402
 from faithfusion.eval.bootstrap import hierarchical_bootstrap  # noqa: E402
 from faithfusion.utils.jsonio import save_json_atomic  # noqa: E402
 
-ARMS: dict[str, tuple[str, str | None]] = {
-    "eig": ("faithfusion", "eig"),
-    "uniform": ("faithfusion", "uniform"),
-    "shuffled": ("faithfusion", "shuffled"),
-    "none": ("faithfusion", "none"),
-    "eig_repeat": ("faithfusion", "eig"),
-    "eig_carried": ("faithfusion", "eig"),
-    "3dgs": ("3dgs", None),
+ARMS: dict[str, tuple[str, dict]] = {
+    "eig": ("faithfusion", {"weighting": "eig"}),
+    "uniform": ("faithfusion", {"weighting": "uniform"}),
+    "shuffled": ("faithfusion", {"weighting": "shuffled"}),
+    "none": ("faithfusion", {"weighting": "none"}),
+    "eig_repeat": ("faithfusion", {"weighting": "eig"}),
+    "eig_carried": ("faithfusion", {"weighting": "eig", "h_train_refresh": 1000}),
+    "3dgs": ("3dgs", {}),
 }
-"""arm -> (method preset, --faithfusion.weighting)."""
-ARM_SCHEDULE: dict[str, dict] = {"eig_carried": {"h_train_refresh": 1000}}
-"""arm -> further FaithFusion schedule fields, on top of --demo-args (one change per arm)."""
+"""arm -> (method preset, the FaithFusion schedule fields it sets on top of --demo-args)."""
+DEFAULT_ARMS = ("eig", "uniform", "shuffled", "none", "eig_repeat", "3dgs")
+"""The arms of the EIG ablation; `eig_carried` (a speed option's quality check) runs only when asked for."""
 REFERENCE = "eig"
 COMPARED = ("uniform", "shuffled", "none", "eig_repeat", "eig_carried")
 MEASURES = ("psnr", "lpips")
@@ -85,7 +85,7 @@ def run_arm(out: Path, seed: int, arm: str, a: argparse.Namespace) -> Path:
     """Run (or resume) one (seed, arm) demo; writes DIR/seed_S/ARM/arm.json."""
     from faithfusion.commands.demo import DemoConfig, run_demo
 
-    method, weighting = ARMS[arm]
+    method, fields = ARMS[arm]
     folder = out / f"seed_{seed}" / arm
     done = folder / "arm.json"
     if done.is_file():
@@ -96,15 +96,15 @@ def run_arm(out: Path, seed: int, arm: str, a: argparse.Namespace) -> Path:
     if not link.exists():
         link.symlink_to(Path("..") / scene.name)
     schedules = demo_schedules(a.demo_args)
-    if weighting is not None:
-        schedules["faithfusion"] = replace(schedules["faithfusion"], weighting=weighting, **ARM_SCHEDULE.get(arm, {}))
+    if fields:
+        schedules["faithfusion"] = replace(schedules["faithfusion"], **fields)
     resume = (folder / "demo_seconds.json").is_file()
     run_demo(DemoConfig(out=folder, quick=a.quick, seed=seed, device=a.device, methods=(method,), steps=a.steps,
                         resume=resume, overwrite=not resume, **schedules))
     demo = json.loads((folder / "demo.json").read_text())
     lane = json.loads((folder / method / "eval" / "lane_shift.json").read_text())
-    save_json_atomic(done, {"seed": seed, "arm": arm, "method": method, "weighting": weighting, "demo_args": a.demo_args,
-                            "schedule": ARM_SCHEDULE.get(arm, {}),
+    save_json_atomic(done, {"seed": seed, "arm": arm, "method": method, "weighting": fields.get("weighting"), "demo_args": a.demo_args,
+                            "schedule": fields,
                             "sizes": demo["sizes"], "seconds": demo["seconds_all_commands"].get(method),
                             "train_seconds": demo["train_seconds"].get(method), "threads": torch.get_num_threads(),
                             "by_magnitude": lane["by_magnitude"], "per_shift": lane["per_shift"]})
@@ -163,7 +163,7 @@ def aggregate(out: Path, seeds: list[int], arms: list[str], n: int) -> dict:
     missing = [f"{s}:{arm}" for s in seeds for arm in arms if arm not in records.get(s, {})]
     paired = {f"{REFERENCE}-{b}": compare(records, REFERENCE, b, [1.0, 3.0, 6.0], n) for b in COMPARED if b in arms}
     result = {
-        "arms": {arm: {"method": ARMS[arm][0], "weighting": ARMS[arm][1]} for arm in arms},
+        "arms": {arm: {"method": ARMS[arm][0], **ARMS[arm][1]} for arm in arms},
         "complete": not missing, "missing": missing,
         "mean_by_magnitude": {arm: mean_by_magnitude(records, arm) for arm in arms if any(arm in r for r in records.values())},
         "paired": paired,
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[8, 9, 10, 11, 12])
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS))
     ap.add_argument("--quick", action="store_true", help="the demo's quick size (192x128, 16 frames, 1000 steps)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--device", default="auto")

@@ -57,9 +57,9 @@ def invert_rigid(T: Tensor) -> Tensor:
     R, t = T[..., :3, :3], T[..., :3, 3:]
     Rt = R.transpose(-1, -2)
     top = torch.cat([Rt, -Rt @ t], dim=-1)  # [..., 3, 4]
-    # the last row [0, 0, 0, 1] made on T's device: writing a Python scalar into a CUDA tensor syncs the host
-    bottom = torch.eye(4, dtype=T.dtype, device=T.device)[3:].expand(*T.shape[:-2], 1, 4)
-    return torch.cat([top, bottom], dim=-2)
+    # a rigid transform and its inverse share the last row [0, 0, 0, 1]: taken from T, no Python scalar is written
+    # into a (CUDA) tensor, which would sync the host
+    return torch.cat([top, T[..., 3:, :]], dim=-2)
 
 
 def check_rigid(T: Tensor, source: str, tol: float = 1e-3) -> Tensor:
