@@ -18,7 +18,7 @@
 # Beside it, small copies: $OUT/status.txt, $OUT/form_choice.txt, $OUT/{train,heldout}_eig_analysis.json.
 # To carry the per-view files to a fresh machine: tar -C .gpu -xzf eig_analysis.tgz
 set -o pipefail
-source benchmarks/gpu/setup.sh > /dev/null 2>&1
+source ${SETUP:-benchmarks/gpu/setup.sh} > /dev/null 2>&1  # SETUP=/dev/null: the caller has sourced it
 t0=$(date +%s); deadline=$(( t0 + ${CALL_SECONDS:-560} - 25 ))
 W=/tmp/eig_analysis; R=$OUT/eig_analysis; mkdir -p $W/scenes $W/runs $W/logs $R/logs
 ff="python3 -m faithfusion.cli"; STEPS=${STEPS:-7000}; PAR=${PAR:-4}
