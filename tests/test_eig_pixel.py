@@ -147,7 +147,7 @@ def test_triton_pixel_variance_equals_torch_on_cuda():
 
 
 def test_fusion_rounds_use_the_configured_eig_form():
-    """--faithfusion.eig-form reaches the session that FaithFusion's rounds build; the default stays fisherrf."""
+    """--faithfusion.eig-form reaches the session that FaithFusion's rounds build; the default is the form-choice rule's `faithfusion`."""
     from types import SimpleNamespace
 
     from faithfusion.fusion.config import FaithFusionSchedule
@@ -157,8 +157,8 @@ def test_fusion_rounds_use_the_configured_eig_form():
     model, cams = toy_scene(n_cameras=3)
     views = [SimpleNamespace(camera=c, sky_mask=None, index=i) for i, c in enumerate(cams)]
     trainer = SimpleNamespace(model=model, device=model.device, sky=None, real=SimpleNamespace(views=views))
-    assert FaithFusionSchedule().eig_form == "fisherrf"
-    for form in ("faithfusion", "pixel"):
+    assert FaithFusionSchedule().eig_form == "faithfusion"
+    for form in ("fisherrf", "pixel"):
         method = SimpleNamespace(acc=None, timer=NO_TIMER, sched=FaithFusionSchedule(eig_form=form, calib_views=2))
         method.update_h_train = lambda tr, index=None, m=method: FaithFusionMethod.update_h_train(m, tr, index)
         session = FaithFusionMethod.eig_session(method, trainer)

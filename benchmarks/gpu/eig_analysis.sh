@@ -7,8 +7,10 @@
 # per-view file is skipped, an interrupted recon resumes from its last checkpoint (every 1000 steps). Every step is
 # bounded by `timeout` so the call ends CALL_SECONDS (default 560) after it began, with its files written.
 # Per-view files carried back in .gpu/eig_analysis/{train,heldout}/views/seedS.json are reused (no recon needed).
+# A warm machine can be lost between calls (with its recons): a call whose seeds all finish within it is safer.
+# On one H100, the two training seeds (PAR=2) took 269 s from synth to their per-view files.
 #   bash benchmarks/gpu/eig_analysis.sh            (carry .whl and .gpu; call again until it prints "complete")
-#   SEEDS_TRAIN (default "0 1"), SEEDS_HELDOUT ("8 9 10 11 12"), PAR (4), FORMS (fisherrf faithfusion pixel combined;
+#   SEEDS_TRAIN (default "0 1"), SEEDS_HELDOUT ("8 9 10 11 12"; " " runs the other group only), PAR (4), FORMS (fisherrf faithfusion pixel combined;
 #   combined = the per-view rank mean of pixel EIG and image gradient, eig/combined.py), FRAMES (max frames per
 #   shift, 12), STEPS (7000), CALL_SECONDS (560)
 # Results, all in ONE archive $OUT/eig_analysis.tgz (the device returns at most 8 files):
@@ -63,6 +65,7 @@ echo "seeds $(( $(date +%s) - t0 )) s"
 complete=1; : > $R/status.txt
 for g in train heldout; do
   seeds=$TRAIN; [ $g = heldout ] && seeds=$HELDOUT
+  [ -z "${seeds// }" ] && continue  # this group was not asked for (SEEDS_TRAIN=" " or SEEDS_HELDOUT=" ")
   runs=""; missing=""
   for s in $seeds; do
     [ -f $W/$g/views/seed$s.json ] && runs="$runs $W/runs/seed$s" || missing="$missing $s"

@@ -94,8 +94,9 @@ class FaithFusionSchedule(Schedule):
     """Pool loss weight, on top of the per-pixel EIG weight."""
     calib_views: int = 8
     """Training views whose EIG maps calibrate the scale each round."""
-    eig_form: Literal["fisherrf", "faithfusion", "pixel", "combined"] = "fisherrf"
-    """The EIG map of the rounds (eig/maps.py): the paper's composited `fisherrf` / `faithfusion`, or `pixel`,
+    eig_form: Literal["fisherrf", "faithfusion", "pixel", "combined"] = "faithfusion"
+    """The EIG map of the rounds (eig/maps.py): the paper's composited `fisherrf` / `faithfusion` (the default,
+    chosen by the written form-choice rule on the training seeds: docs/eig.md), or `pixel`,
     the per-pixel split of the same bound 1/2 log(1 + Var_p / sigma^2) with its default prior (eig/pixel.py), or
     `combined`, the per-view rank mean of `pixel` and the render's image gradient (eig/combined.py; research: its
     per-view ranks drop the level of uncertainty across views)."""
